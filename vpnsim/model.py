@@ -1,0 +1,124 @@
+"""Scenarios as pure data: hosts, networks, addresses, routes, sysctls and the tunnel to run.
+
+Nothing here touches the kernel; `vpnsim.topology` turns a Scenario into a running Lab. The
+CLI, the pytest plugin and (later) scenario files and the grader all go through these types.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+# Host and lab names become parts of namespace names (vpnsim.<lab>.<host>): no dots.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,30}$")
+NETWORK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+class ScenarioError(ValueError):
+    """A scenario is inconsistent (unknown network, address outside its subnet, ...)."""
+
+
+@dataclass(frozen=True)
+class Network:
+    """A shared L2 segment (a bridge), like one of the lab's docker networks."""
+
+    name: str
+    subnet: str
+
+
+@dataclass(frozen=True)
+class Interface:
+    """A host's attachment to a network: eth0, eth1, ... as in the lab's containers."""
+
+    name: str
+    network: str
+    address: str  # CIDR, e.g. "10.9.0.5/24"
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    dst: str  # "default" or a CIDR
+    via: str | None = None
+    dev: str | None = None
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    interfaces: tuple[Interface, ...]
+    routes: tuple[RouteSpec, ...] = ()
+    # Applied in order right after the namespace exists, before any link: disable_ipv6 must
+    # be off before interfaces come up, or each emits router solicitations.
+    sysctls: tuple[tuple[str, str], ...] = ()
+
+    def address_on(self, network: str) -> str:
+        for iface in self.interfaces:
+            if iface.network == network:
+                return str(ipaddress.ip_interface(iface.address).ip)
+        raise ScenarioError(f"host {self.name} has no interface on network {network}")
+
+
+@dataclass(frozen=True)
+class TunnelSpec:
+    """Where the VPN runs: client host to server host, over UDP `port`."""
+
+    client: str
+    server: str
+    server_address: str
+    port: int = 9090
+    client_tun: str = "192.168.53.99/24"
+    server_tun: str = "192.168.53.1/24"
+    client_routes: tuple[str, ...] = ("192.168.60.0/24",)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    networks: tuple[Network, ...]
+    hosts: tuple[Host, ...]
+    tunnel: TunnelSpec | None = None
+    # Probes used by the demo and the checks: a host on the private side and its address.
+    private_host: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    def host(self, name: str) -> Host:
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        known = ", ".join(h.name for h in self.hosts)
+        raise ScenarioError(f"unknown host {name!r} in scenario {self.name} (hosts: {known})")
+
+    def network(self, name: str) -> Network:
+        for net in self.networks:
+            if net.name == name:
+                return net
+        raise ScenarioError(f"unknown network {name!r} in scenario {self.name}")
+
+    def validate(self) -> None:
+        """Check internal consistency; raise ScenarioError naming the offending item."""
+        seen_names: set[str] = set()
+        for item in (*self.hosts, *self.networks):
+            pattern = NAME_RE if isinstance(item, Host) else NETWORK_NAME_RE
+            if not pattern.match(item.name):
+                raise ScenarioError(f"name {item.name!r}: use letters, digits, - and _")
+            if item.name in seen_names:
+                raise ScenarioError(f"duplicate name {item.name!r}")
+            seen_names.add(item.name)
+        addresses: set[str] = set()
+        for host in self.hosts:
+            for iface in host.interfaces:
+                subnet = ipaddress.ip_network(self.network(iface.network).subnet)
+                ip = ipaddress.ip_interface(iface.address)
+                if ip.ip not in subnet:
+                    raise ScenarioError(
+                        f"hosts.{host.name}.{iface.name}: {iface.address} is outside "
+                        f"network {iface.network} ({subnet})"
+                    )
+                if str(ip.ip) in addresses:
+                    raise ScenarioError(f"hosts.{host.name}.{iface.name}: duplicate {ip.ip}")
+                addresses.add(str(ip.ip))
+        if self.tunnel is not None:
+            self.host(self.tunnel.client)
+            self.host(self.tunnel.server)

@@ -1,0 +1,221 @@
+"""A small typed facade over pyroute2's route netlink, bound to one network namespace.
+
+pyroute2 returns string-keyed netlink messages; callers here get dataclasses instead, and
+every failure names the namespace and the object, so a harness fault says what went wrong.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from vpnsim.net.namespace import entered
+
+ARPHRD_NONE = 65534  # what a TUN device reports as its link type
+TUN_TYPE_TUN = 1
+TUN_TYPE_TAP = 2
+
+
+class NetlinkFailure(RuntimeError):
+    """A netlink request failed (the harness could not build what a lab asked for)."""
+
+
+@dataclass(frozen=True)
+class Counters:
+    rx_packets: int
+    tx_packets: int
+    rx_bytes: int
+    tx_bytes: int
+    rx_dropped: int
+    tx_dropped: int
+
+
+@dataclass(frozen=True)
+class Link:
+    index: int
+    name: str
+    kind: str | None  # "veth", "bridge", "tun" (TUN and TAP alike), None for lo/physical
+    tun_mode: Literal["tun", "tap"] | None
+    up: bool
+    mtu: int
+    mac: str | None
+    alias: str | None
+    master: int | None
+    addresses: tuple[str, ...]  # "10.9.0.5/24"
+
+
+@dataclass(frozen=True)
+class Route:
+    dst: str  # "default" or "192.168.60.0/24"
+    gateway: str | None
+    dev: str | None
+
+
+class Rtnl:
+    """Route netlink of one namespace. Open with `Rtnl.open(ns)`; close when done."""
+
+    def __init__(self, ns: str, ipr: Any) -> None:
+        self.ns = ns
+        self._ipr = ipr
+
+    @classmethod
+    def open(cls, ns: str) -> Rtnl:
+        # The netlink socket is created while this thread is inside `ns`, so it stays there.
+        with entered(ns):
+            return cls(ns, IPRoute())
+
+    def close(self) -> None:
+        self._ipr.close()
+
+    def __enter__(self) -> Rtnl:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except NetlinkError as exc:
+            raise NetlinkFailure(f"{self.ns}: {what}: {exc.args[-1]}") from exc
+
+    # links -----------------------------------------------------------------------------
+
+    def index_of(self, ifname: str) -> int:
+        found = self._ipr.link_lookup(ifname=ifname)
+        if not found:
+            raise NetlinkFailure(f"{self.ns}: no interface named {ifname!r}")
+        return int(found[0])
+
+    def add_veth(self, ifname: str, peer_ifname: str, peer_ns: str) -> int:
+        """A veth pair whose peer is created directly in `peer_ns` (never in the root ns)."""
+        self._call(
+            f"add veth {ifname} <-> {peer_ns}:{peer_ifname}",
+            self._ipr.link,
+            "add",
+            ifname=ifname,
+            kind="veth",
+            peer={"ifname": peer_ifname, "net_ns_fd": peer_ns},
+        )
+        return self.index_of(ifname)
+
+    def add_bridge(self, ifname: str) -> int:
+        # STP off: ports forward at once instead of after a 15 s listening/learning delay.
+        self._call(
+            f"add bridge {ifname}",
+            self._ipr.link,
+            "add",
+            ifname=ifname,
+            kind="bridge",
+            br_stp_state=0,
+            br_forward_delay=0,
+        )
+        return self.index_of(ifname)
+
+    def set_link(self, ifname: str, **attrs: Any) -> None:
+        """Set attributes of a link: state="up", mtu=..., master=index, ifalias=..."""
+        index = self.index_of(ifname)
+        self._call(f"set {ifname} {attrs}", self._ipr.link, "set", index=index, **attrs)
+
+    def up(self, ifname: str) -> None:
+        self.set_link(ifname, state="up")
+
+    def delete_link(self, ifname: str) -> None:
+        self._call(f"delete {ifname}", self._ipr.link, "del", index=self.index_of(ifname))
+
+    def links(self) -> list[Link]:
+        addresses: dict[int, list[str]] = {}
+        for msg in self._ipr.get_addr():
+            cidr = f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}"
+            addresses.setdefault(msg["index"], []).append(cidr)
+        return [_link_from(msg, tuple(addresses.get(msg["index"], ()))) for msg in self._ipr.get_links()]
+
+    def link(self, ifname: str) -> Link:
+        for link in self.links():
+            if link.name == ifname:
+                return link
+        raise NetlinkFailure(f"{self.ns}: no interface named {ifname!r}")
+
+    def tun_devices(self, mode: Literal["tun", "tap"] = "tun") -> list[Link]:
+        """TUN (or TAP) devices, found by type: students name theirs freely."""
+        return [link for link in self.links() if link.kind == "tun" and link.tun_mode == mode]
+
+    def counters(self, ifname: str) -> Counters:
+        msg = self._call(f"get {ifname}", self._ipr.link, "get", index=self.index_of(ifname))[0]
+        stats = msg.get("IFLA_STATS64") or {}
+        return Counters(
+            rx_packets=stats.get("rx_packets", 0),
+            tx_packets=stats.get("tx_packets", 0),
+            rx_bytes=stats.get("rx_bytes", 0),
+            tx_bytes=stats.get("tx_bytes", 0),
+            rx_dropped=stats.get("rx_dropped", 0),
+            tx_dropped=stats.get("tx_dropped", 0),
+        )
+
+    # addresses and routes --------------------------------------------------------------
+
+    def add_address(self, ifname: str, cidr: str) -> None:
+        iface = ipaddress.ip_interface(cidr)
+        self._call(
+            f"add address {cidr} on {ifname}",
+            self._ipr.addr,
+            "add",
+            index=self.index_of(ifname),
+            address=str(iface.ip),
+            prefixlen=iface.network.prefixlen,
+        )
+
+    def add_route(self, dst: str, gateway: str | None = None, dev: str | None = None) -> None:
+        spec: dict[str, Any] = {"dst": dst}
+        if gateway is not None:
+            spec["gateway"] = gateway
+        if dev is not None:
+            spec["oif"] = self.index_of(dev)
+        if ":" in (gateway or "") or ":" in dst:
+            spec["family"] = 10
+        self._call(f"add route {dst} via {gateway or dev}", self._ipr.route, "add", **spec)
+
+    def delete_route(self, dst: str) -> None:
+        self._call(f"delete route {dst}", self._ipr.route, "del", dst=dst)
+
+    def routes(self) -> list[Route]:
+        names = {msg["index"]: msg.get("IFLA_IFNAME") for msg in self._ipr.get_links()}
+        found = []
+        for msg in self._ipr.get_routes(family=2, table=254):
+            dst = msg.get("RTA_DST")
+            found.append(
+                Route(
+                    dst=f"{dst}/{msg['dst_len']}" if dst else "default",
+                    gateway=msg.get("RTA_GATEWAY"),
+                    dev=names.get(msg.get("RTA_OIF")),
+                )
+            )
+        return found
+
+
+def _link_from(msg: Any, addresses: tuple[str, ...]) -> Link:
+    info = msg.get("IFLA_LINKINFO")
+    kind = info.get("IFLA_INFO_KIND") if info else None
+    tun_mode: Literal["tun", "tap"] | None = None
+    if kind == "tun":
+        data = info.get("IFLA_INFO_DATA")
+        tun_type = data.get("IFLA_TUN_TYPE") if data else None
+        if tun_type is None:  # older kernels: no IFLA_TUN_TYPE, but TUN has no MAC
+            tun_type = TUN_TYPE_TUN if msg["ifi_type"] == ARPHRD_NONE else TUN_TYPE_TAP
+        tun_mode = "tun" if tun_type == TUN_TYPE_TUN else "tap"
+    return Link(
+        index=msg["index"],
+        name=msg.get("IFLA_IFNAME"),
+        kind=kind,
+        tun_mode=tun_mode,
+        up=bool(msg["flags"] & 1),
+        mtu=msg.get("IFLA_MTU"),
+        mac=msg.get("IFLA_ADDRESS"),
+        alias=msg.get("IFLA_IFALIAS"),
+        master=msg.get("IFLA_MASTER"),
+        addresses=addresses,
+    )

@@ -1,0 +1,218 @@
+"""Programs inside a host's namespace: start, wait until ready, read their logs, stop.
+
+A program is started like `ip netns exec` would: in the host's network namespace and in a
+private mount namespace with /sys remounted, so `ip link` and /sys/class/net inside show the
+host's own interfaces. stdout and stderr go to log files (Python children unbuffered), and
+readiness is polled against a deadline (a TUN appears, a port is bound), never slept for.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vpnsim.net import namespace
+from vpnsim.net.namespace import CLONE_NEWNS, NETNS_DIR
+
+MS_REC = 0x4000
+MS_SLAVE = 1 << 19
+MNT_DETACH = 2
+POLL_INTERVAL = 0.002
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class ProgramFailed(RuntimeError):
+    """The program under test exited or never became ready: a finding, with its stderr."""
+
+    def __init__(self, program: Program, why: str) -> None:
+        self.program = program
+        self.why = why
+        tail = program.stderr_tail()
+        detail = f"\n--- last lines of {program.stderr_path} ---\n{tail}" if tail else ""
+        super().__init__(f"{program.label}: {why}{detail}")
+
+
+@dataclass
+class Program:
+    """A process started in a host's namespace."""
+
+    host: str
+    ns: str
+    argv: tuple[str, ...]
+    pid: int
+    stdout_path: Path
+    stderr_path: Path
+    popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def label(self) -> str:
+        return f"{self.host}: {' '.join(self.argv)} (pid {self.pid})"
+
+    def exit_code(self) -> int | None:
+        """None while running; the exit status (negative: killed by that signal) after."""
+        if self.popen is not None:
+            return self.popen.poll()
+        return None if _alive(self.pid) else -1
+
+    def running(self) -> bool:
+        return self.exit_code() is None
+
+    def stdout(self) -> str:
+        return _read(self.stdout_path)
+
+    def stderr(self) -> str:
+        return _read(self.stderr_path)
+
+    def stderr_tail(self, lines: int = 15) -> str:
+        return "\n".join(self.stderr().splitlines()[-lines:])
+
+    def wait_ready(self, ready: Callable[[], bool], timeout: float, what: str) -> float:
+        """Poll `ready` until true; returns seconds waited. Raises ProgramFailed otherwise."""
+        start = time.monotonic()
+        deadline = start + timeout
+        while True:
+            if ready():
+                return time.monotonic() - start
+            code = self.exit_code()
+            if code is not None:
+                raise ProgramFailed(self, f"exited with status {code} before {what}")
+            if time.monotonic() > deadline:
+                raise ProgramFailed(self, f"{what} did not happen within {timeout:g} s")
+            time.sleep(POLL_INTERVAL)
+
+    def signal(self, sig: int) -> None:
+        if self.running():
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, timeout: float = 1.0) -> int | None:
+        """SIGTERM, then SIGKILL after `timeout`; returns the exit status."""
+        self.signal(signal.SIGTERM)
+        if self.popen is not None:
+            try:
+                return self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                return self.popen.wait()
+        kill_and_wait([self.pid], timeout)
+        return self.exit_code()
+
+
+def start(
+    host: str,
+    ns: str,
+    argv: Sequence[str],
+    log_dir: Path,
+    *,
+    log_name: str | None = None,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Program:
+    """Start `argv` inside namespace `ns`; stdout/stderr go to `log_dir/<log_name>.out|.err`."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stem = log_name or f"{host}-{Path(argv[0]).name}"
+    stdout_path = log_dir / f"{stem}.out"
+    stderr_path = log_dir / f"{stem}.err"
+    nsfd = os.open(NETNS_DIR / ns, os.O_RDONLY | os.O_CLOEXEC)
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    try:
+        with open(stdout_path, "ab") as out, open(stderr_path, "ab") as err:
+            popen = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                cwd=cwd,
+                env=full_env,
+                # Own session: the program outlives `vpnsim lab up` and ignores the
+                # terminal's Ctrl-C; teardown kills it by the namespace it runs in.
+                start_new_session=True,
+                preexec_fn=lambda: _enter_host(nsfd),
+            )
+    except OSError as exc:
+        raise ProgramFailed(
+            Program(host, ns, tuple(argv), -1, stdout_path, stderr_path),
+            f"cannot start: {exc.strerror}",
+        ) from exc
+    finally:
+        os.close(nsfd)
+    return Program(host, ns, tuple(argv), popen.pid, stdout_path, stderr_path, popen)
+
+
+def _enter_host(nsfd: int) -> None:
+    """Runs in the child between fork and exec: async-signal-safe syscalls only."""
+    if _libc.setns(nsfd, namespace.CLONE_NEWNET) != 0:
+        os._exit(125)
+    # A private mount namespace with this namespace's own sysfs, as `ip netns exec` does.
+    if _libc.unshare(CLONE_NEWNS) == 0:
+        _libc.mount(b"none", b"/", None, MS_REC | MS_SLAVE, None)
+        if _libc.umount2(b"/sys", MNT_DETACH) == 0:
+            _libc.mount(b"sysfs", b"/sys", b"sysfs", 0, None)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            # A zombie is dead for our purposes: it only waits for its parent to reap it.
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def kill_and_wait(pids: Sequence[int], timeout: float = 2.0) -> list[int]:
+    """SIGKILL each pid and wait until gone; returns the pids still alive after `timeout`."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    remaining = list(pids)
+    while remaining:
+        for pid in list(remaining):
+            try:  # reap our own children so they do not linger as zombies
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            if not _alive(pid):
+                remaining.remove(pid)
+        if not remaining or time.monotonic() > deadline:
+            break
+        time.sleep(0.001)
+    return remaining
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def port_bound(pid: int, port: int, proto: str = "udp") -> bool:
+    """True once a socket on `port` exists in the network namespace of `pid`.
+
+    /proc/<pid>/net shows the namespace of that process, so no setns is needed.
+    For TCP only listening sockets count (state 0A).
+    """
+    for table in (proto, f"{proto}6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}") as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                    if local_port == port and (proto == "udp" or fields[3] == "0A"):
+                        return True
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+    return False

@@ -1,0 +1,268 @@
+"""A Scenario (pure data) -> a running Lab of namespaces, bridges and veths; and teardown.
+
+Layout of a lab named L:
+- one namespace per host, `vpnsim.L.<host>`, with the lab's interface names (eth0, eth1...);
+- one namespace `vpnsim.L._fabric` holding a bridge per network and the host-side veth ends.
+Nothing is ever created in the root namespace, so the SEED addresses never appear there and
+teardown is "kill what runs in the lab's namespaces, then remove them".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vpnsim import proc
+from vpnsim.model import NAME_RE, Scenario, ScenarioError
+from vpnsim.net import namespace, sysctl
+from vpnsim.net.rtnl import Rtnl
+
+NS_PREFIX = "vpnsim."
+FABRIC = "_fabric"
+STATE_ROOT = Path(os.environ.get("VPNSIM_STATE_DIR", "/run/vpnsim/labs"))
+
+
+class HarnessError(RuntimeError):
+    """vpnsim itself cannot do what was asked (not root, no TUN, unknown lab): say what to do."""
+
+
+def preflight() -> None:
+    """Fail early, with what to do, where a lab cannot be built at all."""
+    if os.geteuid() != 0:
+        raise HarnessError(
+            "vpnsim needs root to create network namespaces: run it with sudo "
+            "(e.g. `sudo vpnsim lab up` or `sudo nox`)"
+        )
+    if not os.path.exists("/dev/net/tun"):
+        raise HarnessError(
+            "/dev/net/tun is missing: load the tun module (`modprobe tun`) or, in a "
+            "container, pass the device through (--device /dev/net/tun)"
+        )
+
+
+def ns_name(lab: str, host: str) -> str:
+    return f"{NS_PREFIX}{lab}.{host}"
+
+
+def new_lab_name(stem: str = "lab") -> str:
+    return f"{stem}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class Lab:
+    """A running lab: its namespaces, programs and logs. Build with `build_lab`."""
+
+    name: str
+    scenario: Scenario
+    log_dir: Path
+    owner_pid: int | None = None
+    programs: list[proc.Program] = field(default_factory=list)
+    _rtnl: dict[str, Rtnl] = field(default_factory=dict, repr=False)
+
+    @property
+    def state_dir(self) -> Path:
+        return STATE_ROOT / self.name
+
+    @property
+    def fabric_ns(self) -> str:
+        return ns_name(self.name, FABRIC)
+
+    def ns(self, host: str) -> str:
+        """The namespace of `host`; an unknown host is a clear error."""
+        self.scenario.host(host)
+        return ns_name(self.name, host)
+
+    def namespaces(self) -> list[str]:
+        return [self.fabric_ns, *(ns_name(self.name, h.name) for h in self.scenario.hosts)]
+
+    def rtnl(self, host: str) -> Rtnl:
+        """A netlink handle in `host`'s namespace, opened once and reused."""
+        if host not in self._rtnl:
+            self._rtnl[host] = Rtnl.open(self.ns(host) if host != FABRIC else self.fabric_ns)
+        return self._rtnl[host]
+
+    def start(
+        self,
+        host: str,
+        argv: Sequence[str],
+        *,
+        log_name: str | None = None,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> proc.Program:
+        program = proc.start(
+            host, self.ns(host), argv, self.log_dir, log_name=log_name, cwd=cwd, env=env
+        )
+        self.programs.append(program)
+        self.save()
+        return program
+
+    def pids(self) -> list[int]:
+        """Every process running in any of the lab's namespaces, started by us or not."""
+        return namespace.pids_in(self.namespaces())
+
+    def save(self) -> None:
+        """Record the lab under /run/vpnsim so other commands (status, exec, down) find it."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        state = {
+            "name": self.name,
+            "scenario": self.scenario.name,
+            "log_dir": str(self.log_dir),
+            "owner_pid": self.owner_pid,
+            "created": time.time(),
+            "programs": [
+                {"host": p.host, "argv": list(p.argv), "pid": p.pid, "stderr": str(p.stderr_path)}
+                for p in self.programs
+            ],
+        }
+        tmp = self.state_dir / "lab.json.tmp"
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.state_dir / "lab.json")
+
+    def teardown(self) -> TeardownReport:
+        """Kill every process in the lab's namespaces, then remove them. Idempotent."""
+        for handle in self._rtnl.values():
+            with contextlib.suppress(Exception):
+                handle.close()
+        self._rtnl.clear()
+        return destroy(self.name)
+
+
+@dataclass(frozen=True)
+class TeardownReport:
+    lab: str
+    killed: tuple[int, ...]
+    survivors: tuple[int, ...]
+    namespaces_removed: tuple[str, ...]
+
+
+def destroy(lab: str) -> TeardownReport:
+    """Remove everything of lab `lab`, found by its name prefix, even without a Lab object."""
+    names = namespace.list_names(f"{NS_PREFIX}{lab}.")
+    pids = namespace.pids_in(names)
+    survivors = proc.kill_and_wait(pids)
+    for name in names:
+        namespace.remove(name)
+    state_dir = STATE_ROOT / lab
+    shutil.rmtree(state_dir, ignore_errors=True)
+    return TeardownReport(lab, tuple(pids), tuple(survivors), tuple(names))
+
+
+def build_lab(
+    scenario: Scenario,
+    *,
+    name: str | None = None,
+    log_dir: Path | None = None,
+    owner_pid: int | None = None,
+) -> Lab:
+    """Create the namespaces, bridges, veths, addresses, routes and sysctls of `scenario`.
+
+    On any failure everything already created is removed before the error propagates.
+    """
+    preflight()
+    scenario.validate()
+    name = name or new_lab_name()
+    if not NAME_RE.match(name):
+        raise HarnessError(f"lab name {name!r}: use letters, digits, - and _ (max 31)")
+    if namespace.list_names(f"{NS_PREFIX}{name}."):
+        raise HarnessError(f"a lab named {name!r} exists already: `vpnsim lab down {name}`")
+    lab = Lab(
+        name=name,
+        scenario=scenario,
+        log_dir=log_dir or STATE_ROOT / name / "logs",
+        owner_pid=owner_pid,
+    )
+    try:
+        lab.save()
+        _build(lab)
+    except BaseException:
+        lab.teardown()
+        raise
+    return lab
+
+
+def _build(lab: Lab) -> None:
+    scenario = lab.scenario
+    namespace.create(lab.fabric_ns)
+    for host in scenario.hosts:
+        namespace.create(lab.ns(host.name))
+        sysctl.set_sysctls(lab.ns(host.name), dict(host.sysctls))
+    # The fabric only switches frames: no IPv6 chatter of its own on the bridges.
+    sysctl.set_sysctls(lab.fabric_ns, {"net.ipv6.conf.all.disable_ipv6": "1",
+                                       "net.ipv6.conf.default.disable_ipv6": "1"})
+    fabric = lab.rtnl(FABRIC)
+    bridges: dict[str, int] = {}
+    for index, net in enumerate(scenario.networks):
+        bridge = f"br{index}"
+        bridges[net.name] = fabric.add_bridge(bridge)
+        fabric.set_link(bridge, ifalias=net.name)
+        fabric.up(bridge)
+    port = 0
+    for host in scenario.hosts:
+        rtnl = lab.rtnl(host.name)
+        rtnl.up("lo")
+        for iface in host.interfaces:
+            port += 1
+            fabric_end = f"p{port}"
+            fabric.add_veth(fabric_end, iface.name, lab.ns(host.name))
+            fabric.set_link(fabric_end, master=bridges[iface.network],
+                            ifalias=f"{host.name}:{iface.name}")
+            fabric.up(fabric_end)
+            rtnl.add_address(iface.name, iface.address)
+            rtnl.up(iface.name)
+        for route in host.routes:
+            try:
+                rtnl.add_route(route.dst, gateway=route.via, dev=route.dev)
+            except Exception as exc:
+                raise ScenarioError(f"hosts.{host.name}: route {route.dst}: {exc}") from exc
+
+
+def attach(name: str) -> Lab:
+    """The Lab recorded under /run/vpnsim by an earlier `vpnsim lab up`."""
+    from vpnsim.seed import builtin_scenario
+
+    state_file = STATE_ROOT / name / "lab.json"
+    if not state_file.exists() or not namespace.list_names(f"{NS_PREFIX}{name}."):
+        running = ", ".join(list_labs()) or "none"
+        raise HarnessError(f"no lab named {name!r} (running labs: {running})")
+    state = json.loads(state_file.read_text())
+    lab = Lab(
+        name=name,
+        scenario=builtin_scenario(state["scenario"]),
+        log_dir=Path(state["log_dir"]),
+        owner_pid=state.get("owner_pid"),
+    )
+    for entry in state["programs"]:
+        stderr = Path(entry["stderr"])
+        lab.programs.append(
+            proc.Program(entry["host"], lab.ns(entry["host"]), tuple(entry["argv"]),
+                         entry["pid"], stderr.with_suffix(".out"), stderr)
+        )
+    return lab
+
+
+def list_labs() -> list[str]:
+    """Names of labs that have namespaces on this machine."""
+    labs = {n[len(NS_PREFIX):].split(".", 1)[0] for n in namespace.list_names(NS_PREFIX)}
+    return sorted(labs)
+
+
+def stale_labs() -> list[str]:
+    """Labs whose owning process (e.g. a killed pytest run) is gone."""
+    stale = []
+    for lab in list_labs():
+        state_file = STATE_ROOT / lab / "lab.json"
+        try:
+            owner = json.loads(state_file.read_text()).get("owner_pid")
+        except (FileNotFoundError, ValueError):
+            continue
+        if owner is not None and not os.path.exists(f"/proc/{owner}"):
+            stale.append(lab)
+    return stale
