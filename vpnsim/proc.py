@@ -136,7 +136,7 @@ def start(
                 # Own session: the program outlives `vpnsim lab up` and ignores the
                 # terminal's Ctrl-C; teardown kills it by the namespace it runs in.
                 start_new_session=True,
-                preexec_fn=lambda: _enter_host(nsfd),
+                preexec_fn=lambda: enter_host(nsfd),
             )
     except OSError as exc:
         raise ProgramFailed(
@@ -148,7 +148,7 @@ def start(
     return Program(host, ns, tuple(argv), popen.pid, stdout_path, stderr_path, popen)
 
 
-def _enter_host(nsfd: int) -> None:
+def enter_host(nsfd: int) -> None:
     """Runs in the child between fork and exec: async-signal-safe syscalls only."""
     if _libc.setns(nsfd, namespace.CLONE_NEWNET) != 0:
         os._exit(125)

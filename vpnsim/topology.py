@@ -126,12 +126,16 @@ class Lab:
         tmp.write_text(json.dumps(state, indent=2))
         tmp.replace(self.state_dir / "lab.json")
 
-    def teardown(self) -> TeardownReport:
-        """Kill every process in the lab's namespaces, then remove them. Idempotent."""
+    def close(self) -> None:
+        """Release this process's netlink handles; the lab keeps running."""
         for handle in self._rtnl.values():
             with contextlib.suppress(Exception):
                 handle.close()
         self._rtnl.clear()
+
+    def teardown(self) -> TeardownReport:
+        """Kill every process in the lab's namespaces, then remove them. Idempotent."""
+        self.close()
         return destroy(self.name)
 
 

@@ -1,0 +1,197 @@
+"""The `vpnsim` command: lab up/status/exec/shell/down, clean, demo, bench.
+
+Harness problems (not root, unknown lab or host) print one line saying what to do and exit 2;
+a failing program under test exits 1 with its stderr. Nothing is left behind on either path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from vpnsim import proc
+from vpnsim.model import ScenarioError
+from vpnsim.net.namespace import NETNS_DIR, NamespaceError
+from vpnsim.net.rtnl import NetlinkFailure
+from vpnsim.proc import ProgramFailed
+from vpnsim.seed import BUILTIN, DEFAULT_SCENARIO, builtin_scenario
+from vpnsim.topology import HarnessError, Lab, attach, build_lab, destroy, list_labs, preflight
+from vpnsim.vpn import REFERENCE, ImplementationError, TunnelImpl, start_tunnel
+
+EXIT_FINDING = 1
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.run(args))
+    except ProgramFailed as exc:
+        print(f"vpnsim: program under test failed: {exc}", file=sys.stderr)
+        return EXIT_FINDING
+    except (HarnessError, ScenarioError, ImplementationError, NamespaceError,
+            NetlinkFailure) as exc:
+        print(f"vpnsim: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vpnsim", description="The SEED VPN labs in Linux network namespaces."
+    )
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="bring the SEED lab up, show the tunnel working, tear down")
+    demo.add_argument("--vpn-impl", action="append", metavar="VALUE",
+                      help="reference (default), a folder with tun_client.py/tun_server.py, "
+                      "or client=CMD / server=CMD")
+    demo.set_defaults(run=_demo)
+
+    lab = sub.add_parser("lab", help="build and work with a lab").add_subparsers(metavar="ACTION")
+    up = lab.add_parser("up", help="build a lab and print its name")
+    up.add_argument("scenario", nargs="?", default=DEFAULT_SCENARIO,
+                    help=f"scenario ({', '.join(sorted(BUILTIN))}; default {DEFAULT_SCENARIO})")
+    up.add_argument("--name", help="lab name (default: generated)")
+    up.add_argument("--tunnel", default="reference", metavar="reference|none|VALUE",
+                    help="start the reference tunnel (default), none, or a --vpn-impl value")
+    up.set_defaults(run=_lab_up)
+
+    status = lab.add_parser("status", help="hosts, interfaces, routes and programs of a lab")
+    status.add_argument("name")
+    status.set_defaults(run=_lab_status)
+
+    list_ = lab.add_parser("list", help="names of the labs on this machine")
+    list_.set_defaults(run=lambda _a: print("\n".join(list_labs())) or 0)
+
+    exec_ = lab.add_parser("exec", help="run a command on a host; exits with its status")
+    exec_.add_argument("name")
+    exec_.add_argument("host")
+    exec_.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ...")
+    exec_.set_defaults(run=_lab_exec)
+
+    shell = lab.add_parser("shell", help="an interactive shell on a host")
+    shell.add_argument("name")
+    shell.add_argument("host")
+    shell.set_defaults(run=_lab_shell)
+
+    down = lab.add_parser("down", help="stop a lab's programs and remove its namespaces")
+    down.add_argument("name")
+    down.set_defaults(run=_lab_down)
+
+    clean = sub.add_parser("clean", help="remove every leftover vpnsim lab on this machine")
+    clean.set_defaults(run=_clean)
+
+    bench = sub.add_parser("bench", help="measure lab start-up, teardown and probe rates")
+    bench.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    bench.add_argument("--rounds", type=int, default=5)
+    bench.set_defaults(run=_bench)
+    return parser
+
+
+def _lab_up(args: argparse.Namespace) -> int:
+    scenario = builtin_scenario(args.scenario)
+    impl = None if args.tunnel == "none" else TunnelImpl.parse([args.tunnel])
+    lab = build_lab(scenario, name=args.name)
+    try:
+        if impl is not None and scenario.tunnel is not None:
+            start_tunnel(lab, impl)
+    except BaseException:
+        lab.teardown()
+        raise
+    print(lab.name)
+    return 0
+
+
+def _lab_status(args: argparse.Namespace) -> int:
+    lab = attach(args.name)
+    print(f"lab {lab.name}: scenario {lab.scenario.name}, logs in {lab.log_dir}")
+    for host in lab.scenario.hosts:
+        rtnl = lab.rtnl(host.name)
+        print(f"  {host.name}  (netns {lab.ns(host.name)})")
+        for link in rtnl.links():
+            if link.name == "lo":
+                continue
+            kind = f" {link.tun_mode.upper()}" if link.tun_mode else ""
+            state = "UP" if link.up else "DOWN"
+            addrs = " ".join(link.addresses) or "-"
+            print(f"    link {host.name}:{link.name}{kind} {state} mtu {link.mtu} {addrs}")
+        for route in rtnl.routes():
+            via = f" via {route.gateway}" if route.gateway else ""
+            print(f"    route {route.dst}{via} dev {route.dev}")
+    for program in lab.programs:
+        state = "running" if program.running() else "exited"
+        print(f"  program {program.label}: {state}; stderr {program.stderr_path}")
+    lab.close()
+    return 0
+
+
+def _host_command(lab: Lab, host: str, command: list[str]) -> int:
+    nsfd = os.open(NETNS_DIR / lab.ns(host), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        completed = subprocess.run(command, preexec_fn=lambda: proc.enter_host(nsfd))
+    except FileNotFoundError:
+        raise HarnessError(f"command not found on {host}: {command[0]}") from None
+    finally:
+        os.close(nsfd)
+    return completed.returncode
+
+
+def _lab_exec(args: argparse.Namespace) -> int:
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise HarnessError("nothing to run: vpnsim lab exec NAME HOST -- CMD ...")
+    lab = attach(args.name)
+    return _host_command(lab, args.host, command)
+
+
+def _lab_shell(args: argparse.Namespace) -> int:
+    lab = attach(args.name)
+    shell = os.environ.get("SHELL", "/bin/bash")
+    os.environ["PS1"] = f"[{args.host}@{lab.name}] \\w# "
+    return _host_command(lab, args.host, [shell, "--norc"] if shell.endswith("bash") else [shell])
+
+
+def _lab_down(args: argparse.Namespace) -> int:
+    preflight()
+    if args.name not in list_labs():
+        running = ", ".join(list_labs()) or "none"
+        raise HarnessError(f"no lab named {args.name!r} (running labs: {running})")
+    report = destroy(args.name)
+    print(f"lab {args.name} down: {len(report.killed)} processes killed, "
+          f"{len(report.namespaces_removed)} namespaces removed")
+    return 0 if not report.survivors else EXIT_FINDING
+
+
+def _clean(args: argparse.Namespace) -> int:
+    preflight()
+    labs = list_labs()
+    for name in labs:
+        destroy(name)
+    print(f"removed {len(labs)} lab(s){': ' + ', '.join(labs) if labs else ''}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from vpnsim.demo import run_demo
+
+    impl = TunnelImpl.parse(args.vpn_impl) if args.vpn_impl else REFERENCE
+    return run_demo(impl)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from vpnsim.bench import run_bench
+
+    return run_bench(rounds=args.rounds, json_path=args.json)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Kernel objects through pyroute2 (netlink) and namespace syscalls: no `ip` subprocess."""

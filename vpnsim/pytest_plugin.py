@@ -1,0 +1,149 @@
+"""pytest plugin: SEED lab fixtures, the `--vpn-impl` option, a report header, leak checks.
+
+Registered with the `pytest11` entry point. Labs are module-scoped so Hypothesis examples
+reuse one lab; every lab the session builds is torn down and checked for leaks at the end.
+
+Choosing the implementation under test (first found wins):
+  --vpn-impl VALUE (repeatable)  >  VPNSIM_VPN_IMPL env var  >  `vpn_impl` ini key  >  reference
+VALUE is `reference`, a folder with tun_client.py and tun_server.py, or client=CMD / server=CMD.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vpnsim import features
+from vpnsim.seed import seed_tunnel
+from vpnsim.topology import HarnessError, Lab, build_lab, new_lab_name
+from vpnsim.vpn import ImplementationError, RunningTunnel, TunnelImpl, start_tunnel
+
+LAB_FIXTURES = {"vpnsim_labs", "seed_lab", "vpn_tunnel", "probes"}
+ENV_IMPL = "VPNSIM_VPN_IMPL"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("vpnsim", "vpnsim: VPN labs in network namespaces")
+    group.addoption(
+        "--vpn-impl",
+        action="append",
+        default=None,
+        metavar="VALUE",
+        help="tunnel implementation under test: 'reference' (default), a folder with "
+        "tun_client.py and tun_server.py, or client=CMD / server=CMD (repeatable). "
+        f"Also: env {ENV_IMPL}, ini vpn_impl.",
+    )
+    parser.addini("vpn_impl", "default tunnel implementation under test", default="reference")
+
+
+def selected_impl(config: pytest.Config) -> TunnelImpl:
+    values = config.getoption("--vpn-impl")
+    if not values and os.environ.get(ENV_IMPL):
+        values = shlex.split(os.environ[ENV_IMPL])
+    if not values:
+        values = shlex.split(str(config.getini("vpn_impl")))
+    return TunnelImpl.parse(values)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "lab: needs root; builds network namespaces")
+    try:
+        config.stash[_impl_key] = selected_impl(config)
+    except ImplementationError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[_labs_key] = []
+
+
+_impl_key = pytest.StashKey[TunnelImpl]()
+_labs_key = pytest.StashKey[list[str]]()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    found = features.probe()
+    return [
+        f"vpnsim: {found.summary()}",
+        f"vpnsim: implementation under test: {config.stash[_impl_key].label}",
+    ]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Lab tests need root: without it, one clear skip reason instead of an error cascade."""
+    found = features.probe()
+    if found.root and found.tun:
+        return
+    reason = (
+        "vpnsim lab tests need root: run `sudo nox` (or `sudo pytest`)"
+        if not found.root
+        else "vpnsim lab tests need /dev/net/tun: `modprobe tun`"
+    )
+    for item in items:
+        if item.get_closest_marker("lab") or LAB_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+class LabFactory:
+    """Builds labs for tests and tears every one of them down, with logs under tmp."""
+
+    def __init__(self, base: Path, registry: list[str]) -> None:
+        self._base = base
+        self._registry = registry
+        self._labs: list[Lab] = []
+
+    def build(self, scenario_name: str = "seed-tunnel") -> Lab:
+        assert scenario_name == "seed-tunnel", "only the SEED tunnel lab is built in yet"
+        name = new_lab_name("pt")
+        self._registry.append(name)
+        try:
+            lab = build_lab(seed_tunnel(), name=name, log_dir=self._base / name,
+                            owner_pid=os.getpid())
+        except HarnessError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        self._labs.append(lab)
+        return lab
+
+    def teardown_all(self) -> None:
+        while self._labs:
+            self._labs.pop().teardown()
+
+
+@pytest.fixture(scope="session")
+def vpnsim_labs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[LabFactory]:
+    """Session-wide lab builder; its labs' logs and captures are kept under pytest's tmp."""
+    factory = LabFactory(tmp_path_factory.mktemp("vpnsim"), request.config.stash[_labs_key])
+    yield factory
+    factory.teardown_all()
+
+
+@pytest.fixture(scope="module")
+def seed_lab(vpnsim_labs: LabFactory) -> Iterator[Lab]:
+    """The SEED tunneling lab (U, server, V, V2) with no tunnel running."""
+    lab = vpnsim_labs.build()
+    yield lab
+    lab.teardown()
+
+
+@pytest.fixture(scope="module")
+def vpn_tunnel(request: pytest.FixtureRequest, vpnsim_labs: LabFactory) -> Iterator[RunningTunnel]:
+    """A SEED lab of its own with the implementation under test running on U and server."""
+    lab = vpnsim_labs.build()
+    try:
+        tunnel = start_tunnel(lab, request.config.stash[_impl_key])
+        yield tunnel
+    finally:
+        lab.teardown()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if any lab it built left a namespace or a process behind."""
+    from vpnsim.leaks import leftovers
+
+    names = session.config.stash.get(_labs_key, [])
+    left = leftovers(names)
+    if left:
+        session.config.get_terminal_writer().line(f"vpnsim: LEAKED after the run: {left}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
