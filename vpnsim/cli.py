@@ -11,15 +11,21 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from vpnsim import proc
+from vpnsim.errors import HarnessError
+from vpnsim.features import preflight
 from vpnsim.model import ScenarioError
-from vpnsim.net.namespace import NETNS_DIR, NamespaceError
-from vpnsim.net.rtnl import NetlinkFailure
+from vpnsim.net.namespace import NETNS_DIR
 from vpnsim.proc import ProgramFailed
 from vpnsim.seed import BUILTIN, DEFAULT_SCENARIO, builtin_scenario
-from vpnsim.topology import HarnessError, Lab, attach, build_lab, destroy, list_labs, preflight
-from vpnsim.vpn import REFERENCE, ImplementationError, TunnelImpl, start_tunnel
+
+if TYPE_CHECKING:
+    from vpnsim.topology import Lab
+
+# Commands import the netlink layer (pyroute2) only after `preflight()`: a user without root
+# gets the one-line explanation fast, even where pyroute2 is not importable for them.
 
 EXIT_FINDING = 1
 EXIT_USAGE = 2
@@ -36,8 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ProgramFailed as exc:
         print(f"vpnsim: program under test failed: {exc}", file=sys.stderr)
         return EXIT_FINDING
-    except (HarnessError, ScenarioError, ImplementationError, NamespaceError,
-            NetlinkFailure) as exc:
+    except (HarnessError, ScenarioError) as exc:
         print(f"vpnsim: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -51,18 +56,30 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="bring the SEED lab up, show the tunnel working, tear down")
-    demo.add_argument("--vpn-impl", action="append", metavar="VALUE",
-                      help="reference (default), a folder with tun_client.py/tun_server.py, "
-                      "or client=CMD / server=CMD")
+    demo.add_argument(
+        "--vpn-impl",
+        action="append",
+        metavar="VALUE",
+        help="reference (default), a folder with tun_client.py/tun_server.py, "
+        "or client=CMD / server=CMD",
+    )
     demo.set_defaults(run=_demo)
 
     lab = sub.add_parser("lab", help="build and work with a lab").add_subparsers(metavar="ACTION")
     up = lab.add_parser("up", help="build a lab and print its name")
-    up.add_argument("scenario", nargs="?", default=DEFAULT_SCENARIO,
-                    help=f"scenario ({', '.join(sorted(BUILTIN))}; default {DEFAULT_SCENARIO})")
+    up.add_argument(
+        "scenario",
+        nargs="?",
+        default=DEFAULT_SCENARIO,
+        help=f"scenario ({', '.join(sorted(BUILTIN))}; default {DEFAULT_SCENARIO})",
+    )
     up.add_argument("--name", help="lab name (default: generated)")
-    up.add_argument("--tunnel", default="reference", metavar="reference|none|VALUE",
-                    help="start the reference tunnel (default), none, or a --vpn-impl value")
+    up.add_argument(
+        "--tunnel",
+        default="reference",
+        metavar="reference|none|VALUE",
+        help="start the reference tunnel (default), none, or a --vpn-impl value",
+    )
     up.set_defaults(run=_lab_up)
 
     status = lab.add_parser("status", help="hosts, interfaces, routes and programs of a lab")
@@ -70,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     status.set_defaults(run=_lab_status)
 
     list_ = lab.add_parser("list", help="names of the labs on this machine")
-    list_.set_defaults(run=lambda _a: print("\n".join(list_labs())) or 0)
+    list_.set_defaults(run=_lab_list)
 
     exec_ = lab.add_parser("exec", help="run a command on a host; exits with its status")
     exec_.add_argument("name")
@@ -87,7 +104,10 @@ def _parser() -> argparse.ArgumentParser:
     down.add_argument("name")
     down.set_defaults(run=_lab_down)
 
-    clean = sub.add_parser("clean", help="remove every leftover vpnsim lab on this machine")
+    clean = sub.add_parser(
+        "clean", help="remove leftover vpnsim labs (not those a running test session owns)"
+    )
+    clean.add_argument("--all", action="store_true", help="also labs a live process owns")
     clean.set_defaults(run=_clean)
 
     bench = sub.add_parser("bench", help="measure lab start-up, teardown and probe rates")
@@ -99,6 +119,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _lab_up(args: argparse.Namespace) -> int:
     scenario = builtin_scenario(args.scenario)
+    preflight()
+    from vpnsim.topology import build_lab
+    from vpnsim.vpn import TunnelImpl, start_tunnel
+
     impl = None if args.tunnel == "none" else TunnelImpl.parse([args.tunnel])
     lab = build_lab(scenario, name=args.name)
     try:
@@ -111,8 +135,23 @@ def _lab_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lab_list(args: argparse.Namespace) -> int:
+    from vpnsim.topology import list_labs
+
+    for name in list_labs():
+        print(name)
+    return 0
+
+
+def _attach(name: str) -> Lab:
+    preflight()
+    from vpnsim.topology import attach
+
+    return attach(name)
+
+
 def _lab_status(args: argparse.Namespace) -> int:
-    lab = attach(args.name)
+    lab = _attach(args.name)
     print(f"lab {lab.name}: scenario {lab.scenario.name}, logs in {lab.log_dir}")
     for host in lab.scenario.hosts:
         rtnl = lab.rtnl(host.name)
@@ -149,12 +188,12 @@ def _lab_exec(args: argparse.Namespace) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         raise HarnessError("nothing to run: vpnsim lab exec NAME HOST -- CMD ...")
-    lab = attach(args.name)
+    lab = _attach(args.name)
     return _host_command(lab, args.host, command)
 
 
 def _lab_shell(args: argparse.Namespace) -> int:
-    lab = attach(args.name)
+    lab = _attach(args.name)
     shell = os.environ.get("SHELL", "/bin/bash")
     os.environ["PS1"] = f"[{args.host}@{lab.name}] \\w# "
     return _host_command(lab, args.host, [shell, "--norc"] if shell.endswith("bash") else [shell])
@@ -162,18 +201,24 @@ def _lab_shell(args: argparse.Namespace) -> int:
 
 def _lab_down(args: argparse.Namespace) -> int:
     preflight()
+    from vpnsim.topology import destroy, list_labs
+
     if args.name not in list_labs():
         running = ", ".join(list_labs()) or "none"
         raise HarnessError(f"no lab named {args.name!r} (running labs: {running})")
     report = destroy(args.name)
-    print(f"lab {args.name} down: {len(report.killed)} processes killed, "
-          f"{len(report.namespaces_removed)} namespaces removed")
+    print(
+        f"lab {args.name} down: {len(report.killed)} processes killed, "
+        f"{len(report.namespaces_removed)} namespaces removed"
+    )
     return 0 if not report.survivors else EXIT_FINDING
 
 
 def _clean(args: argparse.Namespace) -> int:
     preflight()
-    labs = list_labs()
+    from vpnsim.topology import destroy, list_labs, unowned_labs
+
+    labs = list_labs() if args.all else unowned_labs()
     for name in labs:
         destroy(name)
     print(f"removed {len(labs)} lab(s){': ' + ', '.join(labs) if labs else ''}")
@@ -181,13 +226,16 @@ def _clean(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    preflight()
     from vpnsim.demo import run_demo
+    from vpnsim.vpn import REFERENCE, TunnelImpl
 
     impl = TunnelImpl.parse(args.vpn_impl) if args.vpn_impl else REFERENCE
     return run_demo(impl)
 
 
 def _bench(args: argparse.Namespace) -> int:
+    preflight()
     from vpnsim.bench import run_bench
 
     return run_bench(rounds=args.rounds, json_path=args.json)

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from vpnsim.errors import HarnessError
+
 
 @dataclass(frozen=True)
 class Features:
@@ -49,3 +51,17 @@ def probe() -> Features:
         netem=_module_available("sch_netem"),
         kernel=os.uname().release,
     )
+
+
+def preflight() -> None:
+    """Fail early, with what to do, where a lab cannot be built at all."""
+    if os.geteuid() != 0:
+        raise HarnessError(
+            "vpnsim needs root to create network namespaces: run it with sudo "
+            "(e.g. `sudo vpnsim lab up` or `sudo nox`)"
+        )
+    if not os.path.exists("/dev/net/tun"):
+        raise HarnessError(
+            "/dev/net/tun is missing: load the tun module (`modprobe tun`) or, in a "
+            "container, pass the device through (--device /dev/net/tun)"
+        )

@@ -99,13 +99,14 @@ class Scenario:
     def validate(self) -> None:
         """Check internal consistency; raise ScenarioError naming the offending item."""
         seen_names: set[str] = set()
-        for item in (*self.hosts, *self.networks):
-            pattern = NAME_RE if isinstance(item, Host) else NETWORK_NAME_RE
-            if not pattern.match(item.name):
-                raise ScenarioError(f"name {item.name!r}: use letters, digits, - and _")
-            if item.name in seen_names:
-                raise ScenarioError(f"duplicate name {item.name!r}")
-            seen_names.add(item.name)
+        named = [(h.name, NAME_RE) for h in self.hosts]
+        named += [(n.name, NETWORK_NAME_RE) for n in self.networks]
+        for name, pattern in named:
+            if not pattern.match(name):
+                raise ScenarioError(f"name {name!r}: use letters, digits, - and _")
+            if name in seen_names:
+                raise ScenarioError(f"duplicate name {name!r}")
+            seen_names.add(name)
         addresses: set[str] = set()
         for host in self.hosts:
             for iface in host.interfaces:

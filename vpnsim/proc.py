@@ -8,6 +8,7 @@ readiness is polled against a deadline (a TUN appears, a port is bound), never s
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -59,7 +60,7 @@ class Program:
         """None while running; the exit status (negative: killed by that signal) after."""
         if self.popen is not None:
             return self.popen.poll()
-        return None if _alive(self.pid) else -1
+        return None if is_alive(self.pid) else -1
 
     def running(self) -> bool:
         return self.exit_code() is None
@@ -89,10 +90,8 @@ class Program:
 
     def signal(self, sig: int) -> None:
         if self.running():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, sig)
-            except ProcessLookupError:
-                pass
 
     def stop(self, timeout: float = 1.0) -> int | None:
         """SIGTERM, then SIGKILL after `timeout`; returns the exit status."""
@@ -159,7 +158,7 @@ def enter_host(nsfd: int) -> None:
             _libc.mount(b"sysfs", b"/sys", b"sysfs", 0, None)
 
 
-def _alive(pid: int) -> bool:
+def is_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             # A zombie is dead for our purposes: it only waits for its parent to reap it.
@@ -171,19 +170,15 @@ def _alive(pid: int) -> bool:
 def kill_and_wait(pids: Sequence[int], timeout: float = 2.0) -> list[int]:
     """SIGKILL each pid and wait until gone; returns the pids still alive after `timeout`."""
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + timeout
     remaining = list(pids)
     while remaining:
         for pid in list(remaining):
-            try:  # reap our own children so they do not linger as zombies
+            with contextlib.suppress(ChildProcessError):  # reap our children: no zombies
                 os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-            if not _alive(pid):
+            if not is_alive(pid):
                 remaining.remove(pid)
         if not remaining or time.monotonic() > deadline:
             break

@@ -18,9 +18,25 @@ from pathlib import Path
 import pytest
 
 from vpnsim import features
+from vpnsim.errors import HarnessError
 from vpnsim.seed import seed_tunnel
-from vpnsim.topology import HarnessError, Lab, build_lab, new_lab_name
+from vpnsim.topology import Lab, build_lab, new_lab_name
 from vpnsim.vpn import ImplementationError, RunningTunnel, TunnelImpl, start_tunnel
+
+try:  # hypothesis is a test extra; the plugin also loads in environments without it
+    from hypothesis import HealthCheck, settings
+
+    # Selected explicitly by nox (--hypothesis-profile=ci): same examples every run, no
+    # per-example deadline (the first packet through a fresh tunnel may take milliseconds).
+    settings.register_profile(
+        "ci",
+        derandomize=True,
+        deadline=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+except ImportError:  # pragma: no cover
+    pass
 
 LAB_FIXTURES = {"vpnsim_labs", "seed_lab", "vpn_tunnel", "probes"}
 ENV_IMPL = "VPNSIM_VPN_IMPL"
@@ -98,8 +114,9 @@ class LabFactory:
         name = new_lab_name("pt")
         self._registry.append(name)
         try:
-            lab = build_lab(seed_tunnel(), name=name, log_dir=self._base / name,
-                            owner_pid=os.getpid())
+            lab = build_lab(
+                seed_tunnel(), name=name, log_dir=self._base / name, owner_pid=os.getpid()
+            )
         except HarnessError as exc:
             pytest.fail(str(exc), pytrace=False)
         self._labs.append(lab)
@@ -111,8 +128,9 @@ class LabFactory:
 
 
 @pytest.fixture(scope="session")
-def vpnsim_labs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-                ) -> Iterator[LabFactory]:
+def vpnsim_labs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LabFactory]:
     """Session-wide lab builder; its labs' logs and captures are kept under pytest's tmp."""
     factory = LabFactory(tmp_path_factory.mktemp("vpnsim"), request.config.stash[_labs_key])
     yield factory

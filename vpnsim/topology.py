@@ -18,33 +18,20 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vpnsim import proc
+from vpnsim.errors import HarnessError
+from vpnsim.features import preflight
 from vpnsim.model import NAME_RE, Scenario, ScenarioError
 from vpnsim.net import namespace, sysctl
-from vpnsim.net.rtnl import Rtnl
+
+if TYPE_CHECKING:
+    from vpnsim.net.rtnl import Rtnl
 
 NS_PREFIX = "vpnsim."
 FABRIC = "_fabric"
 STATE_ROOT = Path(os.environ.get("VPNSIM_STATE_DIR", "/run/vpnsim/labs"))
-
-
-class HarnessError(RuntimeError):
-    """vpnsim itself cannot do what was asked (not root, no TUN, unknown lab): say what to do."""
-
-
-def preflight() -> None:
-    """Fail early, with what to do, where a lab cannot be built at all."""
-    if os.geteuid() != 0:
-        raise HarnessError(
-            "vpnsim needs root to create network namespaces: run it with sudo "
-            "(e.g. `sudo vpnsim lab up` or `sudo nox`)"
-        )
-    if not os.path.exists("/dev/net/tun"):
-        raise HarnessError(
-            "/dev/net/tun is missing: load the tun module (`modprobe tun`) or, in a "
-            "container, pass the device through (--device /dev/net/tun)"
-        )
 
 
 def ns_name(lab: str, host: str) -> str:
@@ -84,6 +71,8 @@ class Lab:
 
     def rtnl(self, host: str) -> Rtnl:
         """A netlink handle in `host`'s namespace, opened once and reused."""
+        from vpnsim.net.rtnl import Rtnl  # lazy: pyroute2 loads only when a lab is touched
+
         if host not in self._rtnl:
             self._rtnl[host] = Rtnl.open(self.ns(host) if host != FABRIC else self.fabric_ns)
         return self._rtnl[host]
@@ -199,8 +188,10 @@ def _build(lab: Lab) -> None:
         namespace.create(lab.ns(host.name))
         sysctl.set_sysctls(lab.ns(host.name), dict(host.sysctls))
     # The fabric only switches frames: no IPv6 chatter of its own on the bridges.
-    sysctl.set_sysctls(lab.fabric_ns, {"net.ipv6.conf.all.disable_ipv6": "1",
-                                       "net.ipv6.conf.default.disable_ipv6": "1"})
+    sysctl.set_sysctls(
+        lab.fabric_ns,
+        {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"},
+    )
     fabric = lab.rtnl(FABRIC)
     bridges: dict[str, int] = {}
     for index, net in enumerate(scenario.networks):
@@ -216,8 +207,9 @@ def _build(lab: Lab) -> None:
             port += 1
             fabric_end = f"p{port}"
             fabric.add_veth(fabric_end, iface.name, lab.ns(host.name))
-            fabric.set_link(fabric_end, master=bridges[iface.network],
-                            ifalias=f"{host.name}:{iface.name}")
+            fabric.set_link(
+                fabric_end, master=bridges[iface.network], ifalias=f"{host.name}:{iface.name}"
+            )
             fabric.up(fabric_end)
             rtnl.add_address(iface.name, iface.address)
             rtnl.up(iface.name)
@@ -246,27 +238,36 @@ def attach(name: str) -> Lab:
     for entry in state["programs"]:
         stderr = Path(entry["stderr"])
         lab.programs.append(
-            proc.Program(entry["host"], lab.ns(entry["host"]), tuple(entry["argv"]),
-                         entry["pid"], stderr.with_suffix(".out"), stderr)
+            proc.Program(
+                entry["host"],
+                lab.ns(entry["host"]),
+                tuple(entry["argv"]),
+                entry["pid"],
+                stderr.with_suffix(".out"),
+                stderr,
+            )
         )
     return lab
 
 
 def list_labs() -> list[str]:
     """Names of labs that have namespaces on this machine."""
-    labs = {n[len(NS_PREFIX):].split(".", 1)[0] for n in namespace.list_names(NS_PREFIX)}
+    labs = {n[len(NS_PREFIX) :].split(".", 1)[0] for n in namespace.list_names(NS_PREFIX)}
     return sorted(labs)
 
 
-def stale_labs() -> list[str]:
-    """Labs whose owning process (e.g. a killed pytest run) is gone."""
-    stale = []
+def unowned_labs() -> list[str]:
+    """Labs no live process owns: left by `vpnsim lab up`, a killed run, or a crashed build.
+
+    A lab built by a running pytest session or grader records that process as its owner and
+    is not listed, so `vpnsim clean` never pulls a lab from under a test that is using it.
+    """
+    found = []
     for lab in list_labs():
-        state_file = STATE_ROOT / lab / "lab.json"
         try:
-            owner = json.loads(state_file.read_text()).get("owner_pid")
+            owner = json.loads((STATE_ROOT / lab / "lab.json").read_text()).get("owner_pid")
         except (FileNotFoundError, ValueError):
-            continue
-        if owner is not None and not os.path.exists(f"/proc/{owner}"):
-            stale.append(lab)
-    return stale
+            owner = None
+        if owner is None or not os.path.exists(f"/proc/{owner}"):
+            found.append(lab)
+    return found

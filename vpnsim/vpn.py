@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vpnsim import proc
+from vpnsim.errors import HarnessError
 from vpnsim.model import TunnelSpec
 from vpnsim.net.rtnl import Link, NetlinkFailure, Rtnl
 from vpnsim.topology import Lab
@@ -24,7 +25,7 @@ SEED_CLIENT = "tun_client.py"
 SEED_SERVER = "tun_server.py"
 
 
-class ImplementationError(ValueError):
+class ImplementationError(HarnessError, ValueError):
     """A --vpn-impl value that cannot be understood: says which forms are accepted."""
 
 

@@ -20,7 +20,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-from pyroute2 import netns as _pr_netns
+from vpnsim.errors import HarnessError
 
 NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
@@ -29,7 +29,7 @@ CLONE_NEWNS = 0x00020000
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
-class NamespaceError(RuntimeError):
+class NamespaceError(HarnessError):
     """A namespace could not be created, entered or removed (a harness fault)."""
 
 
@@ -53,8 +53,10 @@ def create(name: str) -> None:
     """Create the named namespace; fails if it exists (names are per run, never reused)."""
     if exists(name):
         raise NamespaceError(f"network namespace {name!r} already exists")
+    from pyroute2 import netns as pr_netns  # lazy: keeps `vpnsim --help` and errors fast
+
     try:
-        _pr_netns.create(name)
+        pr_netns.create(name)
     except OSError as exc:
         raise NamespaceError(f"cannot create network namespace {name!r}: {exc}") from exc
 
@@ -63,8 +65,10 @@ def remove(name: str) -> None:
     """Unmount and delete the named namespace; missing is not an error (idempotent teardown)."""
     if not exists(name):
         return
+    from pyroute2 import netns as pr_netns
+
     try:
-        _pr_netns.remove(name)
+        pr_netns.remove(name)
     except FileNotFoundError:
         return
     except OSError as exc:

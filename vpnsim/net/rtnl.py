@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from vpnsim.errors import HarnessError
 from vpnsim.net.namespace import entered
 
 ARPHRD_NONE = 65534  # what a TUN device reports as its link type
@@ -20,7 +21,7 @@ TUN_TYPE_TUN = 1
 TUN_TYPE_TAP = 2
 
 
-class NetlinkFailure(RuntimeError):
+class NetlinkFailure(HarnessError):
     """A netlink request failed (the harness could not build what a lab asked for)."""
 
 
@@ -63,7 +64,10 @@ class Rtnl:
         self._ipr = ipr
 
     @classmethod
-    def open(cls, ns: str) -> Rtnl:
+    def open(cls, ns: str | None) -> Rtnl:
+        """A handle in namespace `ns`, or in the caller's own namespace if None."""
+        if ns is None:
+            return cls("root", IPRoute())
         # The netlink socket is created while this thread is inside `ns`, so it stays there.
         with entered(ns):
             return cls(ns, IPRoute())
@@ -132,7 +136,9 @@ class Rtnl:
         for msg in self._ipr.get_addr():
             cidr = f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}"
             addresses.setdefault(msg["index"], []).append(cidr)
-        return [_link_from(msg, tuple(addresses.get(msg["index"], ()))) for msg in self._ipr.get_links()]
+        return [
+            _link_from(msg, tuple(addresses.get(msg["index"], ()))) for msg in self._ipr.get_links()
+        ]
 
     def link(self, ifname: str) -> Link:
         for link in self.links():

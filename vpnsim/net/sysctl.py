@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vpnsim.errors import HarnessError
 from vpnsim.net.namespace import entered
 
 
-class SysctlError(RuntimeError):
+class SysctlError(HarnessError):
     """A sysctl key does not exist or cannot be written in a namespace."""
 
 

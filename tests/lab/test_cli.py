@@ -1,0 +1,150 @@
+"""The `vpnsim` command as a user runs it: real processes, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vpnsim.leaks import leftovers
+from vpnsim.topology import new_lab_name
+
+pytestmark = pytest.mark.lab
+
+
+def vpnsim(
+    *args: str, user: int | None = None, extra: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "vpnsim", *args]
+    if user is not None:  # the repository on the path: the user may not read root's site-packages
+        argv = [
+            "env",
+            f"PYTHONPATH={Path(__file__).parents[2]}",
+            "setpriv",
+            f"--reuid={user}",
+            f"--regid={user}",
+            "--clear-groups",
+            *argv,
+        ]
+    if extra:
+        argv = [*extra, *argv]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def lab_name() -> str:
+    name = new_lab_name("cli")
+    yield name
+    vpnsim("lab", "down", name)
+    assert leftovers([name]) == {}
+
+
+def test_lab_up_without_tunnel_then_exec_status_and_down(lab_name: str) -> None:
+    up = vpnsim("lab", "up", "--name", lab_name, "--tunnel", "none")
+    assert (up.returncode, up.stdout) == (0, f"{lab_name}\n")
+
+    status = vpnsim("lab", "status", lab_name)
+    assert status.returncode == 0
+    assert "link U:eth0 UP mtu 1500 10.9.0.5/24" in status.stdout
+    assert "link server:eth1 UP mtu 1500 192.168.60.11/24" in status.stdout
+    assert "route default via 192.168.60.11 dev eth0" in status.stdout
+
+    ran = vpnsim("lab", "exec", lab_name, "V", "--", "cat", "/sys/class/net/eth0/operstate")
+    assert (ran.returncode, ran.stdout) == (0, "up\n")
+    failed = vpnsim("lab", "exec", lab_name, "V", "--", "sh", "-c", "exit 7")
+    assert failed.returncode == 7
+
+    down = vpnsim("lab", "down", lab_name)
+    assert down.returncode == 0
+    assert "5 namespaces removed" in down.stdout
+    assert leftovers([lab_name]) == {}
+
+
+def test_lab_up_with_the_reference_tunnel_and_down_kills_it(lab_name: str) -> None:
+    up = vpnsim("lab", "up", "--name", lab_name)
+    assert up.returncode == 0, up.stderr
+    status = vpnsim("lab", "status", lab_name)
+    assert " TUN UP " in status.stdout and "192.168.53.99/24" in status.stdout
+    assert "192.168.53.1/24" in status.stdout
+    assert status.stdout.count(": running;") == 2
+    assert "route 192.168.60.0/24 dev tun" in status.stdout
+    down = vpnsim("lab", "down", lab_name)
+    assert "2 processes killed, 5 namespaces removed" in down.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("lab", "up", "nope"), "unknown scenario 'nope'; known scenarios: seed-tunnel"),
+        (("lab", "status", "no-such-lab"), "no lab named 'no-such-lab'"),
+        (("lab", "down", "no-such-lab"), "no lab named 'no-such-lab'"),
+        (("lab", "exec", "no-such-lab", "U", "--", "true"), "no lab named 'no-such-lab'"),
+        (("lab", "up", "--name", "bad.name", "--tunnel", "none"), "lab name 'bad.name'"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
+    result = vpnsim(*args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_host_in_a_running_lab(lab_name: str) -> None:
+    vpnsim("lab", "up", "--name", lab_name, "--tunnel", "none")
+    result = vpnsim("lab", "exec", lab_name, "W", "--", "true")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "vpnsim: error: unknown host 'W' in scenario seed-tunnel (hosts: U, server, V, V2)\n"
+    )
+
+
+def test_not_root_says_to_use_sudo_and_creates_nothing() -> None:
+    name = new_lab_name("nr")
+    result = vpnsim("lab", "up", "--name", name, user=65534)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "vpnsim: error: vpnsim needs root to create network namespaces: run it with sudo "
+        "(e.g. `sudo vpnsim lab up` or `sudo nox`)\n"
+    )
+    assert leftovers([name]) == {}
+
+
+def test_missing_dev_net_tun_says_how_to_get_it_and_creates_nothing(tmp_path: Path) -> None:
+    name = new_lab_name("nt")
+    # A private mount namespace where /dev/net is an empty tmpfs: no TUN device there.
+    hide_tun = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        'mount -t tmpfs none /dev/net && exec "$@"',
+        "sh",
+    ]
+    result = vpnsim("lab", "up", "--name", name, extra=hide_tun)
+    assert result.returncode == 2
+    assert "/dev/net/tun is missing: load the tun module (`modprobe tun`)" in result.stderr
+    assert leftovers([name]) == {}
+
+
+def test_clean_removes_unowned_labs_but_not_one_a_live_process_owns(tmp_path: Path) -> None:
+    from vpnsim.seed import seed_tunnel
+    from vpnsim.topology import build_lab
+
+    orphan = new_lab_name("orph")
+    assert vpnsim("lab", "up", "--name", orphan, "--tunnel", "none").returncode == 0
+    owned = build_lab(
+        seed_tunnel(), name=new_lab_name("own"), log_dir=tmp_path, owner_pid=os.getpid()
+    )
+    try:
+        result = vpnsim("clean")
+        assert result.returncode == 0
+        assert orphan in result.stdout and owned.name not in result.stdout
+        assert leftovers([orphan]) == {}
+        assert leftovers([owned.name]) != {}
+    finally:
+        owned.teardown()
