@@ -23,8 +23,9 @@ def edge_sizes(mtu: int = LINK_MTU, header: int = 28) -> list[int]:
     """Payload sizes at the edges: a payload of `mtu - header` bytes exactly fills one packet."""
     fill = mtu - header
     inner_fill = mtu - OUTER_OVERHEAD - header  # fills a TUN sized so outer packets fit
-    return sorted({1, inner_fill, inner_fill + 1, fill - 1, fill, fill + 1, 2 * fill + 1,
-                   MAX_UDP_PAYLOAD})
+    return sorted(
+        {1, inner_fill, inner_fill + 1, fill - 1, fill, fill + 1, 2 * fill + 1, MAX_UDP_PAYLOAD}
+    )
 
 
 def payload_sizes(max_size: int = MAX_UDP_PAYLOAD) -> st.SearchStrategy[int]:

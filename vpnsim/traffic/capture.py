@@ -1,0 +1,149 @@
+"""Capture a host's link with an AF_PACKET socket in its namespace; save as pcap; find UDP.
+
+Frames are read by a background thread into memory (both directions: the socket sees what the
+interface receives and what it sends), so a long capture does not overflow the socket buffer.
+`stop()` drains what is left: a frame that crossed the link before `stop()` is in the capture.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from vpnsim.net import namespace
+
+ETH_P_ALL = 0x0003
+ETH_P_IP = 0x0800
+LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = 101  # TUN devices: IP packets with no link header
+ARPHRD_NONE = 65534
+SNAPLEN = 65535
+
+
+@dataclass(frozen=True)
+class Frame:
+    time: float
+    data: bytes
+    outgoing: bool  # sent by this host (PACKET_OUTGOING), else received
+
+
+@dataclass(frozen=True)
+class UdpDatagram:
+    """A UDP datagram seen on a link (the first fragment, when fragmented)."""
+
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    length: int  # UDP payload length, from the UDP header
+    payload: bytes  # what the frame carries of it (all, unless fragmented)
+
+
+class Capture:
+    """Frames crossing interface `ifname` of namespace `ns`, from `start()` to `stop()`."""
+
+    def __init__(self, ns: str, ifname: str) -> None:
+        self.ns = ns
+        self.ifname = ifname
+        self.frames: list[Frame] = []
+        self._sock = namespace.socket_in(
+            ns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)
+        )
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        self._sock.bind((ifname, ETH_P_ALL))
+        self._sock.setblocking(False)
+        self.linktype = (
+            LINKTYPE_RAW if self._sock.getsockname()[3] == ARPHRD_NONE else (LINKTYPE_ETHERNET)
+        )
+        self._wake_r, self._wake_w = os.pipe()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name=f"capture {ns}:{ifname}")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                data, addr = self._sock.recvfrom(SNAPLEN)
+            except BlockingIOError:
+                return
+            self.frames.append(Frame(time.time(), data, addr[2] == socket.PACKET_OUTGOING))
+
+    def _run(self) -> None:
+        while not self._stopping:
+            readable, _, _ = select.select([self._sock.fileno(), self._wake_r], [], [])
+            if self._sock.fileno() in readable:
+                self._drain()
+
+    def stop(self) -> list[Frame]:
+        """Stop capturing; returns every frame seen. Idempotent."""
+        if not self._stopping:
+            self._stopping = True
+            os.write(self._wake_w, b"x")
+            self._thread.join()
+            self._drain()
+            self._sock.close()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+        return self.frames
+
+    def __enter__(self) -> Capture:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def udp(self, port: int) -> list[UdpDatagram]:
+        """UDP datagrams to or from `port` among the captured frames."""
+        found = []
+        for frame in self.frames:
+            datagram = parse_udp(frame.data, self.linktype)
+            if datagram is not None and port in (datagram.sport, datagram.dport):
+                found.append(datagram)
+        return found
+
+    def save(self, path: Path) -> Path:
+        """Write the frames as a classic pcap file (tcpdump, Wireshark)."""
+        write_pcap(path, self.frames, self.linktype)
+        return path
+
+
+def parse_udp(data: bytes, linktype: int = LINKTYPE_ETHERNET) -> UdpDatagram | None:
+    """The UDP datagram in an Ethernet (or raw IP) frame; None for anything else, and for
+    non-first fragments (they carry no UDP header)."""
+    if linktype == LINKTYPE_ETHERNET:
+        if len(data) < 14 or struct.unpack_from("!H", data, 12)[0] != ETH_P_IP:
+            return None
+        data = data[14:]
+    if len(data) < 28 or data[0] >> 4 != 4 or data[9] != socket.IPPROTO_UDP:
+        return None
+    if struct.unpack_from("!H", data, 6)[0] & 0x1FFF:  # fragment offset != 0
+        return None
+    ihl = (data[0] & 0x0F) * 4
+    sport, dport, length = struct.unpack_from("!HHH", data, ihl)
+    return UdpDatagram(
+        src=socket.inet_ntoa(data[12:16]),
+        sport=sport,
+        dst=socket.inet_ntoa(data[16:20]),
+        dport=dport,
+        length=length - 8,
+        payload=data[ihl + 8 : ihl + length],
+    )
+
+
+def write_pcap(path: Path, frames: list[Frame], linktype: int = LINKTYPE_ETHERNET) -> None:
+    """pcap (not pcapng): magic, version 2.4, UTC, snaplen, link type; then each record."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as out:
+        out.write(struct.pack("=IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, linktype))
+        for frame in frames:
+            seconds = int(frame.time)
+            micros = int((frame.time - seconds) * 1_000_000)
+            out.write(struct.pack("=IIII", seconds, micros, len(frame.data), len(frame.data)))
+            out.write(frame.data)

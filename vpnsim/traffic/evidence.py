@@ -1,0 +1,153 @@
+"""Evidence that traffic went through the tunnel, not around it.
+
+Around a probe, record: the packet counters of the TUN device at each end, and the UDP
+datagrams to and from the tunnel port seen on the server's outer link (a pcap of that link is
+kept when asked). "Through the tunnel" then means: the client's TUN carried packets out, the
+server's TUN carried them in, and the outer link carried datagrams to the server's port.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vpnsim.traffic.capture import Capture, UdpDatagram
+
+if TYPE_CHECKING:
+    from vpnsim.net.rtnl import Counters
+    from vpnsim.topology import Lab
+    from vpnsim.vpn import RunningTunnel
+
+PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP"}
+
+
+@dataclass(frozen=True)
+class CounterDelta:
+    """How far a device's counters moved during the probe."""
+
+    rx_packets: int
+    tx_packets: int
+    rx_bytes: int
+    tx_bytes: int
+
+    @classmethod
+    def between(cls, before: Counters, after: Counters) -> CounterDelta:
+        return cls(
+            after.rx_packets - before.rx_packets,
+            after.tx_packets - before.tx_packets,
+            after.rx_bytes - before.rx_bytes,
+            after.tx_bytes - before.tx_bytes,
+        )
+
+
+@dataclass(frozen=True)
+class TunnelEvidence:
+    client_tun: str  # "U:tun0"
+    client: CounterDelta
+    server_tun: str  # "server:tun0"
+    server: CounterDelta
+    link: str  # the server's outer link, "server:eth0"
+    server_address: str
+    port: int
+    to_server: tuple[UdpDatagram, ...]
+    from_server: tuple[UdpDatagram, ...]
+    pcap: Path | None = None
+
+    @property
+    def through_tunnel(self) -> bool:
+        """Packets left the client's TUN, entered the server's, and crossed the outer link."""
+        return self.client.tx_packets > 0 and self.server.rx_packets > 0 and bool(self.to_server)
+
+    def lines(self) -> list[str]:
+        """A human account, one fact per line (for the demo, reports and failure messages)."""
+        c, s = self.client, self.server
+        lines = [
+            f"{self.client_tun}: {c.tx_packets} packets into the tunnel ({c.tx_bytes} bytes), "
+            f"{c.rx_packets} out of it ({c.rx_bytes} bytes)",
+            f"{self.server_tun}: {s.rx_packets} packets out of the tunnel ({s.rx_bytes} bytes), "
+            f"{s.tx_packets} into it ({s.tx_bytes} bytes)",
+            f"{self.link}: {len(self.to_server)} UDP datagrams to {self.server_address}:"
+            f"{self.port}, {len(self.from_server)} from it",
+        ]
+        for direction, datagrams in (("to", self.to_server), ("from", self.from_server)):
+            if datagrams:
+                first = datagrams[0]
+                lines.append(
+                    f"  first {direction} server: {first.src}:{first.sport} > "
+                    f"{first.dst}:{first.dport}, carrying {describe_inner(first.payload)}"
+                )
+        if self.pcap is not None:
+            lines.append(f"  capture: {self.pcap}")
+        return lines
+
+
+def describe_inner(payload: bytes) -> str:
+    """'ICMP 192.168.53.99 > 192.168.60.5' for an IPv4 packet inside a datagram."""
+    if len(payload) < 20 or payload[0] >> 4 != 4:
+        return f"{len(payload)} bytes that are not an IPv4 packet"
+    proto = PROTOCOLS.get(payload[9], f"protocol {payload[9]}")
+    return f"{proto} {socket.inet_ntoa(payload[12:16])} > {socket.inet_ntoa(payload[16:20])}"
+
+
+class EvidenceRecorder:
+    """`with EvidenceRecorder(tunnel) as rec: <probe>`, then `rec.result`."""
+
+    def __init__(self, tunnel: RunningTunnel, pcap: Path | None = None) -> None:
+        self.tunnel = tunnel
+        self.pcap = pcap
+        self._result: TunnelEvidence | None = None
+
+    @property
+    def result(self) -> TunnelEvidence:
+        if self._result is None:
+            raise RuntimeError("evidence is ready once the `with` block has ended")
+        return self._result
+
+    def __enter__(self) -> EvidenceRecorder:
+        tunnel, spec = self.tunnel, self.tunnel.spec
+        lab = tunnel.lab
+        self._outer = outer_interface(lab, spec.server, spec.server_address)
+        self._capture = Capture(lab.ns(spec.server), self._outer)
+        self._before = self._counters()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        after = self._counters()
+        self._capture.stop()
+        spec = self.tunnel.spec
+        datagrams = self._capture.udp(spec.port)
+        if self.pcap is not None:
+            self._capture.save(self.pcap)
+        self._result = TunnelEvidence(
+            client_tun=f"{spec.client}:{self.tunnel.client_tun}",
+            client=CounterDelta.between(self._before[0], after[0]),
+            server_tun=f"{spec.server}:{self.tunnel.server_tun}",
+            server=CounterDelta.between(self._before[1], after[1]),
+            link=f"{spec.server}:{self._outer}",
+            server_address=spec.server_address,
+            port=spec.port,
+            to_server=tuple(
+                d for d in datagrams if (d.dst, d.dport) == (spec.server_address, spec.port)
+            ),
+            from_server=tuple(
+                d for d in datagrams if (d.src, d.sport) == (spec.server_address, spec.port)
+            ),
+            pcap=self.pcap,
+        )
+
+    def _counters(self) -> tuple[Counters, Counters]:
+        lab, spec = self.tunnel.lab, self.tunnel.spec
+        return (
+            lab.rtnl(spec.client).counters(self.tunnel.client_tun),
+            lab.rtnl(spec.server).counters(self.tunnel.server_tun),
+        )
+
+
+def outer_interface(lab: Lab, host: str, address: str) -> str:
+    """The interface of `host` that holds `address` (the server's link toward the clients)."""
+    for iface in lab.scenario.host(host).interfaces:
+        if iface.address.split("/")[0] == address:
+            return iface.name
+    raise ValueError(f"host {host} has no interface with address {address}")

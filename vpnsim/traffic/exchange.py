@@ -1,0 +1,87 @@
+"""UDP and TCP exchanges with an echo service: what comes back must equal what was sent."""
+
+from __future__ import annotations
+
+import errno
+import select
+import socket
+import time
+
+from vpnsim.net import namespace
+from vpnsim.traffic.errors import NoRoute, ProbeFailed
+
+MAX_UDP_PAYLOAD = 65507  # 65535 - 20 (IPv4 header) - 8 (UDP header)
+
+
+def _send_failed(what: str, exc: OSError) -> ProbeFailed:
+    if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return NoRoute(f"{what}: no route ({exc.strerror})")
+    return ProbeFailed(f"{what}: {exc.strerror}")
+
+
+def udp_exchange(ns: str, dst: str, port: int, payload: bytes, timeout: float = 2.0) -> bytes:
+    """Send one datagram from namespace `ns` and return the first datagram that comes back
+    from `dst:port`. Raises ProbeFailed if none comes within `timeout`."""
+    if not 0 < len(payload) <= MAX_UDP_PAYLOAD:
+        raise ValueError(f"UDP payload of {len(payload)} bytes: 1 to {MAX_UDP_PAYLOAD}")
+    what = f"UDP {len(payload)} bytes to {dst}:{port}"
+    with namespace.socket_in(ns, socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        # connect(): only the peer's datagrams are received, and ICMP errors are reported.
+        try:
+            sock.connect((dst, port))
+            sock.send(payload)
+        except OSError as exc:
+            raise _send_failed(what, exc) from None
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if not select.select([sock], [], [], left)[0]:
+                break
+            try:
+                return sock.recv(65535)
+            except ConnectionRefusedError:
+                raise ProbeFailed(f"{what}: port unreachable (no echo service?)") from None
+            except OSError as exc:
+                raise _send_failed(what, exc) from None
+    raise ProbeFailed(f"{what}: no reply within {timeout:g} s")
+
+
+def tcp_exchange(ns: str, dst: str, port: int, payload: bytes, timeout: float = 5.0) -> bytes:
+    """Connect from namespace `ns`, send `payload` while reading the echo, close our side once
+    all is sent, and return every byte received until the peer closes."""
+    what = f"TCP {len(payload)} bytes to {dst}:{port}"
+    received = bytearray()
+    with namespace.socket_in(ns, socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect((dst, port))
+        except TimeoutError:
+            raise ProbeFailed(f"{what}: no connection within {timeout:g} s") from None
+        except ConnectionRefusedError:
+            raise ProbeFailed(f"{what}: connection refused (no echo service?)") from None
+        except OSError as exc:
+            raise _send_failed(what, exc) from None
+        sock.setblocking(False)
+        # Interleaved: an echo of more than the socket buffers would deadlock a send-all-first.
+        pending = memoryview(payload)
+        if not pending:
+            sock.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            writers = [sock] if pending else []
+            readable, writable, _ = select.select([sock], writers, [], left)
+            if writable:
+                pending = pending[sock.send(pending[:65536]) :]
+                if not pending:
+                    sock.shutdown(socket.SHUT_WR)
+            if readable:
+                try:
+                    chunk = sock.recv(65536)
+                except OSError as exc:
+                    raise ProbeFailed(
+                        f"{what}: {exc.strerror} after {len(received)} bytes"
+                    ) from None
+                if not chunk:
+                    return bytes(received)
+                received += chunk
+    raise ProbeFailed(f"{what}: {len(received)} bytes back after {timeout:g} s, then nothing")

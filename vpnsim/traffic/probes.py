@@ -1,0 +1,98 @@
+"""Probes bound to a lab: ICMP, UDP and TCP from a host, by name, with exact payload checks.
+
+    probes = Probes(lab, tunnel)
+    probes.ping("U", "192.168.60.5", b"x" * 3000).payload      # the echoed payload
+    probes.udp("V", "192.168.53.99", data)                      # echo service started on U
+    with probes.evidence() as rec:
+        probes.tcp("U", "192.168.60.5", b"hello")
+    assert rec.result.through_tunnel
+
+UDP and TCP go to an echo service (port 7) that is started on demand, once, on the host that
+owns the destination address (an interface address, or a TUN address of the tunnel).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from pathlib import Path
+
+from vpnsim import proc
+from vpnsim.topology import Lab
+from vpnsim.traffic.echo import ECHO_PORT
+from vpnsim.traffic.errors import ProbeFailed
+from vpnsim.traffic.evidence import EvidenceRecorder
+from vpnsim.traffic.exchange import tcp_exchange, udp_exchange
+from vpnsim.traffic.icmp import EchoReply, ping
+from vpnsim.vpn import RunningTunnel
+
+ECHO_READY_TIMEOUT = 10.0
+
+
+class Probes:
+    def __init__(self, lab: Lab, tunnel: RunningTunnel | None = None) -> None:
+        self.lab = lab
+        self.tunnel = tunnel
+        self.echo: dict[str, proc.Program] = {}
+
+    def ping(
+        self, host: str, dst: str, payload: bytes = b"vpnsim", timeout: float = 2.0
+    ) -> EchoReply:
+        """An ICMP echo from `host` to `dst`; raises ProbeFailed without a matching reply."""
+        return ping(self.lab.ns(host), dst, payload, timeout)
+
+    def reaches(self, host: str, dst: str, timeout: float = 1.0) -> bool:
+        """Whether an ICMP echo from `host` to `dst` gets its reply."""
+        try:
+            self.ping(host, dst, timeout=timeout)
+        except ProbeFailed:
+            return False
+        return True
+
+    def udp(self, host: str, dst: str, payload: bytes, timeout: float = 2.0) -> bytes:
+        """Send `payload` from `host` to the echo service at `dst`; returns what came back."""
+        self.serve_echo(self._owner(dst))
+        return udp_exchange(self.lab.ns(host), dst, ECHO_PORT, payload, timeout)
+
+    def tcp(self, host: str, dst: str, payload: bytes, timeout: float = 5.0) -> bytes:
+        """A TCP connection from `host` to the echo service at `dst`; returns what came back."""
+        self.serve_echo(self._owner(dst))
+        return tcp_exchange(self.lab.ns(host), dst, ECHO_PORT, payload, timeout)
+
+    def serve_echo(self, host: str) -> proc.Program:
+        """Start the echo service on `host` unless it runs already; wait until it listens."""
+        running = self.echo.get(host)
+        if running is not None and running.running():
+            return running
+        argv = [sys.executable, "-m", "vpnsim.traffic.echo", "--port", str(ECHO_PORT)]
+        program = self.lab.start(host, argv, log_name=f"echo-{host}")
+        program.wait_ready(
+            lambda: proc.port_bound(program.pid, ECHO_PORT, "tcp"),
+            ECHO_READY_TIMEOUT,
+            f"echo service listening on port {ECHO_PORT}",
+        )
+        self.echo[host] = program
+        return program
+
+    def evidence(self, pcap: Path | None = None) -> EvidenceRecorder:
+        """Record TUN counters and outer datagrams around a probe (`with ... as rec`)."""
+        if self.tunnel is None:
+            raise ValueError("evidence needs a running tunnel: Probes(lab, tunnel)")
+        return EvidenceRecorder(self.tunnel, pcap)
+
+    def close(self) -> None:
+        for program in self.echo.values():
+            program.stop()
+        self.echo.clear()
+
+    def _owner(self, address: str) -> str:
+        ip = ipaddress.ip_address(address)
+        for host in self.lab.scenario.hosts:
+            if any(ipaddress.ip_interface(i.address).ip == ip for i in host.interfaces):
+                return host.name
+        spec = self.lab.scenario.tunnel
+        if spec is not None:
+            for owner, cidr in ((spec.client, spec.client_tun), (spec.server, spec.server_tun)):
+                if ipaddress.ip_interface(cidr).ip == ip:
+                    return owner
+        raise ValueError(f"no host of lab {self.lab.name} owns {address}")

@@ -1,0 +1,82 @@
+"""`python -m vpnsim.tunnel client|server`: the reference VPN endpoint, SEED wire-compatible.
+
+    server: python -m vpnsim.tunnel server --tun-address 192.168.53.1/24 [--port 9090]
+    client: python -m vpnsim.tunnel client --server 10.9.0.11 --tun-address 192.168.53.99/24 \\
+                --route 192.168.60.0/24 [--port 9090]
+
+Each end creates its TUN, gives it the address, brings it up, adds the routes, binds its UDP
+socket and forwards until SIGTERM or SIGINT; it then prints its counters as one JSON line on
+stdout (evidence for tests) and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from vpnsim.tunnel.driver import Driver, UdpTransport
+from vpnsim.tunnel.netconf import Netconf
+from vpnsim.tunnel.protocol import ClientProtocol, Endpoint, ServerProtocol
+from vpnsim.tunnel.tun import TunFile
+
+DEFAULT_PORT = 9090
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m vpnsim.tunnel", description="The reference SEED VPN tunnel endpoint."
+    )
+    parser.add_argument("side", choices=("client", "server"))
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="UDP port of the server")
+    parser.add_argument("--server", help="server address (client side)")
+    parser.add_argument("--tun-address", required=True, metavar="CIDR")
+    parser.add_argument("--tun-name", default="tun%d", help="name or template (default tun%%d)")
+    parser.add_argument("--mtu", type=int, help="TUN MTU (default: the kernel's, 1500)")
+    parser.add_argument(
+        "--route", action="append", default=[], metavar="CIDR", help="route CIDR into the TUN"
+    )
+    args = parser.parse_args(argv)
+    if args.side == "client" and not args.server:
+        parser.error("the client needs --server ADDRESS")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    stopping = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    tun = TunFile(args.tun_name)
+    with Netconf() as netconf:
+        netconf.add_address(tun.name, args.tun_address)
+        netconf.set_up(tun.name, args.mtu)
+        for cidr in args.route:
+            netconf.add_route(cidr, tun.name)
+    endpoint: Endpoint
+    if args.side == "server":
+        transport = UdpTransport(("0.0.0.0", args.port))
+        endpoint = ServerProtocol()
+    else:
+        transport = UdpTransport(("0.0.0.0", 0))
+        endpoint = ClientProtocol(server=(args.server, args.port))
+    print(f"{args.side}: {tun.name} {args.tun_address} up, udp port {args.port}", flush=True)
+
+    driver = Driver(endpoint, tun, transport)
+    driver.run(should_stop=lambda: stopping)
+    report = {"side": args.side, "tun": tun.name, **vars(endpoint.stats), "errors": driver.errors}
+    print(json.dumps(report), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

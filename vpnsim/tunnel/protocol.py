@@ -1,0 +1,180 @@
+"""The reference tunnel's protocol, sans-IO: pure objects fed packets, datagrams and `now`.
+
+Plain mode is the SEED lab's wire format: each UDP datagram carries exactly one raw IP packet,
+nothing else (no header, no keepalive), so either end interoperates with a student's
+`tun_client.py` / `tun_server.py`.
+
+- The client sends every packet read from its TUN to the server, and delivers to its TUN what
+  the server sends (datagrams from anyone else are dropped: no injection from the outside).
+- The server learns, from each datagram, which client address an inner source address lives
+  behind; packets read from its TUN go to the client that owns their destination. A client that
+  restarts from a new source port is followed at its first packet. With a single client known,
+  unknown destinations go to it (the lab's single-client setup, e.g. site-to-site subnets).
+
+Nothing here does IO or reads a clock: the driver passes `now` in, and acts on the returned
+`Send` (a datagram to an address) and `Deliver` (a packet to write to the TUN) values.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+Address = tuple[str, int]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# A client unheard of for this long is forgotten (its address may belong to someone else now).
+PEER_IDLE_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send `datagram` to `addr` over the outer (UDP) transport."""
+
+    datagram: bytes
+    addr: Address
+
+
+@dataclass(frozen=True)
+class Deliver:
+    """Write `packet` to the TUN device."""
+
+    packet: bytes
+
+
+@dataclass
+class Stats:
+    """What an endpoint did, for evidence and for the exit report."""
+
+    tun_packets: int = 0  # read from the TUN
+    sent: int = 0  # datagrams handed to the transport
+    received: int = 0  # datagrams accepted from the transport
+    delivered: int = 0  # packets written to the TUN
+    malformed: int = 0  # datagrams that are not an IP packet: dropped
+    foreign: int = 0  # datagrams from an address that is not our server: dropped
+    no_route: int = 0  # TUN packets for a destination no client owns: dropped
+
+
+class MalformedPacket(ValueError):
+    """Bytes that are not a whole IPv4 or IPv6 packet."""
+
+
+def inner_addresses(packet: bytes) -> tuple[IPAddress, IPAddress]:
+    """Source and destination of an IP packet; raises MalformedPacket if it is not one.
+
+    Checks what a router would before forwarding: version, header length, and that the
+    length field does not claim more bytes than arrived.
+    """
+    if not packet:
+        raise MalformedPacket("empty")
+    version = packet[0] >> 4
+    if version == 4:
+        ihl = (packet[0] & 0x0F) * 4
+        if ihl < 20 or len(packet) < ihl:
+            raise MalformedPacket(f"IPv4 header length {ihl} in {len(packet)} bytes")
+        total = int.from_bytes(packet[2:4], "big")
+        if total < ihl or total > len(packet):
+            raise MalformedPacket(f"IPv4 total length {total} in {len(packet)} bytes")
+        return ipaddress.IPv4Address(packet[12:16]), ipaddress.IPv4Address(packet[16:20])
+    if version == 6:
+        if len(packet) < 40:
+            raise MalformedPacket(f"IPv6 header in {len(packet)} bytes")
+        if 40 + int.from_bytes(packet[4:6], "big") > len(packet):
+            raise MalformedPacket("IPv6 payload length beyond the datagram")
+        return ipaddress.IPv6Address(packet[8:24]), ipaddress.IPv6Address(packet[24:40])
+    raise MalformedPacket(f"IP version {version}")
+
+
+@dataclass
+class ClientProtocol:
+    """One client: TUN packets to the server, the server's datagrams to the TUN."""
+
+    server: Address
+    stats: Stats = field(default_factory=Stats)
+
+    def packet_from_tun(self, packet: bytes, now: float) -> list[Send]:
+        self.stats.tun_packets += 1
+        self.stats.sent += 1
+        return [Send(packet, self.server)]
+
+    def datagram_received(self, data: bytes, addr: Address, now: float) -> list[Deliver]:
+        if addr != self.server:
+            self.stats.foreign += 1
+            return []
+        try:
+            inner_addresses(data)
+        except MalformedPacket:
+            self.stats.malformed += 1
+            return []
+        self.stats.received += 1
+        self.stats.delivered += 1
+        return [Deliver(data)]
+
+    def expire(self, now: float) -> None:
+        """Nothing times out on the client; here so both ends share one interface."""
+
+
+@dataclass
+class Peer:
+    addr: Address
+    last_seen: float
+
+
+@dataclass
+class ServerProtocol:
+    """Many clients: learns inner source -> client address; routes TUN packets by destination."""
+
+    idle_timeout: float = PEER_IDLE_TIMEOUT
+    stats: Stats = field(default_factory=Stats)
+    routes: dict[IPAddress, Peer] = field(default_factory=dict)
+
+    def datagram_received(self, data: bytes, addr: Address, now: float) -> list[Deliver]:
+        try:
+            source, _destination = inner_addresses(data)
+        except MalformedPacket:
+            self.stats.malformed += 1
+            return []
+        known = self.routes.get(source)
+        if known is not None and known.addr != addr:
+            self._move_client(known.addr, addr)
+        self.routes[source] = Peer(addr, now)
+        self.stats.received += 1
+        self.stats.delivered += 1
+        return [Deliver(data)]
+
+    def packet_from_tun(self, packet: bytes, now: float) -> list[Send]:
+        self.stats.tun_packets += 1
+        try:
+            _source, destination = inner_addresses(packet)
+        except MalformedPacket:
+            self.stats.malformed += 1
+            return []
+        peer = self.routes.get(destination) or self._only_client()
+        if peer is None:
+            self.stats.no_route += 1
+            return []
+        self.stats.sent += 1
+        return [Send(packet, peer.addr)]
+
+    def expire(self, now: float) -> None:
+        """Forget inner addresses whose client has been silent for `idle_timeout` seconds."""
+        stale = [ip for ip, peer in self.routes.items() if now - peer.last_seen > self.idle_timeout]
+        for ip in stale:
+            del self.routes[ip]
+
+    def clients(self) -> set[Address]:
+        return {peer.addr for peer in self.routes.values()}
+
+    def _move_client(self, old: Address, new: Address) -> None:
+        # A client restarted from a new port (or address): everything behind it moves along,
+        # e.g. the site-to-site subnet behind a client-side router.
+        for peer in self.routes.values():
+            if peer.addr == old:
+                peer.addr = new
+
+    def _only_client(self) -> Peer | None:
+        peers = {peer.addr: peer for peer in self.routes.values()}
+        return next(iter(peers.values())) if len(peers) == 1 else None
+
+
+Endpoint = ClientProtocol | ServerProtocol
