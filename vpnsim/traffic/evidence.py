@@ -64,11 +64,11 @@ class TunnelEvidence:
         """A human account, one fact per line (for the demo, reports and failure messages)."""
         c, s = self.client, self.server
         lines = [
-            f"{self.client_tun}: {c.tx_packets} packets into the tunnel ({c.tx_bytes} bytes), "
-            f"{c.rx_packets} out of it ({c.rx_bytes} bytes)",
-            f"{self.server_tun}: {s.rx_packets} packets out of the tunnel ({s.rx_bytes} bytes), "
-            f"{s.tx_packets} into it ({s.tx_bytes} bytes)",
-            f"{self.link}: {len(self.to_server)} UDP datagrams to {self.server_address}:"
+            f"{self.client_tun}: {_n(c.tx_packets, 'packet')} into the tunnel "
+            f"({c.tx_bytes} bytes), {c.rx_packets} out of it ({c.rx_bytes} bytes)",
+            f"{self.server_tun}: {_n(s.rx_packets, 'packet')} out of the tunnel "
+            f"({s.rx_bytes} bytes), {s.tx_packets} into it ({s.tx_bytes} bytes)",
+            f"{self.link}: {_n(len(self.to_server), 'UDP datagram')} to {self.server_address}:"
             f"{self.port}, {len(self.from_server)} from it",
         ]
         for direction, datagrams in (("to", self.to_server), ("from", self.from_server)):
@@ -81,6 +81,10 @@ class TunnelEvidence:
         if self.pcap is not None:
             lines.append(f"  capture: {self.pcap}")
         return lines
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def describe_inner(payload: bytes) -> str:

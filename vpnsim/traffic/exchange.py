@@ -19,12 +19,14 @@ def _send_failed(what: str, exc: OSError) -> ProbeFailed:
     return ProbeFailed(f"{what}: {exc.strerror}")
 
 
-def udp_exchange(ns: str, dst: str, port: int, payload: bytes, timeout: float = 2.0) -> bytes:
+def udp_exchange(
+    ns: str, dst: str, port: int, payload: bytes, timeout: float = 2.0, *, src: str = ""
+) -> bytes:
     """Send one datagram from namespace `ns` and return the first datagram that comes back
     from `dst:port`. Raises ProbeFailed if none comes within `timeout`."""
     if not 0 < len(payload) <= MAX_UDP_PAYLOAD:
         raise ValueError(f"UDP payload of {len(payload)} bytes: 1 to {MAX_UDP_PAYLOAD}")
-    what = f"UDP {len(payload)} bytes to {dst}:{port}"
+    what = f"UDP {len(payload)} bytes from {src or ns} to {dst}:{port}"
     with namespace.socket_in(ns, socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         # connect(): only the peer's datagrams are received, and ICMP errors are reported.
@@ -46,10 +48,12 @@ def udp_exchange(ns: str, dst: str, port: int, payload: bytes, timeout: float = 
     raise ProbeFailed(f"{what}: no reply within {timeout:g} s")
 
 
-def tcp_exchange(ns: str, dst: str, port: int, payload: bytes, timeout: float = 5.0) -> bytes:
+def tcp_exchange(
+    ns: str, dst: str, port: int, payload: bytes, timeout: float = 5.0, *, src: str = ""
+) -> bytes:
     """Connect from namespace `ns`, send `payload` while reading the echo, close our side once
     all is sent, and return every byte received until the peer closes."""
-    what = f"TCP {len(payload)} bytes to {dst}:{port}"
+    what = f"TCP {len(payload)} bytes from {src or ns} to {dst}:{port}"
     received = bytearray()
     with namespace.socket_in(ns, socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)

@@ -65,13 +65,18 @@ def echo_request(ident: int, seq: int, payload: bytes) -> bytes:
 _idents = itertools.count(os.getpid() & 0xFFFF)
 
 
-def ping(ns: str, dst: str, payload: bytes = b"vpnsim", timeout: float = 2.0) -> EchoReply:
-    """One echo request from namespace `ns` to `dst`; the matching reply, or ProbeFailed."""
+def ping(
+    ns: str, dst: str, payload: bytes = b"vpnsim", timeout: float = 2.0, *, src: str = ""
+) -> EchoReply:
+    """One echo request from namespace `ns` to `dst`; the matching reply, or ProbeFailed.
+
+    `src` names the sender in messages (a host name); the namespace name by default.
+    """
     if len(payload) > MAX_ICMP_PAYLOAD:
         raise ValueError(f"ICMP payload of {len(payload)} bytes: at most {MAX_ICMP_PAYLOAD}")
     ident = next(_idents) & 0xFFFF
     seq = 1
-    what = f"ICMP echo of {len(payload)} bytes to {dst}"
+    what = f"ICMP echo of {len(payload)} bytes from {src or ns} to {dst}"
     with namespace.socket_in(ns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as sock:
         wanted = (1 << ECHO_REPLY) | (1 << DEST_UNREACHABLE) | (1 << TIME_EXCEEDED)
         sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("I", ~wanted & 0xFFFFFFFF))
@@ -82,7 +87,7 @@ def ping(ns: str, dst: str, payload: bytes = b"vpnsim", timeout: float = 2.0) ->
             sock.sendto(echo_request(ident, seq, payload), (dst, 0))
         except OSError as exc:
             if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-                raise NoRoute(f"{what}: no route from {ns} ({exc.strerror})") from None
+                raise NoRoute(f"{what}: no route ({exc.strerror})") from None
             raise ProbeFailed(f"{what}: send failed: {exc.strerror}") from None
         deadline = sent_at + timeout
         while (left := deadline - time.monotonic()) > 0:

@@ -39,7 +39,7 @@ class Probes:
         self, host: str, dst: str, payload: bytes = b"vpnsim", timeout: float = 2.0
     ) -> EchoReply:
         """An ICMP echo from `host` to `dst`; raises ProbeFailed without a matching reply."""
-        return ping(self.lab.ns(host), dst, payload, timeout)
+        return ping(self.lab.ns(host), dst, payload, timeout, src=host)
 
     def reaches(self, host: str, dst: str, timeout: float = 1.0) -> bool:
         """Whether an ICMP echo from `host` to `dst` gets its reply."""
@@ -52,12 +52,12 @@ class Probes:
     def udp(self, host: str, dst: str, payload: bytes, timeout: float = 2.0) -> bytes:
         """Send `payload` from `host` to the echo service at `dst`; returns what came back."""
         self.serve_echo(self._owner(dst))
-        return udp_exchange(self.lab.ns(host), dst, ECHO_PORT, payload, timeout)
+        return udp_exchange(self.lab.ns(host), dst, ECHO_PORT, payload, timeout, src=host)
 
     def tcp(self, host: str, dst: str, payload: bytes, timeout: float = 5.0) -> bytes:
         """A TCP connection from `host` to the echo service at `dst`; returns what came back."""
         self.serve_echo(self._owner(dst))
-        return tcp_exchange(self.lab.ns(host), dst, ECHO_PORT, payload, timeout)
+        return tcp_exchange(self.lab.ns(host), dst, ECHO_PORT, payload, timeout, src=host)
 
     def serve_echo(self, host: str) -> proc.Program:
         """Start the echo service on `host` unless it runs already; wait until it listens."""
