@@ -120,8 +120,9 @@ def _parser() -> argparse.ArgumentParser:
 def _lab_up(args: argparse.Namespace) -> int:
     scenario = builtin_scenario(args.scenario)
     preflight()
+    from vpnsim.impl import TunnelImpl
     from vpnsim.topology import build_lab
-    from vpnsim.vpn import TunnelImpl, start_tunnel
+    from vpnsim.vpn import start_tunnel
 
     impl = None if args.tunnel == "none" else TunnelImpl.parse([args.tunnel])
     lab = build_lab(scenario, name=args.name)
@@ -228,7 +229,7 @@ def _clean(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     preflight()
     from vpnsim.demo import run_demo
-    from vpnsim.vpn import REFERENCE, TunnelImpl
+    from vpnsim.impl import REFERENCE, TunnelImpl
 
     impl = TunnelImpl.parse(args.vpn_impl) if args.vpn_impl else REFERENCE
     return run_demo(impl)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from vpnsim.impl import TunnelImpl
 from vpnsim.leaks import leftovers
 from vpnsim.seed import seed_tunnel
 from vpnsim.topology import Lab, build_lab
 from vpnsim.traffic.errors import NoRoute, ProbeFailed
 from vpnsim.traffic.probes import Probes
-from vpnsim.vpn import TunnelImpl, start_tunnel
+from vpnsim.vpn import start_tunnel
 
 EXIT_OK = 0
 EXIT_FINDING = 1

@@ -12,16 +12,23 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from vpnsim import features
 from vpnsim.errors import HarnessError
-from vpnsim.seed import seed_tunnel
-from vpnsim.topology import Lab, build_lab, new_lab_name
-from vpnsim.vpn import ImplementationError, RunningTunnel, TunnelImpl, start_tunnel
+from vpnsim.impl import ImplementationError, TunnelImpl
+from vpnsim.proc import ProgramFailed
+
+# The lab side (pyroute2) loads only when a lab fixture is used: the plugin is registered in
+# every pytest run where vpnsim is installed, and most of those never build a lab.
+if TYPE_CHECKING:
+    from vpnsim.topology import Lab
+    from vpnsim.traffic.probes import Probes
+    from vpnsim.vpn import RunningTunnel
 
 try:  # hypothesis is a test extra; the plugin also loads in environments without it
     from hypothesis import HealthCheck, settings
@@ -39,6 +46,7 @@ except ImportError:  # pragma: no cover
     pass
 
 LAB_FIXTURES = {"vpnsim_labs", "seed_lab", "vpn_tunnel", "probes"}
+LOG_TAIL_LINES = 20
 ENV_IMPL = "VPNSIM_VPN_IMPL"
 
 
@@ -110,13 +118,14 @@ class LabFactory:
         self._labs: list[Lab] = []
 
     def build(self, scenario_name: str = "seed-tunnel") -> Lab:
-        assert scenario_name == "seed-tunnel", "only the SEED tunnel lab is built in yet"
+        from vpnsim.seed import builtin_scenario
+        from vpnsim.topology import build_lab, new_lab_name
+
+        scenario = builtin_scenario(scenario_name)
         name = new_lab_name("pt")
         self._registry.append(name)
         try:
-            lab = build_lab(
-                seed_tunnel(), name=name, log_dir=self._base / name, owner_pid=os.getpid()
-            )
+            lab = build_lab(scenario, name=name, log_dir=self._base / name, owner_pid=os.getpid())
         except HarnessError as exc:
             pytest.fail(str(exc), pytrace=False)
         self._labs.append(lab)
@@ -148,12 +157,59 @@ def seed_lab(vpnsim_labs: LabFactory) -> Iterator[Lab]:
 @pytest.fixture(scope="module")
 def vpn_tunnel(request: pytest.FixtureRequest, vpnsim_labs: LabFactory) -> Iterator[RunningTunnel]:
     """A SEED lab of its own with the implementation under test running on U and server."""
+    from vpnsim.vpn import start_tunnel
+
     lab = vpnsim_labs.build()
     try:
-        tunnel = start_tunnel(lab, request.config.stash[_impl_key])
+        try:
+            tunnel = start_tunnel(lab, request.config.stash[_impl_key])
+        except ProgramFailed as exc:  # a finding about the implementation, not a harness error
+            pytest.fail(str(exc), pytrace=False)
         yield tunnel
     finally:
         lab.teardown()
+
+
+@pytest.fixture(scope="module")
+def probes(vpn_tunnel: RunningTunnel) -> Iterator[Probes]:
+    """Probes (ICMP, UDP, TCP, evidence) on the `vpn_tunnel` lab's hosts, by host name."""
+    from vpnsim.traffic.probes import Probes
+
+    found = Probes(vpn_tunnel.lab, vpn_tunnel)
+    yield found
+    found.close()
+
+
+@pytest.fixture(autouse=True)
+def _vpnsim_tunnel_survives(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A tunnel program that dies during a test fails that test, with the program's stderr."""
+    yield
+    if "vpn_tunnel" not in request.fixturenames:
+        return
+    tunnel: RunningTunnel = request.getfixturevalue("vpn_tunnel")
+    for program in (tunnel.client, tunnel.server):
+        code = program.exit_code()
+        if code is not None:
+            failure = ProgramFailed(program, f"exited with status {code} during this test")
+            pytest.fail(str(failure), pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """On failure, show the tail of each tunnel program's logs and where the logs are."""
+    report = yield
+    tunnel = getattr(item, "funcargs", {}).get("vpn_tunnel")
+    if report.failed and tunnel is not None:
+        for program in (tunnel.client, tunnel.server):
+            for path in (program.stdout_path, program.stderr_path):
+                try:
+                    tail = path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+                except FileNotFoundError:
+                    continue
+                report.sections.append((f"vpnsim {program.host}: {path}", "\n".join(tail)))
+    return report
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

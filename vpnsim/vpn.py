@@ -8,89 +8,16 @@ has routed the private networks into its TUN.
 from __future__ import annotations
 
 import ipaddress
-import shlex
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from vpnsim import proc
-from vpnsim.errors import HarnessError
+from vpnsim.impl import REFERENCE, TunnelImpl
 from vpnsim.model import TunnelSpec
 from vpnsim.net.rtnl import Link, NetlinkFailure, Rtnl
 from vpnsim.topology import Lab
 
 READY_TIMEOUT = 10.0
-SEED_CLIENT = "tun_client.py"
-SEED_SERVER = "tun_server.py"
-
-
-class ImplementationError(HarnessError, ValueError):
-    """A --vpn-impl value that cannot be understood: says which forms are accepted."""
-
-
-@dataclass(frozen=True)
-class TunnelImpl:
-    """How to start each end: argv per side (None: the reference, built from the lab's spec)."""
-
-    label: str
-    client_argv: tuple[str, ...] | None = None
-    server_argv: tuple[str, ...] | None = None
-    cwd: Path | None = None
-
-    @property
-    def is_reference(self) -> bool:
-        return self.client_argv is None and self.server_argv is None
-
-    def argv(self, side: str, spec: TunnelSpec) -> tuple[str, ...]:
-        given = self.client_argv if side == "client" else self.server_argv
-        return given if given is not None else reference_argv(side, spec)
-
-    @classmethod
-    def parse(cls, values: list[str]) -> TunnelImpl:
-        """Accepts `reference`; a folder with the SEED lab's tun_client.py and tun_server.py;
-        or `client=CMD` and/or `server=CMD` (the other side stays the reference)."""
-        if not values or values == ["reference"]:
-            return REFERENCE
-        if len(values) == 1 and "=" not in values[0]:
-            folder = Path(values[0]).resolve()
-            missing = [n for n in (SEED_CLIENT, SEED_SERVER) if not (folder / n).is_file()]
-            if not folder.is_dir() or missing:
-                raise ImplementationError(
-                    f"--vpn-impl {values[0]}: expected 'reference', a folder with "
-                    f"{SEED_CLIENT} and {SEED_SERVER}, or client=CMD / server=CMD"
-                )
-            python = ("python3", "-u")
-            return cls(
-                label=str(folder),
-                client_argv=(*python, str(folder / SEED_CLIENT)),
-                server_argv=(*python, str(folder / SEED_SERVER)),
-                cwd=folder,
-            )
-        sides: dict[str, tuple[str, ...]] = {}
-        for value in values:
-            side, sep, command = value.partition("=")
-            if not sep or side not in ("client", "server") or not command.strip():
-                raise ImplementationError(
-                    f"--vpn-impl {value!r}: expected client=CMD or server=CMD"
-                )
-            sides[side] = tuple(shlex.split(command))
-        return cls(
-            label=" ".join(f"{k}={shlex.join(v)}" for k, v in sides.items()),
-            client_argv=sides.get("client"),
-            server_argv=sides.get("server"),
-        )
-
-
-REFERENCE = TunnelImpl(label="reference")
-
-
-def reference_argv(side: str, spec: TunnelSpec) -> tuple[str, ...]:
-    base = (sys.executable, "-m", "vpnsim.tunnel", side, "--port", str(spec.port))
-    if side == "server":
-        return (*base, "--tun-address", spec.server_tun)
-    routes = [arg for dst in spec.client_routes for arg in ("--route", dst)]
-    return (*base, "--server", spec.server_address, "--tun-address", spec.client_tun, *routes)
 
 
 @dataclass
@@ -106,13 +33,21 @@ class RunningTunnel:
     server_tun: str = ""
     ready_seconds: float = 0.0
 
-    def restart_client(self, timeout: float = READY_TIMEOUT) -> float:
-        """Kill the client (as in the lab's task 6) and start it again; seconds to ready."""
-        self.client.stop()
-        self.client = _start_side(self.lab, self.impl, self.spec, "client")
+    def stop_client(self) -> int | None:
+        """Kill the client, as in the lab's task 6; its TUN and routes go with it."""
+        return self.client.stop()
+
+    def start_client(self, timeout: float = READY_TIMEOUT) -> float:
+        """Start the client again (a new process, a new source port); seconds until ready."""
         start = time.monotonic()
+        self.client = _start_side(self.lab, self.impl, self.spec, "client")
         self.client_tun = wait_client_ready(self.lab, self.spec, self.client, timeout)
         return time.monotonic() - start
+
+    def restart_client(self, timeout: float = READY_TIMEOUT) -> float:
+        """Kill the client and start it again; seconds until the new one is ready."""
+        self.stop_client()
+        return self.start_client(timeout)
 
     def stop(self) -> None:
         self.client.stop()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from vpnsim.impl import REFERENCE, ImplementationError, TunnelImpl
 from vpnsim.seed import seed_tunnel
-from vpnsim.vpn import REFERENCE, ImplementationError, TunnelImpl
 
 
 def test_default_and_reference_select_the_reference_tunnel() -> None:

@@ -89,3 +89,60 @@ def tcp_exchange(
                     return bytes(received)
                 received += chunk
     raise ProbeFailed(f"{what}: {len(received)} bytes back after {timeout:g} s, then nothing")
+
+
+class TcpSession:
+    """A TCP connection kept open across events (e.g. a tunnel restart, the lab's task 6).
+
+    Sends go out at once; `receive` waits for an exact number of bytes, so bytes typed while
+    the tunnel was down must arrive, by TCP retransmission, once it is back.
+    """
+
+    def __init__(
+        self, ns: str, dst: str, port: int, timeout: float = 5.0, *, src: str = ""
+    ) -> None:
+        self.what = f"TCP session from {src or ns} to {dst}:{port}"
+        self.sock = namespace.socket_in(ns, socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect((dst, port))
+        except OSError as exc:
+            self.sock.close()
+            raise _send_failed(self.what, exc) from None
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:
+            raise ProbeFailed(f"{self.what}: send failed: {exc.strerror or exc}") from None
+
+    def receive(self, size: int, timeout: float = 5.0) -> bytes:
+        """Exactly `size` bytes; ProbeFailed (with what did come) if they do not arrive."""
+        received = bytearray()
+        deadline = time.monotonic() + timeout
+        while len(received) < size and (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(size - len(received))
+            except TimeoutError:
+                break
+            except OSError as exc:
+                raise ProbeFailed(f"{self.what}: {exc.strerror or exc}") from None
+            if not chunk:
+                raise ProbeFailed(f"{self.what}: closed by the peer after {len(received)} bytes")
+            received += chunk
+        if len(received) < size:
+            raise ProbeFailed(
+                f"{self.what}: {len(received)} of {size} bytes within {timeout:g} s: "
+                f"{bytes(received[:60])!r}"
+            )
+        return bytes(received)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> TcpSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

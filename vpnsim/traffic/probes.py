@@ -22,7 +22,7 @@ from vpnsim.topology import Lab
 from vpnsim.traffic.echo import ECHO_PORT
 from vpnsim.traffic.errors import ProbeFailed
 from vpnsim.traffic.evidence import EvidenceRecorder
-from vpnsim.traffic.exchange import tcp_exchange, udp_exchange
+from vpnsim.traffic.exchange import TcpSession, tcp_exchange, udp_exchange
 from vpnsim.traffic.icmp import EchoReply, ping
 from vpnsim.vpn import RunningTunnel
 
@@ -58,6 +58,11 @@ class Probes:
         """A TCP connection from `host` to the echo service at `dst`; returns what came back."""
         self.serve_echo(self._owner(dst))
         return tcp_exchange(self.lab.ns(host), dst, ECHO_PORT, payload, timeout, src=host)
+
+    def tcp_session(self, host: str, dst: str, timeout: float = 5.0) -> TcpSession:
+        """An open TCP connection from `host` to the echo service at `dst` (use with `with`)."""
+        self.serve_echo(self._owner(dst))
+        return TcpSession(self.lab.ns(host), dst, ECHO_PORT, timeout, src=host)
 
     def serve_echo(self, host: str) -> proc.Program:
         """Start the echo service on `host` unless it runs already; wait until it listens."""
