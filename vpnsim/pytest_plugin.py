@@ -62,6 +62,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         f"Also: env {ENV_IMPL}, ini vpn_impl.",
     )
     parser.addini("vpn_impl", "default tunnel implementation under test", default="reference")
+    group.addoption(
+        "--vpn-probe-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long a probe waits for its answer (default 2; ini vpn_probe_timeout)",
+    )
+    parser.addini("vpn_probe_timeout", "seconds a probe waits for its answer", default="2")
 
 
 def selected_impl(config: pytest.Config) -> TunnelImpl:
@@ -171,22 +179,27 @@ def vpn_tunnel(request: pytest.FixtureRequest, vpnsim_labs: LabFactory) -> Itera
 
 
 @pytest.fixture(scope="module")
-def probes(vpn_tunnel: RunningTunnel) -> Iterator[Probes]:
+def probes(request: pytest.FixtureRequest, vpn_tunnel: RunningTunnel) -> Iterator[Probes]:
     """Probes (ICMP, UDP, TCP, evidence) on the `vpn_tunnel` lab's hosts, by host name."""
     from vpnsim.traffic.probes import Probes
 
-    found = Probes(vpn_tunnel.lab, vpn_tunnel)
+    config = request.config
+    timeout = config.getoption("--vpn-probe-timeout") or float(config.getini("vpn_probe_timeout"))
+    found = Probes(vpn_tunnel.lab, vpn_tunnel, timeout)
     yield found
     found.close()
 
 
-@pytest.fixture(autouse=True)
-def _vpnsim_tunnel_survives(request: pytest.FixtureRequest) -> Iterator[None]:
-    """A tunnel program that dies during a test fails that test, with the program's stderr."""
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """A tunnel program that died during a test fails that test, with the program's stderr.
+
+    A hook, not an autouse fixture: Hypothesis refuses function-scoped fixtures.
+    """
     yield
-    if "vpn_tunnel" not in request.fixturenames:
+    tunnel = getattr(item, "funcargs", {}).get("vpn_tunnel")
+    if tunnel is None:
         return
-    tunnel: RunningTunnel = request.getfixturevalue("vpn_tunnel")
     for program in (tunnel.client, tunnel.server):
         code = program.exit_code()
         if code is not None:

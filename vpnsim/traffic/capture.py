@@ -121,11 +121,13 @@ def parse_udp(data: bytes, linktype: int = LINKTYPE_ETHERNET) -> UdpDatagram | N
         if len(data) < 14 or struct.unpack_from("!H", data, 12)[0] != ETH_P_IP:
             return None
         data = data[14:]
-    if len(data) < 28 or data[0] >> 4 != 4 or data[9] != socket.IPPROTO_UDP:
+    if len(data) < 20 or data[0] >> 4 != 4 or data[9] != socket.IPPROTO_UDP:
         return None
     if struct.unpack_from("!H", data, 6)[0] & 0x1FFF:  # fragment offset != 0
         return None
     ihl = (data[0] & 0x0F) * 4
+    if ihl < 20 or len(data) < ihl + 8:  # a bad header length, or no room for the UDP header
+        return None
     sport, dport, length = struct.unpack_from("!HHH", data, ihl)
     return UdpDatagram(
         src=socket.inet_ntoa(data[12:16]),
@@ -143,7 +145,6 @@ def write_pcap(path: Path, frames: list[Frame], linktype: int = LINKTYPE_ETHERNE
     with open(path, "wb") as out:
         out.write(struct.pack("=IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, linktype))
         for frame in frames:
-            seconds = int(frame.time)
-            micros = int((frame.time - seconds) * 1_000_000)
+            seconds, micros = divmod(round(frame.time * 1_000_000), 1_000_000)
             out.write(struct.pack("=IIII", seconds, micros, len(frame.data), len(frame.data)))
             out.write(frame.data)

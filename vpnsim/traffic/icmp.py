@@ -113,6 +113,8 @@ def _match(packet: bytes, ident: int, seq: int, source: str, what: str) -> tuple
     if len(packet) < inner + 28 or packet[inner + 9] != socket.IPPROTO_ICMP:
         return None
     quoted = inner + (packet[inner] & 0x0F) * 4
+    if len(packet) < quoted + 8:  # the quote stops short of our ICMP header
+        return None
     q_type, _, _, q_ident, q_seq = struct.unpack_from("!BBHHH", packet, quoted)
     if (q_type, q_ident, q_seq) != (ECHO_REQUEST, ident, seq):
         return None

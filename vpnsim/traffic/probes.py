@@ -27,19 +27,25 @@ from vpnsim.traffic.icmp import EchoReply, ping
 from vpnsim.vpn import RunningTunnel
 
 ECHO_READY_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = 2.0
 
 
 class Probes:
-    def __init__(self, lab: Lab, tunnel: RunningTunnel | None = None) -> None:
+    """`timeout` is how long a probe waits for its answer unless a call says otherwise."""
+
+    def __init__(
+        self, lab: Lab, tunnel: RunningTunnel | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
         self.lab = lab
         self.tunnel = tunnel
+        self.timeout = timeout
         self.echo: dict[str, proc.Program] = {}
 
     def ping(
-        self, host: str, dst: str, payload: bytes = b"vpnsim", timeout: float = 2.0
+        self, host: str, dst: str, payload: bytes = b"vpnsim", timeout: float | None = None
     ) -> EchoReply:
         """An ICMP echo from `host` to `dst`; raises ProbeFailed without a matching reply."""
-        return ping(self.lab.ns(host), dst, payload, timeout, src=host)
+        return ping(self.lab.ns(host), dst, payload, timeout or self.timeout, src=host)
 
     def reaches(self, host: str, dst: str, timeout: float = 1.0) -> bool:
         """Whether an ICMP echo from `host` to `dst` gets its reply."""
@@ -49,20 +55,25 @@ class Probes:
             return False
         return True
 
-    def udp(self, host: str, dst: str, payload: bytes, timeout: float = 2.0) -> bytes:
+    def udp(self, host: str, dst: str, payload: bytes, timeout: float | None = None) -> bytes:
         """Send `payload` from `host` to the echo service at `dst`; returns what came back."""
         self.serve_echo(self._owner(dst))
-        return udp_exchange(self.lab.ns(host), dst, ECHO_PORT, payload, timeout, src=host)
+        wait = timeout or self.timeout
+        return udp_exchange(self.lab.ns(host), dst, ECHO_PORT, payload, wait, src=host)
 
-    def tcp(self, host: str, dst: str, payload: bytes, timeout: float = 5.0) -> bytes:
-        """A TCP connection from `host` to the echo service at `dst`; returns what came back."""
+    def tcp(self, host: str, dst: str, payload: bytes, timeout: float | None = None) -> bytes:
+        """A TCP connection from `host` to the echo service at `dst`; returns what came back.
+
+        TCP gets twice the probe timeout: a whole exchange, with retransmissions."""
         self.serve_echo(self._owner(dst))
-        return tcp_exchange(self.lab.ns(host), dst, ECHO_PORT, payload, timeout, src=host)
+        wait = timeout or 2 * self.timeout
+        return tcp_exchange(self.lab.ns(host), dst, ECHO_PORT, payload, wait, src=host)
 
-    def tcp_session(self, host: str, dst: str, timeout: float = 5.0) -> TcpSession:
+    def tcp_session(self, host: str, dst: str, timeout: float | None = None) -> TcpSession:
         """An open TCP connection from `host` to the echo service at `dst` (use with `with`)."""
         self.serve_echo(self._owner(dst))
-        return TcpSession(self.lab.ns(host), dst, ECHO_PORT, timeout, src=host)
+        wait = timeout or 2 * self.timeout
+        return TcpSession(self.lab.ns(host), dst, ECHO_PORT, wait, src=host)
 
     def serve_echo(self, host: str) -> proc.Program:
         """Start the echo service on `host` unless it runs already; wait until it listens."""

@@ -46,10 +46,12 @@ class Deliver:
 class Stats:
     """What an endpoint did, for evidence and for the exit report."""
 
+    # Counted when the protocol hands a datagram or packet to the IO side; what the kernel
+    # then refused is in the driver's `errors`.
     tun_packets: int = 0  # read from the TUN
     sent: int = 0  # datagrams handed to the transport
     received: int = 0  # datagrams accepted from the transport
-    delivered: int = 0  # packets written to the TUN
+    delivered: int = 0  # packets handed to the TUN
     malformed: int = 0  # datagrams that are not an IP packet: dropped
     foreign: int = 0  # datagrams from an address that is not our server: dropped
     no_route: int = 0  # TUN packets for a destination no client owns: dropped
@@ -115,18 +117,18 @@ class ClientProtocol:
 
 
 @dataclass
-class Peer:
-    addr: Address
-    last_seen: float
-
-
-@dataclass
 class ServerProtocol:
-    """Many clients: learns inner source -> client address; routes TUN packets by destination."""
+    """Many clients: learns inner source -> client address; routes TUN packets by destination.
+
+    `routes` maps each inner address to the client it lives behind; `last_heard` says when
+    each client last sent anything. Expiry is per client: an address behind a client that is
+    still talking (a host of its site, say) stays routed even if that host itself is quiet.
+    """
 
     idle_timeout: float = PEER_IDLE_TIMEOUT
     stats: Stats = field(default_factory=Stats)
-    routes: dict[IPAddress, Peer] = field(default_factory=dict)
+    routes: dict[IPAddress, Address] = field(default_factory=dict)
+    last_heard: dict[Address, float] = field(default_factory=dict)
 
     def datagram_received(self, data: bytes, addr: Address, now: float) -> list[Deliver]:
         try:
@@ -135,9 +137,10 @@ class ServerProtocol:
             self.stats.malformed += 1
             return []
         known = self.routes.get(source)
-        if known is not None and known.addr != addr:
-            self._move_client(known.addr, addr)
-        self.routes[source] = Peer(addr, now)
+        if known is not None and known != addr:
+            self._move_client(known, addr)
+        self.routes[source] = addr
+        self.last_heard[addr] = now
         self.stats.received += 1
         self.stats.delivered += 1
         return [Deliver(data)]
@@ -149,32 +152,33 @@ class ServerProtocol:
         except MalformedPacket:
             self.stats.malformed += 1
             return []
-        peer = self.routes.get(destination) or self._only_client()
-        if peer is None:
+        client = self.routes.get(destination) or self._only_client()
+        if client is None:
             self.stats.no_route += 1
             return []
         self.stats.sent += 1
-        return [Send(packet, peer.addr)]
+        return [Send(packet, client)]
 
     def expire(self, now: float) -> None:
-        """Forget inner addresses whose client has been silent for `idle_timeout` seconds."""
-        stale = [ip for ip, peer in self.routes.items() if now - peer.last_seen > self.idle_timeout]
-        for ip in stale:
-            del self.routes[ip]
+        """Forget clients silent for over `idle_timeout` seconds, and what lives behind them."""
+        stale = {c for c, heard in self.last_heard.items() if now - heard > self.idle_timeout}
+        if not stale:
+            return
+        for client in stale:
+            del self.last_heard[client]
+        self.routes = {ip: c for ip, c in self.routes.items() if c not in stale}
 
     def clients(self) -> set[Address]:
-        return {peer.addr for peer in self.routes.values()}
+        return set(self.last_heard)
 
     def _move_client(self, old: Address, new: Address) -> None:
         # A client restarted from a new port (or address): everything behind it moves along,
         # e.g. the site-to-site subnet behind a client-side router.
-        for peer in self.routes.values():
-            if peer.addr == old:
-                peer.addr = new
+        self.routes = {ip: (new if c == old else c) for ip, c in self.routes.items()}
+        self.last_heard.pop(old, None)
 
-    def _only_client(self) -> Peer | None:
-        peers = {peer.addr: peer for peer in self.routes.values()}
-        return next(iter(peers.values())) if len(peers) == 1 else None
+    def _only_client(self) -> Address | None:
+        return next(iter(self.last_heard)) if len(self.last_heard) == 1 else None
 
 
 Endpoint = ClientProtocol | ServerProtocol
