@@ -10,14 +10,15 @@ import shutil
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests", "slow"]
 nox.options.reuse_existing_virtualenvs = True
 
 # Lint tools pinned exactly so a new release cannot turn a green tree red overnight.
 RUFF = "ruff==0.17.6"
 MYPY = "mypy==2.4.1"
 # Student-style programs (and `vpnsim lab exec`) call `ip`; grading needs it in every host.
-DEBIAN_PACKAGES = {"ip": "iproute2"}
+# tcpdump reads back the pcap files vpnsim writes (a unit test checks they parse).
+DEBIAN_PACKAGES = {"ip": "iproute2", "tcpdump": "tcpdump"}
 
 
 def _debian_packages(session: nox.Session) -> None:
@@ -32,7 +33,31 @@ def tests(session: nox.Session) -> None:
     """The whole suite: unit tests, namespace tests, Hypothesis properties (ci profile)."""
     _debian_packages(session)
     session.install("-e", ".[test]")
-    session.run("pytest", "--hypothesis-profile=ci", "-p", "no:cacheprovider", *session.posargs)
+    session.run(
+        "pytest",
+        "--hypothesis-profile=ci",
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "not slow",
+        *session.posargs,
+    )
+
+
+@nox.session
+def slow(session: nox.Session) -> None:
+    """Meta tests (~1 min): the properties catch a real student bug and shrink it exactly."""
+    _debian_packages(session)
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        "--hypothesis-profile=ci",
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "slow",
+        *session.posargs,
+    )
 
 
 @nox.session

@@ -1,0 +1,155 @@
+"""`vpnsim bench` (`nox -s bench`): start-up, teardown and probe-rate figures, side by side.
+
+A report, never a pass/fail timing. Each figure is the median of `rounds` runs (min and max
+shown); rates are compared with a baseline measured in the same run, as a ratio:
+- start: nothing -> SEED lab built -> reference tunnel ready -> first echo reply from V,
+  in this process and in a fresh `python` process (interpreter and imports included);
+- teardown of that lab, tunnel programs running;
+- Hypothesis examples per second of the UDP byte-for-byte property U -> V through the tunnel,
+  against the same property over a direct routed path (server -> V) in the same lab.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+
+from vpnsim.impl import REFERENCE
+from vpnsim.seed import seed_tunnel
+from vpnsim.strategies import Payload, payloads
+from vpnsim.topology import build_lab
+from vpnsim.traffic.probes import Probes
+from vpnsim.vpn import start_tunnel
+
+V = "192.168.60.5"
+EXAMPLES = 300
+TARGETS = {"start_s": 0.5, "teardown_s": 0.1, "examples_per_s": 100.0}
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    unit: str
+    median: float
+    low: float
+    high: float
+
+    def line(self) -> str:
+        return (
+            f"{self.name:<52} {self.median:9.3f} {self.unit:<11} "
+            f"(min {self.low:.3f}, max {self.high:.3f})"
+        )
+
+
+def _figure(name: str, unit: str, samples: list[float]) -> Figure:
+    return Figure(name, unit, statistics.median(samples), min(samples), max(samples))
+
+
+def first_echo() -> dict[str, float]:
+    """Nothing -> lab -> tunnel ready -> first echo from V -> teardown; seconds of each step."""
+    t0 = time.perf_counter()
+    lab = build_lab(seed_tunnel())
+    try:
+        t1 = time.perf_counter()
+        tunnel = start_tunnel(lab, REFERENCE)
+        t2 = time.perf_counter()
+        Probes(lab, tunnel).ping("U", V, b"first")
+        t3 = time.perf_counter()
+    finally:
+        t4 = time.perf_counter()
+        lab.teardown()
+        t5 = time.perf_counter()
+    return {
+        "build_s": t1 - t0,
+        "tunnel_s": t2 - t1,
+        "echo_s": t3 - t2,
+        "start_s": t3 - t0,
+        "teardown_s": t5 - t4,
+    }
+
+
+def fresh_process_start() -> float:
+    """Wall time of `first_echo()` in a new interpreter: imports included, teardown excluded."""
+    code = "from vpnsim.bench import first_echo; import json; print(json.dumps(first_echo()))"
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    wall = time.perf_counter() - started
+    return wall - float(json.loads(done.stdout)["teardown_s"])
+
+
+def examples_per_second(exchange: Callable[[bytes], bytes], examples: int) -> float:
+    """Run the byte-for-byte property `examples` times through `exchange`; examples/s."""
+
+    @settings(
+        max_examples=examples,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(payload=payloads())
+    def prop(payload: Payload) -> None:
+        data = payload.data()
+        assert exchange(data) == data
+
+    started = time.perf_counter()
+    prop()
+    return examples / (time.perf_counter() - started)
+
+
+def run_bench(rounds: int = 5, json_path: str | None = None, examples: int = EXAMPLES) -> int:
+    steps: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        for key, value in first_echo().items():
+            steps.setdefault(key, []).append(value)
+    fresh = [fresh_process_start() for _ in range(rounds)]
+
+    lab = build_lab(seed_tunnel())
+    try:
+        probes = Probes(lab, start_tunnel(lab, REFERENCE))
+        probes.ping("U", V)
+        rates: dict[str, list[float]] = {"tunnel": [], "direct": []}
+        for _ in range(rounds):  # interleaved, so both see the same machine state
+            rates["tunnel"].append(examples_per_second(lambda d: probes.udp("U", V, d), examples))
+            rates["direct"].append(
+                examples_per_second(lambda d: probes.udp("server", V, d), examples)
+            )
+    finally:
+        lab.teardown()
+
+    figures = [
+        _figure("start: lab built", "s", steps["build_s"]),
+        _figure("start: reference tunnel ready", "s", steps["tunnel_s"]),
+        _figure("start: first echo reply from V", "s", steps["echo_s"]),
+        _figure("start: nothing -> first echo (this process)", "s", steps["start_s"]),
+        _figure("start: nothing -> first echo (new process)", "s", fresh),
+        _figure("teardown (tunnel running)", "s", steps["teardown_s"]),
+        _figure("Hypothesis UDP examples through the tunnel", "examples/s", rates["tunnel"]),
+        _figure("Hypothesis UDP examples, direct routed path", "examples/s", rates["direct"]),
+        _figure(
+            "ratio tunnel / direct",
+            "x",
+            [t / d for t, d in zip(rates["tunnel"], rates["direct"], strict=True)],
+        ),
+    ]
+    print(f"vpnsim bench: {rounds} rounds, {examples} Hypothesis examples per rate")
+    for figure in figures:
+        print(figure.line())
+    print(
+        "targets: nothing -> first echo <= {start_s} s, teardown <= {teardown_s} s, "
+        ">= {examples_per_s:g} examples/s through the tunnel".format(**TARGETS)
+    )
+    if json_path:
+        report = {"rounds": rounds, "targets": TARGETS, "figures": [asdict(f) for f in figures]}
+        Path(json_path).write_text(json.dumps(report, indent=2))
+    return 0
