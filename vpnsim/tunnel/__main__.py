@@ -12,6 +12,7 @@ stdout (evidence for tests) and exits 0.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -45,17 +46,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+class Stopped(Exception):
+    """Raised by the SIGTERM/SIGINT handler: it interrupts a blocking select at once."""
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    # Raising, not setting a flag: Python retries an interrupted select (PEP 475), so a flag
+    # would be seen only at the next tick and `stop()` would escalate to SIGKILL.
+    raise Stopped
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    stopping = False
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-
     tun = TunFile(args.tun_name)
     with Netconf() as netconf:
         netconf.add_address(tun.name, args.tun_address)
@@ -72,7 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{args.side}: {tun.name} {args.tun_address} up, udp port {args.port}", flush=True)
 
     driver = Driver(endpoint, tun, transport)
-    driver.run(should_stop=lambda: stopping)
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    with contextlib.suppress(Stopped):
+        driver.run()
     report = {"side": args.side, "tun": tun.name, **vars(endpoint.stats), "errors": driver.errors}
     print(json.dumps(report), flush=True)
     return 0
