@@ -101,3 +101,18 @@ def test_seed_addresses_never_appear_in_the_root_namespace(seed_lab: Lab) -> Non
         addresses = [a for link in root.links() for a in link.addresses]
     seed_prefixes = ("10.9.0.", "192.168.60.", "192.168.53.", "192.168.50.")
     assert [a for a in addresses if a.startswith(seed_prefixes)] == []
+
+
+def test_tun_and_tap_devices_are_created_inside_a_host_and_found_by_type(seed_lab: Lab) -> None:
+    rtnl = seed_lab.rtnl("V2")
+    rtnl.add_tun("lab-tun", "tun")
+    rtnl.add_tun("lab-tap", "tap")
+    try:
+        assert [link.name for link in rtnl.tun_devices("tun")] == ["lab-tun"]
+        assert [link.name for link in rtnl.tun_devices("tap")] == ["lab-tap"]
+        assert rtnl.link("lab-tap").mac is not None and rtnl.link("lab-tun").mac is None
+        with Rtnl.open(None) as root:
+            assert {"lab-tun", "lab-tap"}.isdisjoint(link.name for link in root.links())
+    finally:
+        rtnl.delete_link("lab-tun")
+        rtnl.delete_link("lab-tap")

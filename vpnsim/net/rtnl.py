@@ -15,6 +15,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from vpnsim.errors import HarnessError
 from vpnsim.net.namespace import entered
+from vpnsim.tunnel.tun import TunFile
 
 ARPHRD_NONE = 65534  # what a TUN device reports as its link type
 TUN_TYPE_TUN = 1
@@ -59,15 +60,16 @@ class Route:
 class Rtnl:
     """Route netlink of one namespace. Open with `Rtnl.open(ns)`; close when done."""
 
-    def __init__(self, ns: str, ipr: Any) -> None:
-        self.ns = ns
+    def __init__(self, netns: str | None, ipr: Any) -> None:
+        self.ns = netns or "root"  # for messages
+        self._netns = netns
         self._ipr = ipr
 
     @classmethod
     def open(cls, ns: str | None) -> Rtnl:
         """A handle in namespace `ns`, or in the caller's own namespace if None."""
         if ns is None:
-            return cls("root", IPRoute())
+            return cls(None, IPRoute())
         # The netlink socket is created while this thread is inside `ns`, so it stays there.
         with entered(ns):
             return cls(ns, IPRoute())
@@ -118,6 +120,24 @@ class Rtnl:
             br_stp_state=0,
             br_forward_delay=0,
         )
+        return self.index_of(ifname)
+
+    def add_tun(self, ifname: str, mode: Literal["tun", "tap"] = "tun") -> int:
+        """A persistent TUN or TAP device, for scenarios that need one bare; a program attaches
+        to it by name with TUNSETIFF. Removed with its namespace.
+
+        Not through pyroute2: it creates tuntap devices with an ioctl in the calling thread's
+        namespace, whatever namespace its netlink socket lives in (it would land in root).
+        """
+        if self._netns is None:
+            raise NetlinkFailure(f"{self.ns}: TUN devices are created only inside a lab")
+        with entered(self._netns):
+            try:
+                device = TunFile(ifname, mode)
+            except OSError as exc:
+                raise NetlinkFailure(f"{self.ns}: add {mode} {ifname}: {exc.strerror}") from exc
+            device.persist()
+            device.close()
         return self.index_of(ifname)
 
     def set_link(self, ifname: str, **attrs: Any) -> None:

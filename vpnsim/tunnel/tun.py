@@ -8,6 +8,7 @@ import struct
 from typing import Literal
 
 TUNSETIFF = 0x400454CA
+TUNSETPERSIST = 0x400454CB
 IFF_TUN = 0x0001
 IFF_TAP = 0x0002
 IFF_NO_PI = 0x1000
@@ -42,6 +43,10 @@ class TunFile:
 
     def write(self, packet: bytes) -> None:
         os.write(self.fd, packet)
+
+    def persist(self) -> None:
+        """Keep the device after this descriptor closes (until deleted or its netns goes)."""
+        fcntl.ioctl(self.fd, TUNSETPERSIST, 1)
 
     def close(self) -> None:
         os.close(self.fd)
