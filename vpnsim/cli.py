@@ -95,6 +95,20 @@ def _parser() -> argparse.ArgumentParser:
     exec_.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ...")
     exec_.set_defaults(run=_lab_exec)
 
+    probe = lab.add_parser(
+        "probe", help="send ICMP/UDP/TCP from a host, compare the answer, show tunnel evidence"
+    )
+    probe.add_argument("name")
+    probe.add_argument("host", help="the sending host, e.g. U")
+    probe.add_argument("dst", help="destination address, e.g. 192.168.60.5")
+    kind = probe.add_mutually_exclusive_group()
+    kind.add_argument("--udp", action="store_true", help="UDP to the echo service (port 7)")
+    kind.add_argument("--tcp", action="store_true", help="TCP to the echo service (port 7)")
+    probe.add_argument("--size", type=int, default=56, help="payload bytes (default 56)")
+    probe.add_argument("--timeout", type=float, default=2.0, help="seconds (default 2)")
+    probe.add_argument("--pcap", metavar="FILE", help="save the server's outer link capture")
+    probe.set_defaults(run=_lab_probe)
+
     shell = lab.add_parser("shell", help="an interactive shell on a host")
     shell.add_argument("name")
     shell.add_argument("host")
@@ -191,6 +205,55 @@ def _lab_exec(args: argparse.Namespace) -> int:
         raise HarnessError("nothing to run: vpnsim lab exec NAME HOST -- CMD ...")
     lab = _attach(args.name)
     return _host_command(lab, args.host, command)
+
+
+def _lab_probe(args: argparse.Namespace) -> int:
+    lab = _attach(args.name)
+    from pathlib import Path
+
+    from vpnsim.traffic.errors import ProbeFailed
+    from vpnsim.traffic.probes import Probes
+    from vpnsim.vpn import find_tunnel
+
+    lab.ns(args.host)  # an unknown host is a usage error before anything is sent
+    tunnel = find_tunnel(lab)
+    probes = Probes(lab, tunnel, args.timeout)
+    payload = bytes(i % 256 for i in range(args.size))
+    kind = "UDP" if args.udp else "TCP" if args.tcp else "ICMP"
+
+    def send() -> bytes:
+        if args.udp:
+            return probes.udp(args.host, args.dst, payload)
+        if args.tcp:
+            return probes.tcp(args.host, args.dst, payload)
+        return probes.ping(args.host, args.dst, payload).payload
+
+    got, failure = b"", ""
+    try:
+        if tunnel is None:
+            got = send()
+        else:
+            with probes.evidence(Path(args.pcap) if args.pcap else None) as rec:
+                try:
+                    got = send()
+                except ProbeFailed as exc:
+                    failure = str(exc)
+    except ProbeFailed as exc:
+        failure = str(exc)
+    except ValueError as exc:  # a size out of range, or no host owns the address
+        raise HarnessError(str(exc)) from None
+    finally:
+        lab.close()
+    if failure:
+        print(f"{kind} {args.host} -> {args.dst}: FAIL: {failure}")
+    elif got == payload:
+        print(f"{kind} {args.host} -> {args.dst}: {len(got)} bytes back, identical")
+    else:
+        print(f"{kind} {args.host} -> {args.dst}: FAIL: {len(got)} bytes back, not what was sent")
+    if tunnel is not None:
+        for line in rec.result.lines():
+            print(f"  {line}")
+    return 0 if not failure and got == payload else EXIT_FINDING
 
 
 def _lab_shell(args: argparse.Namespace) -> int:

@@ -199,9 +199,20 @@ def port_bound(pid: int, port: int, proto: str = "udp") -> bool:
     /proc/<pid>/net shows the namespace of that process, so no setns is needed.
     For TCP only listening sockets count (state 0A).
     """
+    return _bound(f"/proc/{pid}/net", port, proto)
+
+
+def port_bound_in(ns: str, port: int, proto: str = "udp") -> bool:
+    """Like `port_bound`, for namespace `ns` whatever runs there (read from inside it)."""
+    with namespace.entered(ns):
+        # thread-self: /proc/self/net would show the namespace of the main thread.
+        return _bound("/proc/thread-self/net", port, proto)
+
+
+def _bound(net_dir: str, port: int, proto: str) -> bool:
     for table in (proto, f"{proto}6"):
         try:
-            with open(f"/proc/{pid}/net/{table}") as f:
+            with open(f"{net_dir}/{table}") as f:
                 next(f)
                 for line in f:
                     fields = line.split()

@@ -72,6 +72,28 @@ def start_tunnel(
     return tunnel
 
 
+@dataclass(frozen=True)
+class FoundTunnel:
+    """The ends of a tunnel found in a running lab (e.g. by a later `vpnsim` command)."""
+
+    lab: Lab
+    spec: TunnelSpec
+    client_tun: str
+    server_tun: str
+
+
+def find_tunnel(lab: Lab) -> FoundTunnel | None:
+    """The scenario's tunnel if both ends have a TUN up with an address, else None."""
+    spec = lab.scenario.tunnel
+    if spec is None:
+        return None
+    client = _configured_tun(lab.rtnl(spec.client))
+    server = _configured_tun(lab.rtnl(spec.server))
+    if client is None or server is None:
+        return None
+    return FoundTunnel(lab, spec, client.name, server.name)
+
+
 def _start_side(lab: Lab, impl: TunnelImpl, spec: TunnelSpec, side: str) -> proc.Program:
     host = spec.client if side == "client" else spec.server
     stem = f"{side}-{int(time.time() * 1000) % 10**8}"

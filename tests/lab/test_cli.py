@@ -148,3 +148,48 @@ def test_clean_removes_unowned_labs_but_not_one_a_live_process_owns(tmp_path: Pa
         assert leftovers([owned.name]) != {}
     finally:
         owned.teardown()
+
+
+def test_lab_probe_compares_the_answer_and_shows_the_tunnel_evidence(
+    lab_name: str, tmp_path: Path
+) -> None:
+    assert vpnsim("lab", "up", "--name", lab_name).returncode == 0
+    pcap = tmp_path / "outer.pcap"
+    icmp = vpnsim(
+        "lab", "probe", lab_name, "U", "192.168.60.5", "--size", "3000", "--pcap", str(pcap)
+    )
+    assert icmp.returncode == 0, icmp.stderr
+    assert icmp.stdout.splitlines()[:4] == [
+        "ICMP U -> 192.168.60.5: 3000 bytes back, identical",
+        "  U:tun0: 3 packets into the tunnel (3068 bytes), 3 out of it (3068 bytes)",
+        "  server:tun0: 3 packets out of the tunnel (3068 bytes), 3 into it (3068 bytes)",
+        "  server:eth0: 3 UDP datagrams to 10.9.0.11:9090, 3 from it",
+    ]
+    assert pcap.read_bytes()[:4] == bytes.fromhex("d4c3b2a1")  # pcap magic, little-endian
+    tcp = vpnsim("lab", "probe", lab_name, "U", "192.168.60.5", "--tcp", "--size", "20000")
+    assert tcp.stdout.splitlines()[0] == "TCP U -> 192.168.60.5: 20000 bytes back, identical"
+    # A second probe reuses the echo service the first one started on V.
+    udp = vpnsim("lab", "probe", lab_name, "U", "192.168.60.5", "--udp")
+    assert udp.stdout.splitlines()[0] == "UDP U -> 192.168.60.5: 56 bytes back, identical"
+
+
+def test_lab_probe_without_a_tunnel_is_a_finding_and_bad_names_are_usage_errors(
+    lab_name: str,
+) -> None:
+    assert vpnsim("lab", "up", "--name", lab_name, "--tunnel", "none").returncode == 0
+    blocked = vpnsim("lab", "probe", lab_name, "U", "192.168.60.5", "--timeout", "0.5")
+    assert (blocked.returncode, blocked.stdout) == (
+        1,
+        "ICMP U -> 192.168.60.5: FAIL: ICMP echo of 56 bytes from U to 192.168.60.5: "
+        "no route (Network is unreachable)\n",
+    )
+    unknown = vpnsim("lab", "probe", lab_name, "W", "192.168.60.5")
+    assert (unknown.returncode, unknown.stderr) == (
+        2,
+        "vpnsim: error: unknown host 'W' in scenario seed-tunnel (hosts: U, server, V, V2)\n",
+    )
+    nobody = vpnsim("lab", "probe", lab_name, "U", "1.2.3.4", "--udp")
+    assert (nobody.returncode, nobody.stderr) == (
+        2,
+        f"vpnsim: error: no host of lab {lab_name} owns 1.2.3.4\n",
+    )

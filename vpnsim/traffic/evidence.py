@@ -11,14 +11,14 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from vpnsim.traffic.capture import Capture, UdpDatagram
 
 if TYPE_CHECKING:
+    from vpnsim.model import TunnelSpec
     from vpnsim.net.rtnl import Counters
     from vpnsim.topology import Lab
-    from vpnsim.vpn import RunningTunnel
 
 PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP"}
 
@@ -95,10 +95,23 @@ def describe_inner(payload: bytes) -> str:
     return f"{proto} {socket.inet_ntoa(payload[12:16])} > {socket.inet_ntoa(payload[16:20])}"
 
 
+class TunnelEnds(Protocol):
+    """Where a tunnel runs: a `vpnsim.vpn.RunningTunnel`, or one found in a running lab."""
+
+    @property
+    def lab(self) -> Lab: ...
+    @property
+    def spec(self) -> TunnelSpec: ...
+    @property
+    def client_tun(self) -> str: ...
+    @property
+    def server_tun(self) -> str: ...
+
+
 class EvidenceRecorder:
     """`with EvidenceRecorder(tunnel) as rec: <probe>`, then `rec.result`."""
 
-    def __init__(self, tunnel: RunningTunnel, pcap: Path | None = None) -> None:
+    def __init__(self, tunnel: TunnelEnds, pcap: Path | None = None) -> None:
         self.tunnel = tunnel
         self.pcap = pcap
         self._result: TunnelEvidence | None = None

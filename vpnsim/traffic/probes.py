@@ -21,10 +21,9 @@ from vpnsim import proc
 from vpnsim.topology import Lab
 from vpnsim.traffic.echo import ECHO_PORT
 from vpnsim.traffic.errors import ProbeFailed
-from vpnsim.traffic.evidence import EvidenceRecorder
+from vpnsim.traffic.evidence import EvidenceRecorder, TunnelEnds
 from vpnsim.traffic.exchange import TcpSession, tcp_exchange, udp_exchange
 from vpnsim.traffic.icmp import EchoReply, ping
-from vpnsim.vpn import RunningTunnel
 
 ECHO_READY_TIMEOUT = 10.0
 DEFAULT_TIMEOUT = 2.0
@@ -34,7 +33,7 @@ class Probes:
     """`timeout` is how long a probe waits for its answer unless a call says otherwise."""
 
     def __init__(
-        self, lab: Lab, tunnel: RunningTunnel | None = None, timeout: float = DEFAULT_TIMEOUT
+        self, lab: Lab, tunnel: TunnelEnds | None = None, timeout: float = DEFAULT_TIMEOUT
     ) -> None:
         self.lab = lab
         self.tunnel = tunnel
@@ -75,11 +74,14 @@ class Probes:
         wait = timeout or 2 * self.timeout
         return TcpSession(self.lab.ns(host), dst, ECHO_PORT, wait, src=host)
 
-    def serve_echo(self, host: str) -> proc.Program:
-        """Start the echo service on `host` unless it runs already; wait until it listens."""
+    def serve_echo(self, host: str) -> None:
+        """Start the echo service on `host` unless one listens there already; wait until it
+        listens. (One started by an earlier `vpnsim lab probe` is reused.)"""
         running = self.echo.get(host)
         if running is not None and running.running():
-            return running
+            return
+        if proc.port_bound_in(self.lab.ns(host), ECHO_PORT, "tcp"):
+            return
         argv = [sys.executable, "-m", "vpnsim.traffic.echo", "--port", str(ECHO_PORT)]
         program = self.lab.start(host, argv, log_name=f"echo-{host}")
         program.wait_ready(
@@ -88,7 +90,6 @@ class Probes:
             f"echo service listening on port {ECHO_PORT}",
         )
         self.echo[host] = program
-        return program
 
     def evidence(self, pcap: Path | None = None) -> EvidenceRecorder:
         """Record TUN counters and outer datagrams around a probe (`with ... as rec`)."""
