@@ -121,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     clean = sub.add_parser(
         "clean", help="remove leftover vpnsim labs (not those a running test session owns)"
     )
+    clean.add_argument("labs", nargs="*", metavar="LAB", help="only these labs (default: all)")
     clean.add_argument("--all", action="store_true", help="also labs a live process owns")
     clean.set_defaults(run=_clean)
 
@@ -139,13 +140,17 @@ def _lab_up(args: argparse.Namespace) -> int:
     from vpnsim.vpn import start_tunnel
 
     impl = None if args.tunnel == "none" else TunnelImpl.parse([args.tunnel])
-    lab = build_lab(scenario, name=args.name)
+    # Owned by this process while it builds, so a concurrent `vpnsim clean` leaves it alone;
+    # handed over (no owner) once up, to be removed by `lab down` or `clean`.
+    lab = build_lab(scenario, name=args.name, owner_pid=os.getpid())
     try:
         if impl is not None and scenario.tunnel is not None:
             start_tunnel(lab, impl)
     except BaseException:
         lab.teardown()
         raise
+    lab.owner_pid = None
+    lab.save()
     print(lab.name)
     return 0
 
@@ -283,6 +288,13 @@ def _clean(args: argparse.Namespace) -> int:
     from vpnsim.topology import destroy, list_labs, unowned_labs
 
     labs = list_labs() if args.all else unowned_labs()
+    if args.labs:
+        owned = sorted(set(args.labs) & set(list_labs()) - set(labs))
+        if owned:
+            raise HarnessError(
+                f"lab(s) owned by a running process: {', '.join(owned)} (use --all to force)"
+            )
+        labs = [name for name in labs if name in args.labs]
     for name in labs:
         destroy(name)
     print(f"removed {len(labs)} lab(s){': ' + ', '.join(labs) if labs else ''}")

@@ -216,6 +216,11 @@ def pytest_runtest_makereport(
     tunnel = getattr(item, "funcargs", {}).get("vpn_tunnel")
     if report.failed and tunnel is not None:
         for program in (tunnel.client, tunnel.server):
+            code = program.exit_code()
+            if code is not None:  # said even when the test failed for another reason first
+                report.sections.append(
+                    (f"vpnsim {program.host}", f"{program.label}: exited with status {code}")
+                )
             for path in (program.stdout_path, program.stderr_path):
                 try:
                     tail = path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
@@ -225,8 +230,14 @@ def pytest_runtest_makereport(
     return report
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run if any lab it built left a namespace or a process behind."""
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[None, None, None]:
+    """Fail the run if any lab it built left a namespace or a process behind.
+
+    A wrapper, checking after every other sessionfinish: on Ctrl-C, pytest's own tears the
+    interrupted test's fixtures down there, and a check before it would see a false leak.
+    """
+    yield
     from vpnsim.leaks import leftovers
 
     names = session.config.stash.get(_labs_key, [])

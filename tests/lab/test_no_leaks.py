@@ -1,0 +1,341 @@
+"""The pytest plugin as a user meets it: a test session of its own, in a subprocess, that
+uses the lab fixtures and fails, loses its tunnel client, is interrupted or is killed.
+
+Whatever happens, the machine ends as it was: no namespace, no process in one, no link in the
+root namespace, no state file. A killed run cannot clean up, so its lab is left behind, and
+`vpnsim clean` removes it (its owner is dead).
+
+Each inner session runs in tmp_path, so this repository's pyproject.toml is not its config;
+the plugin loads through its pytest11 entry point, as in any project where vpnsim is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vpnsim import proc
+from vpnsim.leaks import leftovers
+from vpnsim.net import namespace
+from vpnsim.net.rtnl import Rtnl
+from vpnsim.topology import NS_PREFIX, STATE_ROOT, destroy, unowned_labs
+
+pytestmark = pytest.mark.lab
+
+RUN_TIMEOUT = 60.0  # an inner session takes ~1.5 s; this only stops a hung one
+HOSTS = ("U", "server", "V", "V2", "_fabric")
+PLUGIN_LAB_STEM = "pt-"  # the plugin names its labs pt-xxxxxx
+
+# Shared by every inner test file: the test records its lab and tunnel for the outer test
+# (atomically: the outer test polls for the file while the inner one runs).
+PRELUDE = """\
+import json
+import signal
+import time
+from pathlib import Path
+
+
+def record(tunnel):
+    facts = {
+        "lab": tunnel.lab.name,
+        "client_pid": tunnel.client.pid,
+        "server_pid": tunnel.server.pid,
+        "client_label": tunnel.client.label,
+        "logs": [
+            [program.host, str(path)]
+            for program in (tunnel.client, tunnel.server)
+            for path in (program.stdout_path, program.stderr_path)
+        ],
+    }
+    Path("tunnel.json.tmp").write_text(json.dumps(facts))
+    Path("tunnel.json.tmp").replace("tunnel.json")
+"""
+
+FAILS_AFTER_A_PING = """
+def test_inner(vpn_tunnel, probes):
+    probes.ping("U", "192.168.60.5")
+    record(vpn_tunnel)
+    assert False
+"""
+
+CLIENT_DIES = """
+def test_inner(vpn_tunnel, probes):
+    probes.ping("U", "192.168.60.5")
+    record(vpn_tunnel)
+    vpn_tunnel.client.signal(signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while vpn_tunnel.client.running():
+        assert time.monotonic() < deadline, "the client survived SIGKILL"
+        time.sleep(0.01)
+"""
+
+BLOCKS = """
+def test_inner(vpn_tunnel, probes):
+    probes.ping("U", "192.168.60.5")
+    record(vpn_tunnel)
+    time.sleep(60)
+"""
+
+
+def _root_links() -> frozenset[str]:
+    with Rtnl.open(None) as root:
+        return frozenset(link.name for link in root.links())
+
+
+def _lab_of(ns: str) -> str:
+    return ns[len(NS_PREFIX) :].split(".", 1)[0]
+
+
+def _owner(lab: str) -> int | None:
+    try:
+        owner = json.loads((STATE_ROOT / lab / "lab.json").read_text()).get("owner_pid")
+    except (FileNotFoundError, ValueError):
+        return None
+    return owner if isinstance(owner, int) else None
+
+
+@dataclass(frozen=True)
+class Tunnel:
+    """What the inner test recorded about its lab and tunnel."""
+
+    lab: str
+    client_pid: int
+    server_pid: int
+    client_label: str
+    logs: list[tuple[str, Path]]  # (host, log file), in the order the plugin reports them
+
+    @property
+    def namespaces(self) -> list[str]:
+        return sorted(f"{NS_PREFIX}{self.lab}.{host}" for host in HOSTS)
+
+
+class InnerRun:
+    """One inner pytest session in tmp_path, and what it may have left on the machine."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.dir = tmp_path
+        self.basetemp = tmp_path / "basetemp"
+        self.namespaces_before = frozenset(namespace.list_names(NS_PREFIX))
+        self.root_links_before = _root_links()
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self, body: str) -> subprocess.Popen[str]:
+        (self.dir / "test_inner.py").write_text(PRELUDE + body)
+        env = dict(os.environ)
+        for var in ("PYTEST_ADDOPTS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "VPNSIM_VPN_IMPL"):
+            env.pop(var, None)  # the reference tunnel, the plugin auto-loaded, no extra options
+        argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
+        argv += [f"--basetemp={self.basetemp}", "test_inner.py"]
+        self.proc = subprocess.Popen(
+            argv, cwd=self.dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        return self.proc
+
+    def run(self, body: str) -> tuple[int, str]:
+        """Run the inner session to its end; its exit code and output."""
+        process = self.start(body)
+        out, _ = process.communicate(timeout=RUN_TIMEOUT)
+        return process.returncode, out
+
+    def tunnel(self) -> Tunnel | None:
+        try:
+            facts: dict[str, Any] = json.loads((self.dir / "tunnel.json").read_text())
+        except FileNotFoundError:
+            return None
+        logs = [(host, Path(path)) for host, path in facts.pop("logs")]
+        return Tunnel(logs=logs, **facts)
+
+    def wait_for_tunnel(self) -> Tunnel:
+        """Wait until the inner test has its tunnel up and has pinged through it."""
+        assert self.proc is not None
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while (found := self.tunnel()) is None:
+            if self.proc.poll() is not None:
+                out = self.proc.stdout.read() if self.proc.stdout else ""
+                pytest.fail(f"the inner session ended before its test ran:\n{out}")
+            assert time.monotonic() < deadline, "the inner test never got its tunnel"
+            time.sleep(0.02)
+        return found
+
+    def new_namespaces(self) -> list[str]:
+        """vpnsim namespaces that appeared since the start, of labs the plugin could have
+        built (named pt-...) that no live process owns. Others on this machine are not the
+        inner session's (it has exited by the time this is asked): other tests' labs (cli-,
+        td-, ...) and labs of another test session at work."""
+        new = set(namespace.list_names(NS_PREFIX)) - self.namespaces_before
+        return sorted(ns for ns in new if _plugin_lab_without_live_owner(_lab_of(ns)))
+
+    def left_behind(self) -> dict[str, list[str]]:
+        """Everything the inner session left on the machine; empty if nothing."""
+        assert self.proc is not None and self.proc.poll() is not None, "still running"
+        new = self.new_namespaces()
+        found = {
+            "namespaces": new,
+            "processes in them": [str(pid) for pid in namespace.pids_in(new)],
+            "root links added": sorted(_root_links() - self.root_links_before),
+            "root links removed": sorted(self.root_links_before - _root_links()),
+        }
+        recorded = self.tunnel()
+        if recorded is not None:
+            found.update(leftovers([recorded.lab]))
+        return {what: items for what, items in found.items() if items}
+
+    def cleanup(self) -> None:
+        """Stop the inner session if still running and remove the labs it left, only those."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.communicate()
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+        ours = {_lab_of(ns) for ns in set(namespace.list_names(NS_PREFIX))}
+        ours = {lab for lab in ours if self.proc is not None and _owner(lab) == self.proc.pid}
+        recorded = self.tunnel()
+        if recorded is not None:
+            ours.add(recorded.lab)
+        for lab in sorted(ours):
+            destroy(lab)
+
+
+def _plugin_lab_without_live_owner(lab: str) -> bool:
+    owner = _owner(lab)
+    return lab.startswith(PLUGIN_LAB_STEM) and (
+        owner is None or not os.path.exists(f"/proc/{owner}")
+    )
+
+
+@pytest.fixture
+def inner(tmp_path: Path) -> Iterator[InnerRun]:
+    run = InnerRun(tmp_path)
+    try:
+        yield run
+    finally:  # whatever a test asserted, nothing of the inner session stays on the machine
+        run.cleanup()
+
+
+def _sections(out: str) -> list[tuple[str, str]]:
+    """(title, body) of each `- title -` section the plugin added to a failure report."""
+    found: list[tuple[str, str]] = []
+    lines = out.splitlines()
+    for index, line in enumerate(lines):
+        match = re.fullmatch(r"-+ (vpnsim .+) -+", line)
+        if match:
+            body: list[str] = []
+            for following in lines[index + 1 :]:
+                if re.fullmatch(r"(-+ vpnsim .+ -+)|(=+ .* =+)", following):
+                    break
+                body.append(following)
+            found.append((match.group(1), "\n".join(body).strip()))
+    return found
+
+
+def test_a_failing_test_shows_the_tunnel_logs_and_leaves_nothing(inner: InnerRun) -> None:
+    code, out = inner.run(FAILS_AFTER_A_PING)
+
+    assert code == 1, out
+    assert "FAILED test_inner.py::test_inner - assert False" in out
+    assert re.search(r"^1 failed in [\d.]+s$", out, re.M), out
+    tunnel = inner.tunnel()
+    assert tunnel is not None
+    # The tail of each program's stdout and stderr, titled with its host and log file, which
+    # is kept under the session's basetemp.
+    assert _sections(out) == [
+        (f"vpnsim {host}: {path}", path.read_text().strip()) for host, path in tunnel.logs
+    ]
+    assert [host for host, _ in tunnel.logs] == ["U", "U", "server", "server"]
+    assert {path.parent for _, path in tunnel.logs} == {inner.basetemp / "vpnsim0" / tunnel.lab}
+    assert "client: tun0 192.168.53.99/24 up, udp port 9090" in tunnel.logs[0][1].read_text()
+    assert "LEAKED" not in out
+    assert inner.left_behind() == {}
+
+
+def test_a_client_that_dies_during_a_test_fails_it_and_leaves_nothing(inner: InnerRun) -> None:
+    code, out = inner.run(CLIENT_DIES)
+
+    assert code == 1, out
+    tunnel = inner.tunnel()
+    assert tunnel is not None
+    # The test body passed: the failure is the plugin's, naming the program and its status.
+    failure = f"{tunnel.client_label}: exited with status -9 during this test"
+    assert failure.startswith(f"U: {sys.executable} -m vpnsim.tunnel client ")
+    assert f"\n{failure}\n" in out
+    assert "FAILED test_inner.py::test_inner - Failed: U: " in out
+    sections = _sections(out)
+    # First the dead program, named in a section of its own, then every log's tail.
+    assert sections[0] == ("vpnsim U", f"{tunnel.client_label}: exited with status -9")
+    assert [title for title, _ in sections[1:]] == [
+        f"vpnsim {host}: {path}" for host, path in tunnel.logs
+    ]
+    assert re.search(r"^1 failed in [\d.]+s$", out, re.M), out
+    assert not proc.is_alive(tunnel.client_pid)
+    assert "LEAKED" not in out
+    assert inner.left_behind() == {}
+
+
+def _interrupt(inner: InnerRun) -> tuple[Tunnel, int, str]:
+    process = inner.start(BLOCKS)
+    tunnel = inner.wait_for_tunnel()
+    assert _owner(tunnel.lab) == process.pid
+    assert namespace.list_names(f"{NS_PREFIX}{tunnel.lab}.") == tunnel.namespaces
+    process.send_signal(signal.SIGINT)  # what Ctrl-C sends, to the inner pytest only
+    out, _ = process.communicate(timeout=RUN_TIMEOUT)
+    return tunnel, process.returncode, out
+
+
+def test_an_interrupted_run_tears_its_lab_down(inner: InnerRun) -> None:
+    tunnel, code, out = _interrupt(inner)
+
+    assert code == pytest.ExitCode.INTERRUPTED, out
+    assert "!!! KeyboardInterrupt !!!" in out
+    assert re.search(r"test_inner\.py:\d+: KeyboardInterrupt", out), out
+    assert not proc.is_alive(tunnel.client_pid) and not proc.is_alive(tunnel.server_pid)
+    assert inner.left_behind() == {}
+
+
+def test_an_interrupted_run_exits_2_without_a_leak_report(inner: InnerRun) -> None:
+    _, code, out = _interrupt(inner)
+
+    assert inner.left_behind() == {}
+    assert "LEAKED" not in out
+    assert code == pytest.ExitCode.INTERRUPTED
+
+
+def test_a_killed_run_leaves_its_lab_and_vpnsim_clean_removes_it(inner: InnerRun) -> None:
+    process = inner.start(BLOCKS)
+    tunnel = inner.wait_for_tunnel()
+    process.send_signal(signal.SIGKILL)  # no teardown at all
+    assert process.wait(timeout=RUN_TIMEOUT) == -signal.SIGKILL
+
+    # Left behind: the lab's namespaces, with the tunnel programs still running in them (they
+    # run in sessions of their own), and its state file naming the dead owner.
+    assert inner.new_namespaces() == tunnel.namespaces
+    assert namespace.pids_in(tunnel.namespaces) == sorted([tunnel.client_pid, tunnel.server_pid])
+    assert _owner(tunnel.lab) == process.pid
+    assert sorted(inner.left_behind()) == ["namespaces", "processes in them", tunnel.lab]
+    unowned = unowned_labs()
+    assert tunnel.lab in unowned
+    clean = subprocess.run(
+        [sys.executable, "-m", "vpnsim", "clean", tunnel.lab],  # only ours: others may exist
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+    )
+
+    assert (clean.returncode, clean.stdout, clean.stderr) == (
+        0,
+        f"removed 1 lab(s): {tunnel.lab}\n",
+        "",
+    )
+    assert not proc.is_alive(tunnel.client_pid) and not proc.is_alive(tunnel.server_pid)
+    assert inner.left_behind() == {}
