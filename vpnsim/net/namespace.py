@@ -25,6 +25,10 @@ from vpnsim.errors import HarnessError
 NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
 CLONE_NEWNS = 0x00020000
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_SHARED = 1 << 20
+MNT_DETACH = 2
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -50,29 +54,64 @@ def list_names(prefix: str = "") -> list[str]:
 
 
 def create(name: str) -> None:
-    """Create the named namespace; fails if it exists (names are per run, never reused)."""
+    """Create the named namespace; fails if it exists (names are per run, never reused).
+
+    As `ip netns add` does it, on the calling thread only (no fork): /run/netns made a shared
+    mount, an empty file, unshare(CLONE_NEWNET), the new namespace bind-mounted on the file,
+    and the thread set back to where it was.
+    """
     if exists(name):
         raise NamespaceError(f"network namespace {name!r} already exists")
-    from pyroute2 import netns as pr_netns  # lazy: keeps `vpnsim --help` and errors fast
-
+    path = path_of(name)
     try:
-        pr_netns.create(name)
+        _share_netns_dir()
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
     except OSError as exc:
         raise NamespaceError(f"cannot create network namespace {name!r}: {exc}") from exc
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        unshare(CLONE_NEWNET)
+        try:
+            _mount(b"/proc/thread-self/ns/net", bytes(path), None, MS_BIND)
+        finally:
+            setns(home)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise NamespaceError(f"cannot create network namespace {name!r}: {exc}") from exc
+    finally:
+        os.close(home)
 
 
 def remove(name: str) -> None:
-    """Unmount and delete the named namespace; missing is not an error (idempotent teardown)."""
-    if not exists(name):
-        return
-    from pyroute2 import netns as pr_netns
+    """Unmount and delete the named namespace; missing is not an error (idempotent teardown).
 
-    try:
-        pr_netns.remove(name)
-    except FileNotFoundError:
+    The kernel frees the namespace (and its links) once no process or mount holds it."""
+    path = path_of(name)
+    if _libc.umount2(bytes(path), MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOENT):  # not mounted (a half-made one), or gone
+            raise NamespaceError(f"cannot remove network namespace {name!r}: {os.strerror(err)}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _share_netns_dir() -> None:
+    # Mounts under /run/netns must propagate to every mount namespace (programs run in private
+    # ones): make the directory a shared mount point, bind-mounting it onto itself first if
+    # it is not a mount point yet (the same dance as iproute2).
+    NETNS_DIR.mkdir(parents=True, exist_ok=True)
+    target = bytes(NETNS_DIR)
+    if _libc.mount(b"", target, b"none", MS_SHARED | MS_REC, None) == 0:
         return
-    except OSError as exc:
-        raise NamespaceError(f"cannot remove network namespace {name!r}: {exc}") from exc
+    _mount(target, target, b"none", MS_BIND | MS_REC)
+    _mount(b"", target, b"none", MS_SHARED | MS_REC)
+
+
+def _mount(source: bytes, target: bytes, fstype: bytes | None, flags: int) -> None:
+    if _libc.mount(source, target, fstype, flags, None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {target.decode()}: {os.strerror(err)}")
 
 
 def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
