@@ -20,11 +20,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
-
 from vpnsim.impl import REFERENCE
 from vpnsim.seed import seed_tunnel
-from vpnsim.strategies import Payload, payloads
 from vpnsim.topology import build_lab
 from vpnsim.traffic.probes import Probes
 from vpnsim.vpn import start_tunnel
@@ -89,6 +86,10 @@ def fresh_process_start() -> float:
 
 def examples_per_second(exchange: Callable[[bytes], bytes], examples: int) -> float:
     """Run the byte-for-byte property `examples` times through `exchange`; examples/s."""
+    # Imported here: the fresh-process start figure must not pay for Hypothesis.
+    from hypothesis import HealthCheck, given, settings
+
+    from vpnsim.strategies import Payload, payloads
 
     @settings(
         max_examples=examples,
