@@ -28,36 +28,25 @@ def _debian_packages(session: nox.Session) -> None:
         session.run("apt-get", "install", "-y", "-qq", *missing, external=True)
 
 
-@nox.session
-def tests(session: nox.Session) -> None:
-    """The whole suite: unit tests, namespace tests, Hypothesis properties (ci profile)."""
+def _pytest(session: nox.Session, marker: str) -> None:
     _debian_packages(session)
     session.install("-e", ".[test]")
     session.run(
-        "pytest",
-        "--hypothesis-profile=ci",
-        "-p",
-        "no:cacheprovider",
-        "-m",
-        "not slow",
+        "pytest", "--hypothesis-profile=ci", "-p", "no:cacheprovider", "-m", marker,
         *session.posargs,
-    )
+    )  # fmt: skip
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole suite: unit tests, namespace tests, Hypothesis properties (ci profile)."""
+    _pytest(session, "not slow")
 
 
 @nox.session
 def slow(session: nox.Session) -> None:
     """Meta tests (~1 min): the properties catch a real student bug and shrink it exactly."""
-    _debian_packages(session)
-    session.install("-e", ".[test]")
-    session.run(
-        "pytest",
-        "--hypothesis-profile=ci",
-        "-p",
-        "no:cacheprovider",
-        "-m",
-        "slow",
-        *session.posargs,
-    )
+    _pytest(session, "slow")
 
 
 @nox.session

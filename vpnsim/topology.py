@@ -250,10 +250,23 @@ def attach(name: str) -> Lab:
     return lab
 
 
+def lab_of(ns: str) -> str:
+    """The lab a vpnsim namespace belongs to: `vpnsim.<lab>.<host>` -> `<lab>`."""
+    return ns[len(NS_PREFIX) :].split(".", 1)[0]
+
+
 def list_labs() -> list[str]:
     """Names of labs that have namespaces on this machine."""
-    labs = {n[len(NS_PREFIX) :].split(".", 1)[0] for n in namespace.list_names(NS_PREFIX)}
-    return sorted(labs)
+    return sorted({lab_of(n) for n in namespace.list_names(NS_PREFIX)})
+
+
+def owner_of(lab: str) -> int | None:
+    """The PID recorded as owning `lab` (a test session, a grader), if any."""
+    try:
+        owner = json.loads((STATE_ROOT / lab / "lab.json").read_text()).get("owner_pid")
+    except (FileNotFoundError, ValueError):
+        return None
+    return owner if isinstance(owner, int) else None
 
 
 def unowned_labs() -> list[str]:
@@ -264,10 +277,7 @@ def unowned_labs() -> list[str]:
     """
     found = []
     for lab in list_labs():
-        try:
-            owner = json.loads((STATE_ROOT / lab / "lab.json").read_text()).get("owner_pid")
-        except (FileNotFoundError, ValueError):
-            owner = None
+        owner = owner_of(lab)
         if owner is None or not os.path.exists(f"/proc/{owner}"):
             found.append(lab)
     return found

@@ -29,7 +29,7 @@ from vpnsim import proc
 from vpnsim.leaks import leftovers
 from vpnsim.net import namespace
 from vpnsim.net.rtnl import Rtnl
-from vpnsim.topology import NS_PREFIX, STATE_ROOT, destroy, unowned_labs
+from vpnsim.topology import NS_PREFIX, destroy, lab_of, owner_of, unowned_labs
 
 pytestmark = pytest.mark.lab
 
@@ -91,18 +91,6 @@ def test_inner(vpn_tunnel, probes):
 def _root_links() -> frozenset[str]:
     with Rtnl.open(None) as root:
         return frozenset(link.name for link in root.links())
-
-
-def _lab_of(ns: str) -> str:
-    return ns[len(NS_PREFIX) :].split(".", 1)[0]
-
-
-def _owner(lab: str) -> int | None:
-    try:
-        owner = json.loads((STATE_ROOT / lab / "lab.json").read_text()).get("owner_pid")
-    except (FileNotFoundError, ValueError):
-        return None
-    return owner if isinstance(owner, int) else None
 
 
 @dataclass(frozen=True)
@@ -174,7 +162,7 @@ class InnerRun:
         inner session's (it has exited by the time this is asked): other tests' labs (cli-,
         td-, ...) and labs of another test session at work."""
         new = set(namespace.list_names(NS_PREFIX)) - self.namespaces_before
-        return sorted(ns for ns in new if _plugin_lab_without_live_owner(_lab_of(ns)))
+        return sorted(ns for ns in new if _plugin_lab_without_liveowner_of(lab_of(ns)))
 
     def left_behind(self) -> dict[str, list[str]]:
         """Everything the inner session left on the machine; empty if nothing."""
@@ -199,8 +187,8 @@ class InnerRun:
                 self.proc.communicate()
             if self.proc.stdout is not None:
                 self.proc.stdout.close()
-        ours = {_lab_of(ns) for ns in set(namespace.list_names(NS_PREFIX))}
-        ours = {lab for lab in ours if self.proc is not None and _owner(lab) == self.proc.pid}
+        ours = {lab_of(ns) for ns in set(namespace.list_names(NS_PREFIX))}
+        ours = {lab for lab in ours if self.proc is not None and owner_of(lab) == self.proc.pid}
         recorded = self.tunnel()
         if recorded is not None:
             ours.add(recorded.lab)
@@ -208,8 +196,8 @@ class InnerRun:
             destroy(lab)
 
 
-def _plugin_lab_without_live_owner(lab: str) -> bool:
-    owner = _owner(lab)
+def _plugin_lab_without_liveowner_of(lab: str) -> bool:
+    owner = owner_of(lab)
     return lab.startswith(PLUGIN_LAB_STEM) and (
         owner is None or not os.path.exists(f"/proc/{owner}")
     )
@@ -286,7 +274,7 @@ def test_a_client_that_dies_during_a_test_fails_it_and_leaves_nothing(inner: Inn
 def _interrupt(inner: InnerRun) -> tuple[Tunnel, int, str]:
     process = inner.start(BLOCKS)
     tunnel = inner.wait_for_tunnel()
-    assert _owner(tunnel.lab) == process.pid
+    assert owner_of(tunnel.lab) == process.pid
     assert namespace.list_names(f"{NS_PREFIX}{tunnel.lab}.") == tunnel.namespaces
     process.send_signal(signal.SIGINT)  # what Ctrl-C sends, to the inner pytest only
     out, _ = process.communicate(timeout=RUN_TIMEOUT)
@@ -321,7 +309,7 @@ def test_a_killed_run_leaves_its_lab_and_vpnsim_clean_removes_it(inner: InnerRun
     # run in sessions of their own), and its state file naming the dead owner.
     assert inner.new_namespaces() == tunnel.namespaces
     assert namespace.pids_in(tunnel.namespaces) == sorted([tunnel.client_pid, tunnel.server_pid])
-    assert _owner(tunnel.lab) == process.pid
+    assert owner_of(tunnel.lab) == process.pid
     assert sorted(inner.left_behind()) == ["namespaces", "processes in them", tunnel.lab]
     unowned = unowned_labs()
     assert tunnel.lab in unowned

@@ -8,7 +8,6 @@ property against the reference tunnel passes: the failure comes from the bug, no
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -18,25 +17,13 @@ from pathlib import Path
 import pytest
 
 from vpnsim.net import namespace
-from vpnsim.topology import NS_PREFIX, STATE_ROOT, destroy
+from vpnsim.topology import NS_PREFIX, destroy, lab_of, owner_of
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 REPO = Path(__file__).parents[2]
 BROKEN_CLIENT = "tests/data/broken/client_reads_1000.py"
 RUN_TIMEOUT = 300.0  # the broken run takes ~30 s (each shrink step waits out the probe timeout)
-
-
-def _owner(lab: str) -> int | None:
-    try:
-        owner = json.loads((STATE_ROOT / lab / "lab.json").read_text()).get("owner_pid")
-    except (FileNotFoundError, ValueError):
-        return None
-    return owner if isinstance(owner, int) else None
-
-
-def _lab_of(ns: str) -> str:
-    return ns[len(NS_PREFIX) :].split(".", 1)[0]
 
 
 def _udp_property(*extra: str) -> tuple[int, str]:
@@ -62,9 +49,9 @@ def _udp_property(*extra: str) -> tuple[int, str]:
             process.communicate()
         new = sorted(set(namespace.list_names(NS_PREFIX)) - before)
         left = [
-            ns for ns in new if _lab_of(ns).startswith("pt-") and not _alive(_owner(_lab_of(ns)))
+            ns for ns in new if lab_of(ns).startswith("pt-") and not _alive(owner_of(lab_of(ns)))
         ]
-        for lab in sorted({_lab_of(ns) for ns in new if _owner(_lab_of(ns)) == process.pid}):
+        for lab in sorted({lab_of(ns) for ns in new if owner_of(lab_of(ns)) == process.pid}):
             destroy(lab)  # only labs this session built, whatever is asserted next
     assert left == [], f"namespaces left behind: {left}\n{out}"
     return process.returncode, out
