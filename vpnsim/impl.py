@@ -79,8 +79,14 @@ REFERENCE = TunnelImpl(label="reference")
 
 
 def reference_argv(side: str, spec: TunnelSpec) -> tuple[str, ...]:
-    base = (sys.executable, "-m", "vpnsim.tunnel", side, "--port", str(spec.port))
+    base = [sys.executable, "-m", "vpnsim.tunnel", side, "--port", str(spec.port)]
+    if spec.mode != "tun":
+        base += ["--mode", spec.mode]
     if side == "server":
-        return (*base, "--tun-address", spec.server_tun)
-    routes = [arg for dst in spec.client_routes for arg in ("--route", dst)]
-    return (*base, "--server", spec.server_address, "--tun-address", spec.client_tun, *routes)
+        addresses, routes = (spec.server_tun, spec.server_tun6), spec.server_routes
+    else:
+        base += ["--server", spec.server_address]
+        addresses, routes = (spec.client_tun, spec.client_tun6), spec.client_routes
+    base += [arg for cidr in addresses if cidr for arg in ("--tun-address", cidr)]
+    base += [arg for dst in routes for arg in ("--route", dst)]
+    return tuple(base)

@@ -61,7 +61,12 @@ class Host:
 
 @dataclass(frozen=True)
 class TunnelSpec:
-    """Where the VPN runs: client host to server host, over UDP `port`."""
+    """Where the VPN runs: client host to server host, over UDP `port`.
+
+    `mode` "tap" carries Ethernet frames (the lab's task 9) instead of IP packets. The
+    `*_tun6` addresses put IPv6 inside the tunnel too; `server_routes` are networks the server
+    routes into its TUN (e.g. a site behind the client, task 8).
+    """
 
     client: str
     server: str
@@ -70,6 +75,10 @@ class TunnelSpec:
     client_tun: str = "192.168.53.99/24"
     server_tun: str = "192.168.53.1/24"
     client_routes: tuple[str, ...] = ("192.168.60.0/24",)
+    server_routes: tuple[str, ...] = ()
+    mode: str = "tun"
+    client_tun6: str | None = None
+    server_tun6: str | None = None
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("side", choices=("client", "server"))
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="UDP port of the server")
     parser.add_argument("--server", help="server address (client side)")
-    parser.add_argument("--tun-address", required=True, metavar="CIDR")
+    parser.add_argument(
+        "--tun-address",
+        action="append",
+        required=True,
+        metavar="CIDR",
+        help="address of the TUN (repeatable: IPv4 and IPv6)",
+    )
     parser.add_argument("--tun-name", default="tun%d", help="name or template (default tun%%d)")
     parser.add_argument("--mtu", type=int, help="TUN MTU (default: the kernel's, 1500)")
     parser.add_argument(
@@ -60,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     tun = TunFile(args.tun_name)
     with Netconf() as netconf:
-        netconf.add_address(tun.name, args.tun_address)
+        for cidr in args.tun_address:
+            netconf.add_address(tun.name, cidr)
         netconf.set_up(tun.name, args.mtu)
         for cidr in args.route:
             netconf.add_route(cidr, tun.name)
@@ -71,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         transport = UdpTransport(("0.0.0.0", 0))
         endpoint = ClientProtocol(server=(args.server, args.port))
-    print(f"{args.side}: {tun.name} {args.tun_address} up, udp port {args.port}", flush=True)
+    addresses = " ".join(args.tun_address)
+    print(f"{args.side}: {tun.name} {addresses} up, udp port {args.port}", flush=True)
 
     driver = Driver(endpoint, tun, transport)
     signal.signal(signal.SIGTERM, _stop)
