@@ -22,6 +22,7 @@ from vpnsim.proc import ProgramFailed
 from vpnsim.seed import BUILTIN, DEFAULT_SCENARIO, builtin_scenario
 
 if TYPE_CHECKING:
+    from vpnsim.model import Scenario
     from vpnsim.topology import Lab
 
 # Commands import the netlink layer (pyroute2) only after `preflight()`: a user without root
@@ -118,6 +119,26 @@ def _parser() -> argparse.ArgumentParser:
     down.add_argument("name")
     down.set_defaults(run=_lab_down)
 
+    run = sub.add_parser("run", help="build scenarios, run their checks, print a verdict each")
+    run.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario files (.toml)")
+    run.add_argument(
+        "--tunnel",
+        action="append",
+        metavar="VALUE",
+        help="reference (default), a folder with tun_client.py/tun_server.py, "
+        "or client=CMD / server=CMD (repeatable)",
+    )
+    run.add_argument("--keep", action="store_true", help="leave each lab up after its checks")
+    run.add_argument("--artifacts", metavar="DIR", help="logs and evidence (default: a temp dir)")
+    run.set_defaults(run=_run)
+
+    validate = sub.add_parser("validate", help="check scenario files (no root needed)")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.set_defaults(run=_validate)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of scenario files")
+    schema.set_defaults(run=_schema)
+
     clean = sub.add_parser(
         "clean", help="remove leftover vpnsim labs (not those a running test session owns)"
     )
@@ -132,8 +153,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _scenario(name_or_path: str) -> Scenario:
+    """A built-in scenario by name, or a scenario file by path."""
+    if name_or_path.endswith(".toml") or os.sep in name_or_path:
+        from vpnsim.scenario import load
+
+        return load(name_or_path).scenario
+    return builtin_scenario(name_or_path)
+
+
 def _lab_up(args: argparse.Namespace) -> int:
-    scenario = builtin_scenario(args.scenario)
+    scenario = _scenario(args.scenario)
     preflight()
     from vpnsim.impl import TunnelImpl
     from vpnsim.topology import build_lab
@@ -161,6 +191,61 @@ def _lab_list(args: argparse.Namespace) -> int:
     for name in list_labs():
         print(name)
     return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from vpnsim.scenario import ScenarioFileError, load
+
+    failed = 0
+    for path in args.files:
+        try:
+            loaded = load(path)
+        except ScenarioFileError as exc:
+            failed += 1
+            print(exc, file=sys.stderr)
+            continue
+        print(f"{path}: ok ({len(loaded.scenario.hosts)} hosts, {len(loaded.checks)} checks)")
+    return EXIT_USAGE if failed else 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    import json
+
+    from vpnsim.scenario import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from vpnsim.scenario import load
+
+    loaded = [load(path) for path in args.scenarios]  # every file valid before any lab
+    preflight()
+    from vpnsim.impl import REFERENCE, TunnelImpl
+    from vpnsim.run import ScenarioRun
+
+    impl = TunnelImpl.parse(args.tunnel) if args.tunnel else REFERENCE
+    artifacts = Path(args.artifacts or tempfile.mkdtemp(prefix="vpnsim-run-"))
+    passed = failed = 0
+    for scenario in loaded:
+        print(f"{scenario.path}: {scenario.scenario.description or scenario.scenario.name}")
+        run = ScenarioRun(scenario, artifacts, impl, owner_pid=None if args.keep else os.getpid())
+        try:
+            for check in scenario.checks:
+                verdict = run.check(check)
+                passed, failed = passed + verdict.passed, failed + (not verdict.passed)
+                for line in verdict.lines():
+                    print(f"  {line}", flush=True)
+        finally:
+            run.close(keep=args.keep)
+        if args.keep and run.lab is not None:
+            print(f"  lab {run.lab.name} left up: `vpnsim lab down {run.lab.name}`")
+    print(f"{passed} passed, {failed} failed; logs and evidence in {artifacts}")
+    return 0 if failed == 0 else EXIT_FINDING
 
 
 def _attach(name: str) -> Lab:

@@ -84,9 +84,14 @@ def reference_argv(side: str, spec: TunnelSpec) -> tuple[str, ...]:
         base += ["--mode", spec.mode]
     if side == "server":
         addresses, routes = (spec.server_tun, spec.server_tun6), spec.server_routes
+        peer = (spec.client_tun, spec.client_tun6)
     else:
         base += ["--server", spec.server_address]
         addresses, routes = (spec.client_tun, spec.client_tun6), spec.client_routes
+        peer = (spec.server_tun, spec.server_tun6)
     base += [arg for cidr in addresses if cidr for arg in ("--tun-address", cidr)]
     base += [arg for dst in routes for arg in ("--route", dst)]
+    if spec.mode == "tap" and routes:
+        # A TAP's kernel ARPs for the next hop: via the peer's TAP address, else it asks for V.
+        base += [arg for cidr in peer if cidr for arg in ("--gateway", cidr.split("/")[0])]
     return tuple(base)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Host and lab names become parts of namespace names (vpnsim.<lab>.<host>): no dots.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,30}$")
@@ -25,6 +25,7 @@ class Network:
 
     name: str
     subnet: str
+    subnet6: str | None = None  # an IPv6 subnet too (e.g. "fd00:60::/64"), for dual-stack labs
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class Interface:
     name: str
     network: str
     address: str  # CIDR, e.g. "10.9.0.5/24"
+    # An IPv6 address too (CIDR, e.g. "fd00:60::5/64"), added without duplicate address
+    # detection; its host needs IPv6 enabled (not the SEED sysctls, which disable it).
+    address6: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,9 +92,8 @@ class Scenario:
     networks: tuple[Network, ...]
     hosts: tuple[Host, ...]
     tunnel: TunnelSpec | None = None
-    # Probes used by the demo and the checks: a host on the private side and its address.
-    private_host: str | None = None
-    notes: tuple[str, ...] = field(default=())
+    # The scenario file it was loaded from (None: built in), so a later command re-reads it.
+    source: str | None = None
 
     def host(self, name: str) -> Host:
         for host in self.hosts:
@@ -129,6 +132,27 @@ class Scenario:
                 if str(ip.ip) in addresses:
                     raise ScenarioError(f"hosts.{host.name}.{iface.name}: duplicate {ip.ip}")
                 addresses.add(str(ip.ip))
+                if iface.address6 is not None:
+                    ip6 = self._check_address6(host, iface)
+                    if str(ip6) in addresses:
+                        raise ScenarioError(f"hosts.{host.name}.{iface.name}: duplicate {ip6}")
+                    addresses.add(str(ip6))
         if self.tunnel is not None:
             self.host(self.tunnel.client)
             self.host(self.tunnel.server)
+
+    def _check_address6(self, host: Host, iface: Interface) -> ipaddress.IPv6Address:
+        """The interface's IPv6 address, if it is one and lies in its network's subnet6."""
+        where = f"hosts.{host.name}.{iface.name}"
+        try:
+            ip = ipaddress.ip_interface(iface.address6 or "")
+        except ValueError:
+            raise ScenarioError(f"{where}: {iface.address6!r} is not an IPv6 CIDR") from None
+        if not isinstance(ip, ipaddress.IPv6Interface):
+            raise ScenarioError(f"{where}: address6 {iface.address6} is not an IPv6 address")
+        network = self.network(iface.network)
+        if network.subnet6 is not None and ip.ip not in ipaddress.ip_network(network.subnet6):
+            raise ScenarioError(
+                f"{where}: {iface.address6} is outside network {iface.network} ({network.subnet6})"
+            )
+        return ip.ip

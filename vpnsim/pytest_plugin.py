@@ -70,6 +70,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="how long a probe waits for its answer (default 2; ini vpn_probe_timeout)",
     )
     parser.addini("vpn_probe_timeout", "seconds a probe waits for its answer", default="2")
+    parser.addini(
+        "vpnsim_scenarios",
+        "glob patterns (from the rootdir) of scenario files collected as tests",
+        type="args",
+        default=["scenarios/*.toml"],
+    )
 
 
 def selected_impl(config: pytest.Config) -> TunnelImpl:
@@ -92,6 +98,35 @@ def pytest_configure(config: pytest.Config) -> None:
 
 _impl_key = pytest.StashKey[TunnelImpl]()
 _labs_key = pytest.StashKey[list[str]]()
+
+
+def selected_impl_of(config: pytest.Config) -> TunnelImpl:
+    """The implementation under test, as parsed at configure time."""
+    return config.stash[_impl_key]
+
+
+def lab_registry(config: pytest.Config) -> list[str]:
+    """Names of every lab this session built: checked for leaks at its end."""
+    return config.stash[_labs_key]
+
+
+def probe_timeout(config: pytest.Config) -> float:
+    given = config.getoption("--vpn-probe-timeout")
+    return float(given) if given else float(config.getini("vpn_probe_timeout"))
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """Scenario files matching the `vpnsim_scenarios` patterns: one item per check."""
+    if file_path.suffix != ".toml":
+        return None
+    root = parent.config.rootpath
+    patterns = parent.config.getini("vpnsim_scenarios")
+    if not any(file_path.match(str(root / pattern)) for pattern in patterns):
+        return None
+    from vpnsim.pytest_scenarios import ScenarioFileNode
+
+    node: pytest.Collector = ScenarioFileNode.from_parent(parent, path=file_path)
+    return node
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -183,9 +218,7 @@ def probes(request: pytest.FixtureRequest, vpn_tunnel: RunningTunnel) -> Iterato
     """Probes (ICMP, UDP, TCP, evidence) on the `vpn_tunnel` lab's hosts, by host name."""
     from vpnsim.traffic.probes import Probes
 
-    config = request.config
-    timeout = config.getoption("--vpn-probe-timeout") or float(config.getini("vpn_probe_timeout"))
-    found = Probes(vpn_tunnel.lab, vpn_tunnel, timeout)
+    found = Probes(vpn_tunnel.lab, vpn_tunnel, probe_timeout(request.config))
     yield found
     found.close()
 

@@ -59,7 +59,6 @@ def seed_tunnel() -> Scenario:
             ),
         ),
         tunnel=TunnelSpec(client="U", server="server", server_address="10.9.0.11"),
-        private_host="V",
     )
 
 

@@ -171,6 +171,16 @@ def ipv4_packet(
     return header[:10] + struct.pack("!H", checksum) + header[12:] + payload
 
 
+def ethernet_frame(dst_mac: str, src_mac: str, ethertype: int, payload: bytes = b"") -> bytes:
+    """An Ethernet II frame as a TAP device reads it: no preamble, no FCS, no padding.
+
+    MACs are written as the kernel prints them, e.g. "ff:ff:ff:ff:ff:ff"."""
+    header = bytes.fromhex(dst_mac.replace(":", "")) + bytes.fromhex(src_mac.replace(":", ""))
+    if len(header) != 12:
+        raise ValueError(f"MACs {dst_mac!r} and {src_mac!r}: six octets each")
+    return header + struct.pack("!H", ethertype) + payload
+
+
 def _internet_checksum(data: bytes) -> int:
     # RFC 1071 over big-endian 16-bit words: the value packs with "!H".
     if len(data) % 2:

@@ -103,6 +103,7 @@ class Lab:
         state = {
             "name": self.name,
             "scenario": self.scenario.name,
+            "source": self.scenario.source,
             "log_dir": str(self.log_dir),
             "owner_pid": self.owner_pid,
             "created": time.time(),
@@ -212,6 +213,15 @@ def _build(lab: Lab) -> None:
             )
             fabric.up(fabric_end)
             rtnl.add_address(iface.name, iface.address)
+            if iface.address6 is not None:
+                # Usable at once, never waited for: no duplicate address detection, for
+                # address6 and for the link-local address the kernel adds when the link comes
+                # up (a router sends its neighbour solicitations for forwarded packets from
+                # it, and sends none while it is tentative).
+                sysctl.set_sysctls(
+                    lab.ns(host.name), {f"net.ipv6.conf.{iface.name}.accept_dad": "0"}
+                )
+                rtnl.add_address(iface.name, iface.address6, nodad=True)
             rtnl.up(iface.name)
         for route in host.routes:
             try:
@@ -229,9 +239,15 @@ def attach(name: str) -> Lab:
         running = ", ".join(list_labs()) or "none"
         raise HarnessError(f"no lab named {name!r} (running labs: {running})")
     state = json.loads(state_file.read_text())
+    if state.get("source"):
+        from vpnsim.scenario import load
+
+        scenario = load(state["source"]).scenario
+    else:
+        scenario = builtin_scenario(state["scenario"])
     lab = Lab(
         name=name,
-        scenario=builtin_scenario(state["scenario"]),
+        scenario=scenario,
         log_dir=Path(state["log_dir"]),
         owner_pid=state.get("owner_pid"),
     )

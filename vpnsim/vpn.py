@@ -1,8 +1,8 @@
 """Run a VPN implementation in a lab: the reference tunnel or a user's client/server commands.
 
 Readiness is the same for every implementation, since students name their TUN freely: a TUN
-device (found by type) is up with an address; the server has bound its UDP port; the client
-has routed the private networks into its TUN.
+device (found by type; a TAP when the spec's mode is "tap") is up with an address; the server
+has bound its UDP port; the client has routed the private networks into its TUN.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 from vpnsim import proc
 from vpnsim.impl import REFERENCE, TunnelImpl
@@ -49,6 +50,17 @@ class RunningTunnel:
         self.stop_client()
         return self.start_client(timeout)
 
+    def stop_server(self) -> int | None:
+        """Kill the server; its TUN goes with it, clients keep sending into the void."""
+        return self.server.stop()
+
+    def start_server(self, timeout: float = READY_TIMEOUT) -> float:
+        """Start the server again; seconds until ready. It relearns clients from their packets."""
+        start = time.monotonic()
+        self.server = _start_side(self.lab, self.impl, self.spec, "server")
+        self.server_tun = wait_server_ready(self.lab, self.spec, self.server, timeout)
+        return time.monotonic() - start
+
     def stop(self) -> None:
         self.client.stop()
         self.server.stop()
@@ -87,8 +99,9 @@ def find_tunnel(lab: Lab) -> FoundTunnel | None:
     spec = lab.scenario.tunnel
     if spec is None:
         return None
-    client = _configured_tun(lab.rtnl(spec.client))
-    server = _configured_tun(lab.rtnl(spec.server))
+    mode = _device_mode(spec)
+    client = _configured_tun(lab.rtnl(spec.client), mode)
+    server = _configured_tun(lab.rtnl(spec.server), mode)
     if client is None or server is None:
         return None
     return FoundTunnel(lab, spec, client.name, server.name)
@@ -100,8 +113,17 @@ def _start_side(lab: Lab, impl: TunnelImpl, spec: TunnelSpec, side: str) -> proc
     return lab.start(host, impl.argv(side, spec), log_name=stem, cwd=impl.cwd)
 
 
-def _configured_tun(rtnl: Rtnl) -> Link | None:
-    for link in rtnl.tun_devices():
+def _device_mode(spec: TunnelSpec) -> Literal["tun", "tap"]:
+    """The kind of device each end opens: "tun" (IP packets) or "tap" (Ethernet frames)."""
+    if spec.mode == "tun":
+        return "tun"
+    if spec.mode == "tap":
+        return "tap"
+    raise ValueError(f"tunnel mode {spec.mode!r}: expected 'tun' or 'tap'")
+
+
+def _configured_tun(rtnl: Rtnl, mode: Literal["tun", "tap"] = "tun") -> Link | None:
+    for link in rtnl.tun_devices(mode):
         if link.up and any(":" not in a for a in link.addresses):
             return link
     return None
@@ -109,26 +131,29 @@ def _configured_tun(rtnl: Rtnl) -> Link | None:
 
 def wait_server_ready(lab: Lab, spec: TunnelSpec, server: proc.Program, timeout: float) -> str:
     rtnl = lab.rtnl(spec.server)
+    mode = _device_mode(spec)
     found: list[str] = []
 
     def ready() -> bool:
-        link = _configured_tun(rtnl)
+        link = _configured_tun(rtnl, mode)
         if link is None or not proc.port_bound(server.pid, spec.port, "udp"):
             return False
         found.append(link.name)
         return True
 
-    server.wait_ready(ready, timeout, f"a TUN up with an address and UDP port {spec.port} bound")
+    bound = f"UDP port {spec.port} bound"
+    server.wait_ready(ready, timeout, f"a {mode.upper()} up with an address and {bound}")
     return found[-1]
 
 
 def wait_client_ready(lab: Lab, spec: TunnelSpec, client: proc.Program, timeout: float) -> str:
     rtnl = lab.rtnl(spec.client)
     wanted = {str(ipaddress.ip_network(dst)) for dst in spec.client_routes}
+    mode = _device_mode(spec)
     found: list[str] = []
 
     def ready() -> bool:
-        link = _configured_tun(rtnl)
+        link = _configured_tun(rtnl, mode)
         if link is None:
             return False
         try:
@@ -141,5 +166,5 @@ def wait_client_ready(lab: Lab, spec: TunnelSpec, client: proc.Program, timeout:
         return True
 
     routes = ", ".join(sorted(wanted))
-    client.wait_ready(ready, timeout, f"a TUN up with an address and routes to {routes}")
+    client.wait_ready(ready, timeout, f"a {mode.upper()} up with an address and routes to {routes}")
     return found[-1]

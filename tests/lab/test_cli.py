@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import vpnsim
 
 from vpnsim.leaks import leftovers
 from vpnsim.topology import new_lab_name
 
 pytestmark = pytest.mark.lab
-
-
-def vpnsim(
-    *args: str, user: int | None = None, extra: list[str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "vpnsim", *args]
-    if user is not None:  # the repository on the path: the user may not read root's site-packages
-        argv = [
-            "env",
-            f"PYTHONPATH={Path(__file__).parents[2]}",
-            "setpriv",
-            f"--reuid={user}",
-            f"--regid={user}",
-            "--clear-groups",
-            *argv,
-        ]
-    if extra:
-        argv = [*extra, *argv]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture

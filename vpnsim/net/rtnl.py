@@ -20,6 +20,7 @@ from vpnsim.tunnel.tun import TunFile
 ARPHRD_NONE = 65534  # what a TUN device reports as its link type
 TUN_TYPE_TUN = 1
 TUN_TYPE_TAP = 2
+IFA_F_NODAD = 0x02  # linux/if_addr.h: no duplicate address detection (IPv6)
 
 
 class NetlinkFailure(HarnessError):
@@ -184,8 +185,13 @@ class Rtnl:
 
     # addresses and routes --------------------------------------------------------------
 
-    def add_address(self, ifname: str, cidr: str) -> None:
+    def add_address(self, ifname: str, cidr: str, *, nodad: bool = True) -> None:
+        """Add `cidr` on `ifname`. An IPv6 address is added with IFA_F_NODAD unless `nodad`
+        is False: usable at once, not tentative for the second duplicate detection takes."""
         iface = ipaddress.ip_interface(cidr)
+        extra: dict[str, Any] = {}
+        if iface.version == 6 and nodad:
+            extra["flags"] = IFA_F_NODAD  # pyroute2 sends it as IFA_FLAGS
         self._call(
             f"add address {cidr} on {ifname}",
             self._ipr.addr,
@@ -193,6 +199,7 @@ class Rtnl:
             index=self.index_of(ifname),
             address=str(iface.ip),
             prefixlen=iface.network.prefixlen,
+            **extra,
         )
 
     def add_route(self, dst: str, gateway: str | None = None, dev: str | None = None) -> None:
@@ -206,12 +213,19 @@ class Rtnl:
         self._call(f"add route {dst} via {gateway or dev}", self._ipr.route, "add", **spec)
 
     def delete_route(self, dst: str) -> None:
-        self._call(f"delete route {dst}", self._ipr.route, "del", dst=dst)
+        # pyroute2 takes "default" when adding but not when deleting: say it as a /0.
+        spec: dict[str, Any] = {"dst": "0.0.0.0/0"} if dst == "default" else {"dst": dst}
+        if ":" in dst or dst == "::/0":
+            spec["family"] = 10
+        self._call(f"delete route {dst}", self._ipr.route, "del", **spec)
 
     def routes(self) -> list[Route]:
         names = {msg["index"]: msg.get("IFLA_IFNAME") for msg in self._ipr.get_links()}
         found = []
-        for msg in self._ipr.get_routes(family=2, table=254):
+        # IPv4 then IPv6 (e.g. an IPv6 private net routed into a TUN): the main table of each.
+        messages = [*self._ipr.get_routes(family=2, table=254)]
+        messages += self._ipr.get_routes(family=10, table=254)
+        for msg in messages:
             dst = msg.get("RTA_DST")
             found.append(
                 Route(
@@ -220,6 +234,17 @@ class Rtnl:
                     dev=names.get(msg.get("RTA_OIF")),
                 )
             )
+        return found
+
+    def neighbours(self, ifname: str | None = None) -> list[tuple[str, str]]:
+        """(IPv4 address, MAC) of each resolved neighbour entry (ARP), on `ifname` if given;
+        entries without a link-layer address (incomplete, failed) are left out."""
+        index = None if ifname is None else self.index_of(ifname)
+        found = []
+        for msg in self._ipr.get_neighbours(family=2):
+            mac = msg.get("NDA_LLADDR")
+            if mac is not None and index in (None, msg["ifindex"]):
+                found.append((str(msg.get("NDA_DST")), str(mac)))
         return found
 
 

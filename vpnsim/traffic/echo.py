@@ -2,6 +2,10 @@
 
 UDP: each datagram is sent back to its sender unchanged. TCP: each connection gets back every
 byte it sends, until it closes its side. Runs until SIGTERM.
+
+IPv4 and IPv6 alike: one dual-stack socket per protocol ("::" with IPV6_V6ONLY off; IPv4
+peers appear as ::ffff:a.b.c.d), so a single listen() makes both families ready at once.
+Where the kernel has no IPv6 at all, IPv4 sockets on 0.0.0.0 instead.
 """
 
 from __future__ import annotations
@@ -25,13 +29,27 @@ def _echo_tcp(conn: socket.socket) -> None:
             conn.sendall(data)
 
 
+def _bound(kind: socket.SocketKind, port: int) -> socket.socket:
+    """A socket of `kind` on `port` for both families (IPv4 only without kernel IPv6)."""
+    try:
+        sock = socket.socket(socket.AF_INET6, kind)
+    except OSError:  # EAFNOSUPPORT: IPv6 disabled at boot
+        sock = socket.socket(socket.AF_INET, kind)
+        anywhere = "0.0.0.0"
+    else:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        anywhere = "::"
+    if kind == socket.SOCK_DGRAM:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    else:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((anywhere, port))
+    return sock
+
+
 def serve(port: int = ECHO_PORT) -> None:
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    udp.bind(("0.0.0.0", port))
-    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    tcp.bind(("0.0.0.0", port))
+    udp = _bound(socket.SOCK_DGRAM, port)
+    tcp = _bound(socket.SOCK_STREAM, port)  # listens last: readiness is "TCP port listening"
     tcp.listen(64)
     selector = selectors.DefaultSelector()
     selector.register(udp, selectors.EVENT_READ)

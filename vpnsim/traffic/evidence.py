@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from vpnsim.traffic.capture import Capture, UdpDatagram
+from vpnsim.traffic.icmp import ipv6_upper_layer
 
 if TYPE_CHECKING:
     from vpnsim.model import TunnelSpec
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from vpnsim.topology import Lab
 
 PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP"}
+PROTOCOLS6 = {58: "ICMPv6", 6: "TCP", 17: "UDP"}
 
 
 @dataclass(frozen=True)
@@ -88,9 +90,16 @@ def _n(count: int, noun: str) -> str:
 
 
 def describe_inner(payload: bytes) -> str:
-    """'ICMP 192.168.53.99 > 192.168.60.5' for an IPv4 packet inside a datagram."""
+    """'ICMP 192.168.53.99 > 192.168.60.5' for an IPv4 packet inside a datagram;
+    'ICMPv6 fd00:53::99 > fd00:60::5' for an IPv6 one (its protocol found past any extension
+    headers, a fragment header included)."""
+    if len(payload) >= 40 and payload[0] >> 4 == 6:
+        found = ipv6_upper_layer(payload)  # None: cut short inside its extension headers
+        proto = "IPv6" if found is None else PROTOCOLS6.get(found[0], f"next header {found[0]}")
+        src, dst = (socket.inet_ntop(socket.AF_INET6, payload[i : i + 16]) for i in (8, 24))
+        return f"{proto} {src} > {dst}"
     if len(payload) < 20 or payload[0] >> 4 != 4:
-        return f"{len(payload)} bytes that are not an IPv4 packet"
+        return f"{len(payload)} bytes that are not an IPv4 or IPv6 packet"
     proto = PROTOCOLS.get(payload[9], f"protocol {payload[9]}")
     return f"{proto} {socket.inet_ntoa(payload[12:16])} > {socket.inet_ntoa(payload[16:20])}"
 

@@ -1,4 +1,7 @@
-"""UDP and TCP exchanges with an echo service: what comes back must equal what was sent."""
+"""UDP and TCP exchanges with an echo service: what comes back must equal what was sent.
+
+Over IPv4 or IPv6, as the destination address says.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,16 @@ import time
 
 from vpnsim.net import namespace
 from vpnsim.traffic.errors import NoRoute, ProbeFailed
+from vpnsim.traffic.icmp import family_of
 
 MAX_UDP_PAYLOAD = 65507  # 65535 - 20 (IPv4 header) - 8 (UDP header)
+# The IPv6 payload length excludes the 40-byte header: 65535 - 8 (UDP header).
+MAX_UDP6_PAYLOAD = 65527
+
+
+def _endpoint(dst: str, port: int) -> str:
+    """'10.9.0.5:7', '[fd00:60::5]:7'."""
+    return f"[{dst}]:{port}" if family_of(dst) == socket.AF_INET6 else f"{dst}:{port}"
 
 
 def _send_failed(what: str, exc: OSError) -> ProbeFailed:
@@ -24,10 +35,12 @@ def udp_exchange(
 ) -> bytes:
     """Send one datagram from namespace `ns` and return the first datagram that comes back
     from `dst:port`. Raises ProbeFailed if none comes within `timeout`."""
-    if not 0 < len(payload) <= MAX_UDP_PAYLOAD:
-        raise ValueError(f"UDP payload of {len(payload)} bytes: 1 to {MAX_UDP_PAYLOAD}")
-    what = f"UDP {len(payload)} bytes from {src or ns} to {dst}:{port}"
-    with namespace.socket_in(ns, socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    family = family_of(dst)
+    largest = MAX_UDP6_PAYLOAD if family == socket.AF_INET6 else MAX_UDP_PAYLOAD
+    if not 0 < len(payload) <= largest:
+        raise ValueError(f"UDP payload of {len(payload)} bytes: 1 to {largest}")
+    what = f"UDP {len(payload)} bytes from {src or ns} to {_endpoint(dst, port)}"
+    with namespace.socket_in(ns, family, socket.SOCK_DGRAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         # connect(): only the peer's datagrams are received, and ICMP errors are reported.
         try:
@@ -53,9 +66,9 @@ def tcp_exchange(
 ) -> bytes:
     """Connect from namespace `ns`, send `payload` while reading the echo, close our side once
     all is sent, and return every byte received until the peer closes."""
-    what = f"TCP {len(payload)} bytes from {src or ns} to {dst}:{port}"
+    what = f"TCP {len(payload)} bytes from {src or ns} to {_endpoint(dst, port)}"
     received = bytearray()
-    with namespace.socket_in(ns, socket.AF_INET, socket.SOCK_STREAM) as sock:
+    with namespace.socket_in(ns, family_of(dst), socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         try:
             sock.connect((dst, port))
@@ -101,8 +114,8 @@ class TcpSession:
     def __init__(
         self, ns: str, dst: str, port: int, timeout: float = 5.0, *, src: str = ""
     ) -> None:
-        self.what = f"TCP session from {src or ns} to {dst}:{port}"
-        self.sock = namespace.socket_in(ns, socket.AF_INET, socket.SOCK_STREAM)
+        self.what = f"TCP session from {src or ns} to {_endpoint(dst, port)}"
+        self.sock = namespace.socket_in(ns, family_of(dst), socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         try:
             self.sock.connect((dst, port))

@@ -9,6 +9,8 @@
 
 UDP and TCP go to an echo service (port 7) that is started on demand, once, on the host that
 owns the destination address (an interface address, or a TUN address of the tunnel).
+
+An IPv6 destination ("fd00:60::5") is probed over IPv6: ICMPv6 echo, UDP and TCP over AF_INET6.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ class Probes:
     def ping(
         self, host: str, dst: str, payload: bytes = b"vpnsim", timeout: float | None = None
     ) -> EchoReply:
-        """An ICMP echo from `host` to `dst`; raises ProbeFailed without a matching reply."""
+        """An ICMP echo (ICMPv6 to an IPv6 `dst`) from `host` to `dst`; raises ProbeFailed
+        without a matching reply."""
         return ping(self.lab.ns(host), dst, payload, timeout or self.timeout, src=host)
 
     def reaches(self, host: str, dst: str, timeout: float = 1.0) -> bool:
@@ -105,11 +108,21 @@ class Probes:
     def _owner(self, address: str) -> str:
         ip = ipaddress.ip_address(address)
         for host in self.lab.scenario.hosts:
-            if any(ipaddress.ip_interface(i.address).ip == ip for i in host.interfaces):
-                return host.name
+            for iface in host.interfaces:
+                if any(
+                    cidr is not None and ipaddress.ip_interface(cidr).ip == ip
+                    for cidr in (iface.address, iface.address6)
+                ):
+                    return host.name
         spec = self.lab.scenario.tunnel
         if spec is not None:
-            for owner, cidr in ((spec.client, spec.client_tun), (spec.server, spec.server_tun)):
-                if ipaddress.ip_interface(cidr).ip == ip:
+            ends = (
+                (spec.client, spec.client_tun),
+                (spec.server, spec.server_tun),
+                (spec.client, spec.client_tun6),
+                (spec.server, spec.server_tun6),
+            )
+            for owner, tun_cidr in ends:
+                if tun_cidr is not None and ipaddress.ip_interface(tun_cidr).ip == ip:
                     return owner
         raise ValueError(f"no host of lab {self.lab.name} owns {address}")

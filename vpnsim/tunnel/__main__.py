@@ -3,16 +3,18 @@
     server: python -m vpnsim.tunnel server --tun-address 192.168.53.1/24 [--port 9090]
     client: python -m vpnsim.tunnel client --server 10.9.0.11 --tun-address 192.168.53.99/24 \\
                 --route 192.168.60.0/24 [--port 9090]
+    TAP (task 9): add --mode tap to both, and --gateway 192.168.53.1 to the client
 
-Each end creates its TUN, gives it the address, brings it up, adds the routes, binds its UDP
-socket and forwards until SIGTERM or SIGINT; it then prints its counters as one JSON line on
-stdout (evidence for tests) and exits 0.
+Each end creates its TUN (a TAP with --mode tap: Ethernet frames, one per datagram), gives it
+the address, brings it up, adds the routes, binds its UDP socket and forwards until SIGTERM or
+SIGINT; it then prints its counters as one JSON line on stdout (evidence for tests) and exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import json
 import signal
 import sys
@@ -20,6 +22,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from vpnsim.tunnel.driver import Driver, UdpTransport
+from vpnsim.tunnel.frames import FrameClientProtocol, FrameServerProtocol
 from vpnsim.tunnel.netconf import Netconf
 from vpnsim.tunnel.protocol import ClientProtocol, Endpoint, ServerProtocol
 from vpnsim.tunnel.tun import TunFile
@@ -35,16 +38,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="UDP port of the server")
     parser.add_argument("--server", help="server address (client side)")
     parser.add_argument(
+        "--mode",
+        choices=("tun", "tap"),
+        default="tun",
+        help="tun: IP packets (default); tap: Ethernet frames, ARP through the tunnel",
+    )
+    parser.add_argument(
         "--tun-address",
         action="append",
         required=True,
         metavar="CIDR",
         help="address of the TUN (repeatable: IPv4 and IPv6)",
     )
-    parser.add_argument("--tun-name", default="tun%d", help="name or template (default tun%%d)")
+    parser.add_argument("--tun-name", help="name or template (default tun%%d, or tap%%d)")
     parser.add_argument("--mtu", type=int, help="TUN MTU (default: the kernel's, 1500)")
     parser.add_argument(
         "--route", action="append", default=[], metavar="CIDR", help="route CIDR into the TUN"
+    )
+    parser.add_argument(
+        "--gateway",
+        action="append",
+        default=[],
+        type=ipaddress.ip_address,
+        metavar="ADDRESS",
+        help="routes of this address's family go via it (the peer's TAP address, --mode tap)",
     )
     args = parser.parse_args(argv)
     if args.side == "client" and not args.server:
@@ -64,20 +81,24 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    tun = TunFile(args.tun_name)
+    tun = TunFile(args.tun_name or f"{args.mode}%d", args.mode)
+    gateways = {gateway.version: str(gateway) for gateway in args.gateway}
     with Netconf() as netconf:
         for cidr in args.tun_address:
             netconf.add_address(tun.name, cidr)
         netconf.set_up(tun.name, args.mtu)
         for cidr in args.route:
-            netconf.add_route(cidr, tun.name)
+            version = ipaddress.ip_network(cidr).version
+            netconf.add_route(cidr, tun.name, gateways.get(version))
+    tap = args.mode == "tap"
     endpoint: Endpoint
     if args.side == "server":
         transport = UdpTransport(("0.0.0.0", args.port))
-        endpoint = ServerProtocol()
+        endpoint = FrameServerProtocol() if tap else ServerProtocol()
     else:
         transport = UdpTransport(("0.0.0.0", 0))
-        endpoint = ClientProtocol(server=(args.server, args.port))
+        server = (args.server, args.port)
+        endpoint = FrameClientProtocol(server) if tap else ClientProtocol(server)
     addresses = " ".join(args.tun_address)
     print(f"{args.side}: {tun.name} {addresses} up, udp port {args.port}", flush=True)
 

@@ -25,8 +25,10 @@ IFF_UP = 0x1
 IFLA_MTU = 4
 IFA_LOCAL = 2
 IFA_ADDRESS = 1
+IFA_F_NODAD = 0x02  # ifaddrmsg flags: skip duplicate address detection (IPv6)
 RTA_DST = 1
 RTA_OIF = 4
+RTA_GATEWAY = 5
 RT_TABLE_MAIN = 254
 RTPROT_BOOT = 3
 RT_SCOPE_UNIVERSE = 0
@@ -87,19 +89,22 @@ class Netconf:
             "BBBBI",
             family,
             iface.network.prefixlen,
-            0,
+            # IPv6: usable at once, with no duplicate address detection to wait for.
+            IFA_F_NODAD if iface.version == 6 else 0,
             RT_SCOPE_UNIVERSE,
             socket.if_nametoindex(ifname),
         )
         body += _attr(IFA_LOCAL, packed) + _attr(IFA_ADDRESS, packed)
         self._request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body, f"add {cidr} on {ifname}")
 
-    def add_route(self, cidr: str, ifname: str) -> None:
-        """A route to `cidr` straight into device `ifname` (like `ip route add CIDR dev TUN`)."""
+    def add_route(self, cidr: str, ifname: str, gateway: str | None = None) -> None:
+        """A route to `cidr` into device `ifname` (like `ip route add CIDR dev TUN`), or via
+        `gateway` on it (`ip route add CIDR via GATEWAY dev TAP`)."""
         net = ipaddress.ip_network(cidr)
         family = socket.AF_INET if net.version == 4 else socket.AF_INET6
         # struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags
-        scope = RT_SCOPE_LINK if net.version == 4 else RT_SCOPE_UNIVERSE  # as `ip route` sets
+        on_link = net.version == 4 and gateway is None
+        scope = RT_SCOPE_LINK if on_link else RT_SCOPE_UNIVERSE  # as `ip route` sets
         body = struct.pack(
             "BBBBBBBBI",
             family,
@@ -114,4 +119,8 @@ class Netconf:
         )
         body += _attr(RTA_DST, net.network_address.packed)
         body += _attr(RTA_OIF, struct.pack("i", socket.if_nametoindex(ifname)))
-        self._request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body, f"route {cidr} dev {ifname}")
+        what = f"route {cidr} dev {ifname}"
+        if gateway is not None:
+            body += _attr(RTA_GATEWAY, ipaddress.ip_address(gateway).packed)
+            what = f"route {cidr} via {gateway} dev {ifname}"
+        self._request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body, what)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from typing import Protocol
 
 Address = tuple[str, int]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -181,4 +182,11 @@ class ServerProtocol:
         return next(iter(self.last_heard)) if len(self.last_heard) == 1 else None
 
 
-Endpoint = ClientProtocol | ServerProtocol
+class Endpoint(Protocol):
+    """What the driver runs: the classes here, or their TAP-mode kin in `tunnel.frames`."""
+
+    stats: Stats
+
+    def packet_from_tun(self, packet: bytes, now: float) -> list[Send]: ...
+    def datagram_received(self, data: bytes, addr: Address, now: float) -> list[Deliver]: ...
+    def expire(self, now: float) -> None: ...

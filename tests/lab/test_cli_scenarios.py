@@ -1,0 +1,100 @@
+"""`vpnsim run`, `vpnsim validate` and `vpnsim lab up FILE` as a user runs them."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from cli_runner import vpnsim, world_readable_dir
+
+from vpnsim.leaks import leftovers
+from vpnsim.net import namespace
+from vpnsim.topology import new_lab_name
+
+pytestmark = pytest.mark.lab
+
+ROOT = Path(__file__).parents[2]
+SEED = str(ROOT / "scenarios" / "seed-tunnel.toml")
+BROKEN_CLIENT = ROOT / "tests" / "data" / "broken" / "client_reads_1000.py"
+
+
+def test_validate_needs_no_root_and_says_ok_per_file() -> None:
+    files = sorted(str(p) for p in (ROOT / "scenarios").glob("*.toml"))
+    result = vpnsim("validate", *files, user=65534)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert [line.split(": ok (")[0] for line in result.stdout.splitlines()] == files
+    assert f"{SEED}: ok (4 hosts, 12 checks)" in result.stdout.splitlines()
+
+
+def test_validate_reports_each_problem_on_its_own_line_and_exits_2() -> None:
+    bad = world_readable_dir("vpnsim-validate-") / "bad.toml"  # readable by the user below
+    bad.write_text(
+        Path(SEED).read_text().replace('from = "U"', 'from = "W"', 1).replace("router", "routr")
+    )
+    result = vpnsim("validate", str(bad), SEED, user=65534)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"{bad}:24: hosts.server.routr: unknown key (check its spelling; see `vpnsim schema`)\n"
+    )
+    assert result.stdout == f"{SEED}: ok (4 hosts, 12 checks)\n"
+
+
+def test_run_prints_a_verdict_per_check_and_a_summary(tmp_path: Path) -> None:
+    result = vpnsim("run", SEED, "--artifacts", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    verdicts = [line.split()[:2] for line in result.stdout.splitlines() if line.startswith("  ")]
+    assert [v[0] for v in verdicts] == ["PASS"] * 12
+    assert verdicts[0][1] == "task1-u-cannot-reach-v-without-the-tunnel"
+    assert result.stdout.splitlines()[-1] == (
+        f"12 passed, 0 failed; logs and evidence in {tmp_path}"
+    )
+    assert leftovers([p.name for p in tmp_path.iterdir()]) == {}
+
+
+def test_run_against_a_broken_client_fails_the_right_checks_with_evidence(tmp_path: Path) -> None:
+    result = vpnsim(
+        "run", SEED, "--artifacts", str(tmp_path),
+        "--tunnel", f"client={sys.executable} -u {BROKEN_CLIENT}",
+    )  # fmt: skip
+    assert result.returncode == 1
+    failed = re.findall(r"^  FAIL (\S+)", result.stdout, re.M)
+    assert failed == ["task5-icmp-both-ways-with-large-packets", "task5-tcp-u-to-v"]
+    assert (
+        "    seen:     ICMP echo of 1400 bytes from U to 192.168.60.5: no reply within 2 s"
+        in result.stdout.splitlines()
+    )
+    (evidence,) = tmp_path.glob("seed-tunnel-*/evidence/task5-icmp-both-ways-with-large-packets")
+    assert f"    evidence: {evidence}" in result.stdout.splitlines()
+    names = {p.name for p in evidence.iterdir()}
+    assert {"hosts.txt", "outer.pcap"} <= names
+    assert any(n.startswith("client-") and n.endswith(".err") for n in names)
+    hosts = (evidence / "hosts.txt").read_text()
+    assert "  route 192.168.60.0/24 dev bug0" in hosts  # the student's TUN, by its own name
+
+
+def test_run_refuses_an_invalid_file_before_building_anything(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[scenario]\nname = 'x'\n")
+    before = namespace.list_names("vpnsim.")
+    result = vpnsim("run", SEED, str(bad))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"vpnsim: error: {bad}: networks: required key is missing")
+    assert namespace.list_names("vpnsim.") == before
+
+
+def test_lab_up_from_a_file_then_status_and_exec_find_its_hosts() -> None:
+    name = new_lab_name("file")
+    site = str(ROOT / "scenarios" / "seed-site-to-site.toml")
+    try:
+        up = vpnsim("lab", "up", site, "--name", name)
+        assert (up.returncode, up.stdout) == (0, f"{name}\n"), up.stderr
+        status = vpnsim("lab", "status", name)
+        assert status.returncode == 0, status.stderr
+        assert "link client:eth1 UP mtu 1500 192.168.50.12/24" in status.stdout
+        ping = vpnsim("lab", "probe", name, "U1", "192.168.60.5")
+        assert ping.stdout.splitlines()[0] == "ICMP U1 -> 192.168.60.5: 56 bytes back, identical"
+    finally:
+        vpnsim("lab", "down", name)
+    assert leftovers([name]) == {}
