@@ -114,12 +114,14 @@ class ScenarioMeta(Strict):
 
 class NetworkModel(Strict):
     subnet: NetworkCidr
+    subnet6: NetworkCidr | None = Field(None, description="an IPv6 subnet too (dual stack)")
 
 
 class InterfaceModel(Strict):
     name: IfName
     network: NetworkName
     address: Cidr
+    address6: Cidr | None = Field(None, description="an IPv6 address in the network's subnet6")
 
 
 class RouteModel(Strict):
@@ -151,6 +153,8 @@ class TunnelModel(Strict):
     server_tun: Cidr
     client_routes: list[NetworkCidr]
     server_routes: list[NetworkCidr] = []
+    client_tun6: Cidr | None = Field(None, description="IPv6 inside the tunnel: client side")
+    server_tun6: Cidr | None = Field(None, description="IPv6 inside the tunnel: server side")
 
 
 # Programs and checks ----------------------------------------------------------------------
@@ -420,23 +424,25 @@ def cross_check(model: ScenarioFile) -> list[tuple[KeyPath, str]]:
                     ((*at, "network"), f"unknown network {iface.network!r} (networks: {known})")
                 )
                 continue
-            ip = ipaddress.ip_interface(iface.address)
-            if ip.ip not in subnet or ip.network != subnet:
-                problems.append(
-                    (
-                        (*at, "address"),
-                        f"{iface.address} is not an address of network {iface.network} ({subnet})",
-                    )
-                )
-            key = str(ip.ip)
-            if key in seen:
-                problems.append(
-                    (
-                        (*at, "address"),
-                        f"duplicate address {key} (also at {format_path(seen[key])})",
-                    )
-                )
-            seen.setdefault(key, (*at, "address"))
+            subnet6 = model.networks[iface.network].subnet6
+            net6 = ipaddress.ip_network(subnet6) if subnet6 else None
+            for key_name, cidr, net in (
+                ("address", iface.address, subnet),
+                ("address6", iface.address6, net6),
+            ):
+                if cidr is None:
+                    continue
+                if net is None:
+                    problems.append(((*at, key_name), f"network {iface.network} has no subnet6"))
+                    continue
+                ip = ipaddress.ip_interface(cidr)
+                if ip.network != net:
+                    message = f"{cidr} is not an address of network {iface.network} ({net})"
+                    problems.append(((*at, key_name), message))
+                if str(ip.ip) in seen:
+                    message = f"duplicate address {ip.ip} (also at {format_path(seen[str(ip.ip)])})"
+                    problems.append(((*at, key_name), message))
+                seen.setdefault(str(ip.ip), (*at, key_name))
         problems += _route_problems(model, host_name, host)
     if model.tunnel is not None:
         problems += _tunnel_problems(model, model.tunnel)
@@ -452,15 +458,13 @@ def cross_check(model: ScenarioFile) -> list[tuple[KeyPath, str]]:
     for i, check in enumerate(model.checks):
         at = ("checks", i)
         if isinstance(check, ReachCheck) and check.proto != "tcp":
+            # The IP length field bounds ICMP and UDP: IPv4 counts its header, IPv6 does not.
+            limit = 65527 if ipaddress.ip_address(check.to).version == 6 else 65507
+            what = "an ICMP" if check.proto == "icmp" else "a UDP"
             for k, size in enumerate(check.sizes):
-                if size > 65507:
-                    problems.append(
-                        (
-                            (*at, "sizes", k),
-                            f"{size} bytes: an {check.proto.upper()} "
-                            'payload is at most 65507 bytes (use proto = "tcp")',
-                        )
-                    )
+                if size > limit:
+                    message = f"{size} bytes: {what} payload to {check.to} is at most {limit} bytes"
+                    problems.append(((*at, "sizes", k), f'{message} (use proto = "tcp")'))
         if check.name in check_names:
             problems.append(((*at, "name"), f"duplicate check name {check.name!r}"))
         check_names.add(check.name)
@@ -476,7 +480,12 @@ def _route_problems(
     model: ScenarioFile, host_name: str, host: HostModel
 ) -> list[tuple[KeyPath, str]]:
     problems: list[tuple[KeyPath, str]] = []
-    connected = [ipaddress.ip_interface(i.address).network for i in host.interfaces]
+    connected = [
+        ipaddress.ip_interface(cidr).network
+        for i in host.interfaces
+        for cidr in (i.address, i.address6)
+        if cidr is not None
+    ]
     names = {i.name for i in host.interfaces}
     for j, route in enumerate(host.routes):
         at: KeyPath = ("hosts", host_name, "routes", j)
@@ -587,8 +596,10 @@ def to_scenario(model: ScenarioFile) -> Scenario:
     hosts = []
     for name, host in model.hosts.items():
         if linux:
+            forward = "1" if host.router else "0"
             base: tuple[tuple[str, str], ...] = (
-                ("net.ipv4.ip_forward", "1" if host.router else "0"),
+                ("net.ipv4.ip_forward", forward),
+                ("net.ipv6.conf.all.forwarding", forward),
             )
         else:
             base = ROUTER_SYSCTLS if host.router else HOST_SYSCTLS
@@ -596,7 +607,9 @@ def to_scenario(model: ScenarioFile) -> Scenario:
         hosts.append(
             Host(
                 name=name,
-                interfaces=tuple(Interface(i.name, i.network, i.address) for i in host.interfaces),
+                interfaces=tuple(
+                    Interface(i.name, i.network, i.address, i.address6) for i in host.interfaces
+                ),
                 routes=tuple(RouteSpec(r.dst, r.via, r.dev) for r in host.routes),
                 sysctls=tuple(sysctls.items()),
             )
@@ -614,11 +627,15 @@ def to_scenario(model: ScenarioFile) -> Scenario:
             client_routes=tuple(tunnel.client_routes),
             server_routes=tuple(tunnel.server_routes),
             mode=tunnel.mode,
+            client_tun6=tunnel.client_tun6,
+            server_tun6=tunnel.server_tun6,
         )
     return Scenario(
         name=model.scenario.name,
         description=model.scenario.description,
-        networks=tuple(Network(name, net.subnet) for name, net in model.networks.items()),
+        networks=tuple(
+            Network(name, net.subnet, net.subnet6) for name, net in model.networks.items()
+        ),
         hosts=tuple(hosts),
         tunnel=spec,
     )

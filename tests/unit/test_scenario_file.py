@@ -190,8 +190,8 @@ def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
 def test_icmp_and_udp_sizes_are_limited_but_tcp_is_not(tmp_path: Path) -> None:
     big = VALID.replace('to = "10.0.0.1"', 'to = "10.0.0.1"\nsizes = [56, 70000]')
     assert problems(tmp_path, big) == [
-        "s.toml:26: checks[0].sizes[1]: 70000 bytes: an ICMP payload is at most 65507 bytes "
-        '(use proto = "tcp")'
+        "s.toml:26: checks[0].sizes[1]: 70000 bytes: an ICMP payload to 10.0.0.1 is at most "
+        '65507 bytes (use proto = "tcp")'
     ]
     path = tmp_path / "tcp.toml"
     path.write_text(big.replace('type = "reach"', 'type = "reach"\nproto = "tcp"'))
