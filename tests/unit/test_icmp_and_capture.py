@@ -284,3 +284,32 @@ def test_pcap_timestamps_round_to_the_nearest_microsecond(tmp_path: Path) -> Non
     records = path.read_bytes()[24:]
     assert struct.unpack_from("=II", records, 0) == (1, 1)
     assert struct.unpack_from("=II", records, 16 + 14) == (3, 0)
+
+
+def test_tap_datagrams_are_described_as_frames_and_arp() -> None:
+    from vpnsim.testing import ethernet_frame
+    from vpnsim.traffic.evidence import describe_inner
+
+    u, s = "02:00:00:00:00:99", "02:00:00:00:00:01"
+    arp = bytes.fromhex("0001080006040001") + bytes.fromhex(u.replace(":", ""))
+    arp += socket.inet_aton("192.168.53.99") + bytes(6) + socket.inet_aton("192.168.53.1")
+    request = ethernet_frame("ff:ff:ff:ff:ff:ff", u, 0x0806, arp)
+    reply_body = arp[:7] + b"\x02" + arp[8:]
+    reply = ethernet_frame(
+        u,
+        s,
+        0x0806,
+        reply_body[:8]
+        + bytes.fromhex("020000000001")
+        + socket.inet_aton("192.168.53.1")
+        + reply_body[18:],
+    )
+    ping = ethernet_frame(
+        s, u, 0x0800, ipv4_packet("192.168.53.99", "192.168.60.5", b"x", protocol=1)
+    )
+    assert describe_inner(request, "tap") == "ARP who has 192.168.53.1? tell 192.168.53.99"
+    assert describe_inner(reply, "tap") == "ARP 192.168.53.1 is at 02:00:00:00:00:01"
+    assert describe_inner(ping, "tap") == (
+        "Ethernet 02:00:00:00:00:99 > 02:00:00:00:00:01: ICMP 192.168.53.99 > 192.168.60.5"
+    )
+    assert describe_inner(b"\x00" * 5, "tap") == "5 bytes that are not an Ethernet frame"

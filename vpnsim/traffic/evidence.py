@@ -56,6 +56,7 @@ class TunnelEvidence:
     to_server: tuple[UdpDatagram, ...]
     from_server: tuple[UdpDatagram, ...]
     pcap: Path | None = None
+    mode: str = "tun"  # "tap": the datagrams carry Ethernet frames
 
     @property
     def through_tunnel(self) -> bool:
@@ -76,9 +77,10 @@ class TunnelEvidence:
         for direction, datagrams in (("to", self.to_server), ("from", self.from_server)):
             if datagrams:
                 first = datagrams[0]
+                inner = describe_inner(first.payload, self.mode)
                 lines.append(
                     f"  first {direction} server: {first.src}:{first.sport} > "
-                    f"{first.dst}:{first.dport}, carrying {describe_inner(first.payload)}"
+                    f"{first.dst}:{first.dport}, carrying {inner}"
                 )
         if self.pcap is not None:
             lines.append(f"  capture: {self.pcap}")
@@ -89,7 +91,28 @@ def _n(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def describe_inner(payload: bytes) -> str:
+def describe_inner(payload: bytes, mode: str = "tun") -> str:
+    """What a tunnel datagram carries: in TAP mode an Ethernet frame ('Ethernet aa:.. >
+    bb:..: ICMP ...', 'ARP who has 192.168.53.1? tell 192.168.53.99'); else an IP packet."""
+    if mode == "tap":
+        return _describe_frame(payload)
+    return _describe_packet(payload)
+
+
+def _describe_frame(frame: bytes) -> str:
+    if len(frame) < 14:
+        return f"{len(frame)} bytes that are not an Ethernet frame"
+    dst, src = (":".join(f"{b:02x}" for b in frame[i : i + 6]) for i in (0, 6))
+    ethertype = int.from_bytes(frame[12:14], "big")
+    if ethertype == 0x0806 and len(frame) >= 42:
+        sender, target = socket.inet_ntoa(frame[28:32]), socket.inet_ntoa(frame[38:42])
+        if frame[21] == 1:
+            return f"ARP who has {target}? tell {sender}"
+        return f"ARP {sender} is at {src}"
+    return f"Ethernet {src} > {dst}: {_describe_packet(frame[14:])}"
+
+
+def _describe_packet(payload: bytes) -> str:
     """'ICMP 192.168.53.99 > 192.168.60.5' for an IPv4 packet inside a datagram;
     'ICMPv6 fd00:53::99 > fd00:60::5' for an IPv6 one (its protocol found past any extension
     headers, a fragment header included)."""
@@ -161,6 +184,7 @@ class EvidenceRecorder:
                 d for d in datagrams if (d.src, d.sport) == (spec.server_address, spec.port)
             ),
             pcap=self.pcap,
+            mode=spec.mode,
         )
 
     def _counters(self) -> tuple[Counters, Counters]:
