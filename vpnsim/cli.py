@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vpnsim import proc
@@ -72,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         "scenario",
         nargs="?",
         default=DEFAULT_SCENARIO,
-        help=f"scenario ({', '.join(sorted(BUILTIN))}; default {DEFAULT_SCENARIO})",
+        help=f"a scenario name (e.g. seed-tap) or file (default {DEFAULT_SCENARIO})",
     )
     up.add_argument("--name", help="lab name (default: generated)")
     up.add_argument(
@@ -153,13 +154,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _scenario(name_or_path: str) -> Scenario:
-    """A built-in scenario by name, or a scenario file by path."""
-    if name_or_path.endswith(".toml") or os.sep in name_or_path:
-        from vpnsim.scenario import load
+# Scenario files shipped beside the package (a checkout or an editable install).
+SHIPPED_SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 
+
+def _scenario(name_or_path: str) -> Scenario:
+    """A scenario file by path; else by name: built in, or shipped in scenarios/."""
+    from vpnsim.scenario import load
+
+    if name_or_path.endswith(".toml") or os.sep in name_or_path:
         return load(name_or_path).scenario
-    return builtin_scenario(name_or_path)
+    if name_or_path in BUILTIN:
+        return builtin_scenario(name_or_path)
+    shipped = SHIPPED_SCENARIOS / f"{name_or_path}.toml"
+    if shipped.is_file():
+        return load(shipped).scenario
+    known = sorted({*BUILTIN, *(p.stem for p in SHIPPED_SCENARIOS.glob("*.toml"))})
+    raise ScenarioError(
+        f"unknown scenario {name_or_path!r}; known scenarios: {', '.join(known)} "
+        "(or give a path to a .toml file)"
+    )
 
 
 def _lab_up(args: argparse.Namespace) -> int:
@@ -219,7 +233,6 @@ def _schema(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import tempfile
-    from pathlib import Path
 
     from vpnsim.scenario import load
 
@@ -299,8 +312,6 @@ def _lab_exec(args: argparse.Namespace) -> int:
 
 def _lab_probe(args: argparse.Namespace) -> int:
     lab = _attach(args.name)
-    from pathlib import Path
-
     from vpnsim.traffic.errors import ProbeFailed
     from vpnsim.traffic.probes import Probes
     from vpnsim.vpn import find_tunnel
