@@ -15,6 +15,7 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -108,12 +109,41 @@ def examples_per_second(exchange: Callable[[bytes], bytes], examples: int) -> fl
     return examples / (time.perf_counter() - started)
 
 
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+
+
+def validate_shipped() -> float:
+    """Seconds to load and validate every shipped scenario file (in this process)."""
+    from vpnsim.scenario import load
+
+    started = time.perf_counter()
+    for path in sorted(SCENARIOS.glob("*.toml")):
+        load(path)
+    return time.perf_counter() - started
+
+
+def command_seconds(*args: str) -> float:
+    """Wall time of `vpnsim ARGS...` as a new process; it must succeed."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "vpnsim", *args], capture_output=True, check=True,
+                   timeout=120)  # fmt: skip
+    return time.perf_counter() - started
+
+
 def run_bench(rounds: int = 5, json_path: str | None = None, examples: int = EXAMPLES) -> int:
     steps: dict[str, list[float]] = {}
     for _ in range(rounds):
         for key, value in first_echo().items():
             steps.setdefault(key, []).append(value)
     fresh = [fresh_process_start() for _ in range(rounds)]
+    shipped = sorted(str(p) for p in SCENARIOS.glob("*.toml"))
+    validate_in = [validate_shipped() for _ in range(rounds)]
+    validate_cli = [command_seconds("validate", *shipped) for _ in range(rounds)]
+    with tempfile.TemporaryDirectory() as artifacts:
+        run_seed = [
+            command_seconds("run", str(SCENARIOS / "seed-tunnel.toml"), "--artifacts", artifacts)
+            for _ in range(rounds)
+        ]
 
     lab = build_lab(seed_tunnel())
     try:
@@ -135,6 +165,9 @@ def run_bench(rounds: int = 5, json_path: str | None = None, examples: int = EXA
         _figure("start: nothing -> first echo (this process)", "s", steps["start_s"]),
         _figure("start: nothing -> first echo (new process)", "s", fresh),
         _figure("teardown (tunnel running)", "s", steps["teardown_s"]),
+        _figure(f"validate {len(shipped)} shipped scenarios (in process)", "s", validate_in),
+        _figure(f"`vpnsim validate` {len(shipped)} shipped scenarios", "s", validate_cli),
+        _figure("`vpnsim run scenarios/seed-tunnel.toml` (11 checks)", "s", run_seed),
         _figure("Hypothesis UDP examples through the tunnel", "examples/s", rates["tunnel"]),
         _figure("Hypothesis UDP examples, direct routed path", "examples/s", rates["direct"]),
         _figure(

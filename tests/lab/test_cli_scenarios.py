@@ -25,7 +25,7 @@ def test_validate_needs_no_root_and_says_ok_per_file() -> None:
     result = vpnsim("validate", *files, user=65534)
     assert (result.returncode, result.stderr) == (0, "")
     assert [line.split(": ok (")[0] for line in result.stdout.splitlines()] == files
-    assert f"{SEED}: ok (4 hosts, 12 checks)" in result.stdout.splitlines()
+    assert f"{SEED}: ok (4 hosts, 11 checks)" in result.stdout.splitlines()
 
 
 def test_validate_reports_each_problem_on_its_own_line_and_exits_2() -> None:
@@ -38,17 +38,17 @@ def test_validate_reports_each_problem_on_its_own_line_and_exits_2() -> None:
     assert result.stderr == (
         f"{bad}:24: hosts.server.routr: unknown key (check its spelling; see `vpnsim schema`)\n"
     )
-    assert result.stdout == f"{SEED}: ok (4 hosts, 12 checks)\n"
+    assert result.stdout == f"{SEED}: ok (4 hosts, 11 checks)\n"
 
 
 def test_run_prints_a_verdict_per_check_and_a_summary(tmp_path: Path) -> None:
     result = vpnsim("run", SEED, "--artifacts", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     verdicts = [line.split()[:2] for line in result.stdout.splitlines() if line.startswith("  ")]
-    assert [v[0] for v in verdicts] == ["PASS"] * 12
+    assert [v[0] for v in verdicts] == ["PASS"] * 11
     assert verdicts[0][1] == "task1-u-cannot-reach-v-without-the-tunnel"
     assert result.stdout.splitlines()[-1] == (
-        f"12 passed, 0 failed; logs and evidence in {tmp_path}"
+        f"11 passed, 0 failed; logs and evidence in {tmp_path}"
     )
     assert leftovers([p.name for p in tmp_path.iterdir()]) == {}
 
