@@ -22,6 +22,7 @@ from vpnsim.tunnel.protocol import (
     PEER_IDLE_TIMEOUT,
     Address,
     ClientProtocol,
+    ClientTable,
     Deliver,
     Send,
     Stats,
@@ -73,8 +74,15 @@ class FrameServerProtocol:
 
     idle_timeout: float = PEER_IDLE_TIMEOUT
     stats: Stats = field(default_factory=Stats)
-    routes: dict[MAC, Address] = field(default_factory=dict)
-    last_heard: dict[Address, float] = field(default_factory=dict)
+    table: ClientTable[MAC] = field(default_factory=ClientTable)
+
+    @property
+    def routes(self) -> dict[MAC, Address]:
+        return self.table.routes
+
+    @property
+    def last_heard(self) -> dict[Address, float]:
+        return self.table.last_heard
 
     def datagram_received(self, data: bytes, addr: Address, now: float) -> list[Deliver]:
         try:
@@ -82,12 +90,8 @@ class FrameServerProtocol:
         except MalformedFrame:
             self.stats.malformed += 1
             return []
-        if not is_group(source):  # no station owns a group address: nothing to learn
-            known = self.routes.get(source)
-            if known is not None and known != addr:
-                self._move_client(known, addr)
-            self.routes[source] = addr
-        self.last_heard[addr] = now
+        # No station owns a group address: nothing to learn from one.
+        self.table.heard(addr, now, None if is_group(source) else source)
         self.stats.received += 1
         self.stats.delivered += 1
         return [Deliver(data)]
@@ -100,8 +104,8 @@ class FrameServerProtocol:
         except MalformedFrame:
             self.stats.malformed += 1
             return []
-        owner = None if is_group(destination) else self.routes.get(destination)
-        clients = [owner] if owner is not None else list(self.last_heard)
+        owner = None if is_group(destination) else self.table.owner(destination)
+        clients = [owner] if owner is not None else list(self.table.last_heard)
         if not clients:
             self.stats.no_route += 1
             return []
@@ -110,17 +114,7 @@ class FrameServerProtocol:
 
     def expire(self, now: float) -> None:
         """Forget clients silent for over `idle_timeout` seconds, and the MACs behind them."""
-        stale = {c for c, heard in self.last_heard.items() if now - heard > self.idle_timeout}
-        if not stale:
-            return
-        for client in stale:
-            del self.last_heard[client]
-        self.routes = {mac: c for mac, c in self.routes.items() if c not in stale}
+        self.table.expire(now, self.idle_timeout)
 
     def clients(self) -> set[Address]:
-        return set(self.last_heard)
-
-    def _move_client(self, old: Address, new: Address) -> None:
-        # A client restarted from a new port: every MAC behind it (a bridged site) moves along.
-        self.routes = {mac: (new if c == old else c) for mac, c in self.routes.items()}
-        self.last_heard.pop(old, None)
+        return self.table.clients()

@@ -18,10 +18,12 @@ Nothing here does IO or reads a clock: the driver passes `now` in, and acts on t
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 Address = tuple[str, int]
+Key = TypeVar("Key", bound=Hashable)
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # A client unheard of for this long is forgotten (its address may belong to someone else now).
@@ -118,18 +120,65 @@ class ClientProtocol:
 
 
 @dataclass
+class ClientTable(Generic[Key]):
+    """Which client each inner address (an IP address, or a MAC in TAP mode) lives behind,
+    and when each client last sent anything.
+
+    Expiry is per client: an address behind a client that is still talking (a host of its
+    site, say) stays routed even if that host itself is quiet. A client that restarts from a
+    new port (or address) takes everything behind it along.
+    """
+
+    routes: dict[Key, Address] = field(default_factory=dict)
+    last_heard: dict[Address, float] = field(default_factory=dict)
+
+    def heard(self, addr: Address, now: float, source: Key | None) -> None:
+        """`addr` sent something at `now`, from inner `source` (None: nothing to learn)."""
+        if source is not None:
+            known = self.routes.get(source)
+            if known is not None and known != addr:
+                self.routes = {k: (addr if c == known else c) for k, c in self.routes.items()}
+                self.last_heard.pop(known, None)
+            self.routes[source] = addr
+        self.last_heard[addr] = now
+
+    def owner(self, key: Key) -> Address | None:
+        return self.routes.get(key)
+
+    def only_client(self) -> Address | None:
+        return next(iter(self.last_heard)) if len(self.last_heard) == 1 else None
+
+    def clients(self) -> set[Address]:
+        return set(self.last_heard)
+
+    def expire(self, now: float, idle_timeout: float) -> None:
+        stale = {c for c, heard in self.last_heard.items() if now - heard > idle_timeout}
+        if not stale:
+            return
+        for client in stale:
+            del self.last_heard[client]
+        self.routes = {k: c for k, c in self.routes.items() if c not in stale}
+
+
+@dataclass
 class ServerProtocol:
     """Many clients: learns inner source -> client address; routes TUN packets by destination.
 
     `routes` maps each inner address to the client it lives behind; `last_heard` says when
-    each client last sent anything. Expiry is per client: an address behind a client that is
-    still talking (a host of its site, say) stays routed even if that host itself is quiet.
+    each client last sent anything (see `ClientTable`).
     """
 
     idle_timeout: float = PEER_IDLE_TIMEOUT
     stats: Stats = field(default_factory=Stats)
-    routes: dict[IPAddress, Address] = field(default_factory=dict)
-    last_heard: dict[Address, float] = field(default_factory=dict)
+    table: ClientTable[IPAddress] = field(default_factory=ClientTable)
+
+    @property
+    def routes(self) -> dict[IPAddress, Address]:
+        return self.table.routes
+
+    @property
+    def last_heard(self) -> dict[Address, float]:
+        return self.table.last_heard
 
     def datagram_received(self, data: bytes, addr: Address, now: float) -> list[Deliver]:
         try:
@@ -137,11 +186,7 @@ class ServerProtocol:
         except MalformedPacket:
             self.stats.malformed += 1
             return []
-        known = self.routes.get(source)
-        if known is not None and known != addr:
-            self._move_client(known, addr)
-        self.routes[source] = addr
-        self.last_heard[addr] = now
+        self.table.heard(addr, now, source)
         self.stats.received += 1
         self.stats.delivered += 1
         return [Deliver(data)]
@@ -153,7 +198,7 @@ class ServerProtocol:
         except MalformedPacket:
             self.stats.malformed += 1
             return []
-        client = self.routes.get(destination) or self._only_client()
+        client = self.table.owner(destination) or self.table.only_client()
         if client is None:
             self.stats.no_route += 1
             return []
@@ -162,24 +207,10 @@ class ServerProtocol:
 
     def expire(self, now: float) -> None:
         """Forget clients silent for over `idle_timeout` seconds, and what lives behind them."""
-        stale = {c for c, heard in self.last_heard.items() if now - heard > self.idle_timeout}
-        if not stale:
-            return
-        for client in stale:
-            del self.last_heard[client]
-        self.routes = {ip: c for ip, c in self.routes.items() if c not in stale}
+        self.table.expire(now, self.idle_timeout)
 
     def clients(self) -> set[Address]:
-        return set(self.last_heard)
-
-    def _move_client(self, old: Address, new: Address) -> None:
-        # A client restarted from a new port (or address): everything behind it moves along,
-        # e.g. the site-to-site subnet behind a client-side router.
-        self.routes = {ip: (new if c == old else c) for ip, c in self.routes.items()}
-        self.last_heard.pop(old, None)
-
-    def _only_client(self) -> Address | None:
-        return next(iter(self.last_heard)) if len(self.last_heard) == 1 else None
+        return self.table.clients()
 
 
 class Endpoint(Protocol):
