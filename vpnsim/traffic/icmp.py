@@ -18,6 +18,7 @@ import select
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from vpnsim.net import namespace
@@ -89,23 +90,16 @@ def ping(
         sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("I", ~wanted & 0xFFFFFFFF))
         sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DONT)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        sent_at = time.monotonic()
-        try:
-            sock.sendto(echo_request(ident, seq, payload), (dst, 0))
-        except OSError as exc:
-            if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-                raise NoRoute(f"{what}: no route ({exc.strerror})") from None
-            raise ProbeFailed(f"{what}: send failed: {exc.strerror}") from None
-        deadline = sent_at + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            if not select.select([sock], [], [], left)[0]:
-                break
+
+        def receive(sent_at: float) -> EchoReply | None:
             packet, (source, _) = sock.recvfrom(65535 + 60)
             reply = _match(packet, ident, seq, source, what)
-            if reply is not None:
-                ttl, data = reply
-                return EchoReply(source, data, ttl, time.monotonic() - sent_at)
-    raise ProbeFailed(f"{what}: no reply within {timeout:g} s")
+            if reply is None:
+                return None
+            ttl, data = reply
+            return EchoReply(source, data, ttl, time.monotonic() - sent_at)
+
+        return _exchange(sock, echo_request(ident, seq, payload), dst, what, timeout, receive)
 
 
 def _match(packet: bytes, ident: int, seq: int, source: str, what: str) -> tuple[int, bytes] | None:
@@ -210,23 +204,41 @@ def ping6(
         )
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        sent_at = time.monotonic()
-        try:
-            sock.sendto(echo_request6(ident, seq, payload), (dst, 0))
-        except OSError as exc:
-            if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-                raise NoRoute(f"{what}: no route ({exc.strerror})") from None
-            raise ProbeFailed(f"{what}: send failed: {exc.strerror}") from None
-        deadline = sent_at + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            if not select.select([sock], [], [], left)[0]:
-                break
+
+        def receive(sent_at: float) -> EchoReply | None:
             message, ancillary, _flags, address = sock.recvmsg(65535, socket.CMSG_SPACE(4))
             data = _match6(message, ident, seq, address[0], what)
-            if data is not None:
-                return EchoReply(
-                    address[0], data, _hop_limit(ancillary), time.monotonic() - sent_at
-                )
+            if data is None:
+                return None
+            return EchoReply(address[0], data, _hop_limit(ancillary), time.monotonic() - sent_at)
+
+        return _exchange(sock, echo_request6(ident, seq, payload), dst, what, timeout, receive)
+
+
+def _exchange(
+    sock: socket.socket,
+    request: bytes,
+    dst: str,
+    what: str,
+    timeout: float,
+    receive: Callable[[float], EchoReply | None],
+) -> EchoReply:
+    """Send `request`; call `receive(sent_at)` for each packet that arrives until it returns
+    our reply or `timeout` passes. Errors about our request raise from `receive`."""
+    sent_at = time.monotonic()
+    try:
+        sock.sendto(request, (dst, 0))
+    except OSError as exc:
+        if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            raise NoRoute(f"{what}: no route ({exc.strerror})") from None
+        raise ProbeFailed(f"{what}: send failed: {exc.strerror}") from None
+    deadline = sent_at + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        if not select.select([sock], [], [], left)[0]:
+            break
+        reply = receive(sent_at)
+        if reply is not None:
+            return reply
     raise ProbeFailed(f"{what}: no reply within {timeout:g} s")
 
 
