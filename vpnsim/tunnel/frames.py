@@ -16,16 +16,14 @@ a datagram is exactly one frame, as a student's IFF_TAP program sends it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from vpnsim.tunnel.protocol import (
-    PEER_IDLE_TIMEOUT,
     Address,
     ClientProtocol,
-    ClientTable,
     Deliver,
+    LearningServer,
     Send,
-    Stats,
 )
 
 ETHERNET_HEADER = 14  # destination MAC, source MAC, ethertype
@@ -65,24 +63,12 @@ class FrameClientProtocol(ClientProtocol):
 
 
 @dataclass
-class FrameServerProtocol:
+class FrameServerProtocol(LearningServer[MAC]):
     """Many clients in TAP mode: learns source MAC -> client address; routes TAP frames by
     destination MAC, and floods group and unknown destinations to every known client.
 
     `routes` and `last_heard` are as in `ServerProtocol`, keyed by MAC instead of IP address.
     """
-
-    idle_timeout: float = PEER_IDLE_TIMEOUT
-    stats: Stats = field(default_factory=Stats)
-    table: ClientTable[MAC] = field(default_factory=ClientTable)
-
-    @property
-    def routes(self) -> dict[MAC, Address]:
-        return self.table.routes
-
-    @property
-    def last_heard(self) -> dict[Address, float]:
-        return self.table.last_heard
 
     def datagram_received(self, data: bytes, addr: Address, now: float) -> list[Deliver]:
         try:
@@ -111,10 +97,3 @@ class FrameServerProtocol:
             return []
         self.stats.sent += len(clients)
         return [Send(packet, client) for client in clients]
-
-    def expire(self, now: float) -> None:
-        """Forget clients silent for over `idle_timeout` seconds, and the MACs behind them."""
-        self.table.expire(now, self.idle_timeout)
-
-    def clients(self) -> set[Address]:
-        return self.table.clients()

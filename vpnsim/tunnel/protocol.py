@@ -161,24 +161,36 @@ class ClientTable(Generic[Key]):
 
 
 @dataclass
-class ServerProtocol:
-    """Many clients: learns inner source -> client address; routes TUN packets by destination.
-
-    `routes` maps each inner address to the client it lives behind; `last_heard` says when
-    each client last sent anything (see `ClientTable`).
-    """
+class LearningServer(Generic[Key]):
+    """What both servers share: the client table, its views, and expiry."""
 
     idle_timeout: float = PEER_IDLE_TIMEOUT
     stats: Stats = field(default_factory=Stats)
-    table: ClientTable[IPAddress] = field(default_factory=ClientTable)
+    table: ClientTable[Key] = field(default_factory=ClientTable)
 
     @property
-    def routes(self) -> dict[IPAddress, Address]:
+    def routes(self) -> dict[Key, Address]:
         return self.table.routes
 
     @property
     def last_heard(self) -> dict[Address, float]:
         return self.table.last_heard
+
+    def expire(self, now: float) -> None:
+        """Forget clients silent for over `idle_timeout` seconds, and what lives behind them."""
+        self.table.expire(now, self.idle_timeout)
+
+    def clients(self) -> set[Address]:
+        return self.table.clients()
+
+
+@dataclass
+class ServerProtocol(LearningServer[IPAddress]):
+    """Many clients: learns inner source -> client address; routes TUN packets by destination.
+
+    `routes` maps each inner address to the client it lives behind; `last_heard` says when
+    each client last sent anything (see `ClientTable`).
+    """
 
     def datagram_received(self, data: bytes, addr: Address, now: float) -> list[Deliver]:
         try:
@@ -204,13 +216,6 @@ class ServerProtocol:
             return []
         self.stats.sent += 1
         return [Send(packet, client)]
-
-    def expire(self, now: float) -> None:
-        """Forget clients silent for over `idle_timeout` seconds, and what lives behind them."""
-        self.table.expire(now, self.idle_timeout)
-
-    def clients(self) -> set[Address]:
-        return self.table.clients()
 
 
 class Endpoint(Protocol):
