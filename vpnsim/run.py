@@ -25,7 +25,7 @@ from vpnsim.topology import Lab, build_lab, new_lab_name
 from vpnsim.traffic.capture import Capture
 from vpnsim.traffic.evidence import outer_interface
 from vpnsim.traffic.probes import DEFAULT_TIMEOUT, Probes
-from vpnsim.vpn import RunningTunnel, _configured_tun, start_tunnel
+from vpnsim.vpn import RunningTunnel, configured_tun, start_tunnel
 
 
 @dataclass(frozen=True)
@@ -221,6 +221,6 @@ def _start_program(lab: Lab, spec: ProgramModel) -> proc.Program:
     else:
         rtnl = lab.rtnl(spec.host)
         program.wait_ready(
-            lambda: _configured_tun(rtnl) is not None, spec.timeout, "a TUN up with an address"
+            lambda: configured_tun(rtnl) is not None, spec.timeout, "a TUN up with an address"
         )
     return program

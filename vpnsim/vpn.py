@@ -100,8 +100,8 @@ def find_tunnel(lab: Lab) -> FoundTunnel | None:
     if spec is None:
         return None
     mode = _device_mode(spec)
-    client = _configured_tun(lab.rtnl(spec.client), mode)
-    server = _configured_tun(lab.rtnl(spec.server), mode)
+    client = configured_tun(lab.rtnl(spec.client), mode)
+    server = configured_tun(lab.rtnl(spec.server), mode)
     if client is None or server is None:
         return None
     return FoundTunnel(lab, spec, client.name, server.name)
@@ -122,7 +122,7 @@ def _device_mode(spec: TunnelSpec) -> Literal["tun", "tap"]:
     raise ValueError(f"tunnel mode {spec.mode!r}: expected 'tun' or 'tap'")
 
 
-def _configured_tun(rtnl: Rtnl, mode: Literal["tun", "tap"] = "tun") -> Link | None:
+def configured_tun(rtnl: Rtnl, mode: Literal["tun", "tap"] = "tun") -> Link | None:
     for link in rtnl.tun_devices(mode):
         if link.up and any(":" not in a for a in link.addresses):
             return link
@@ -135,7 +135,7 @@ def wait_server_ready(lab: Lab, spec: TunnelSpec, server: proc.Program, timeout:
     found: list[str] = []
 
     def ready() -> bool:
-        link = _configured_tun(rtnl, mode)
+        link = configured_tun(rtnl, mode)
         if link is None or not proc.port_bound(server.pid, spec.port, "udp"):
             return False
         found.append(link.name)
@@ -153,7 +153,7 @@ def wait_client_ready(lab: Lab, spec: TunnelSpec, client: proc.Program, timeout:
     found: list[str] = []
 
     def ready() -> bool:
-        link = _configured_tun(rtnl, mode)
+        link = configured_tun(rtnl, mode)
         if link is None:
             return False
         try:

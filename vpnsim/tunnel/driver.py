@@ -108,10 +108,10 @@ class Driver:
             self._deliver(self.endpoint.datagram_received(data, addr, self.clock()))
         return count
 
-    def run(self, should_stop: Callable[[], bool] = lambda: False) -> None:
-        """The select loop; returns when `should_stop()` is true after a wake-up."""
+    def run(self) -> None:
+        """The select loop, until a signal handler raises out of it."""
         tun_fd, transport_fd = self.tun.fileno(), self.transport.fileno()
-        while not should_stop():
+        while True:
             readable, _, _ = select.select([tun_fd, transport_fd], [], [], TICK)
             if tun_fd in readable:
                 self.tun_readable()
