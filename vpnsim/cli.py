@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING
 from vpnsim import proc
 from vpnsim.errors import HarnessError
 from vpnsim.features import preflight
+from vpnsim.impair.spec import ImpairmentError
 from vpnsim.model import ScenarioError
 from vpnsim.net.namespace import NETNS_DIR
 from vpnsim.proc import ProgramFailed
 from vpnsim.seed import BUILTIN, DEFAULT_SCENARIO, builtin_scenario
 
 if TYPE_CHECKING:
+    from vpnsim.impair.spec import Impairment
     from vpnsim.model import Scenario
     from vpnsim.topology import Lab
 
@@ -44,11 +46,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ProgramFailed as exc:
         print(f"vpnsim: program under test failed: {exc}", file=sys.stderr)
         return EXIT_FINDING
-    except (HarnessError, ScenarioError) as exc:
+    except (HarnessError, ScenarioError, ImpairmentError) as exc:
         print(f"vpnsim: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `vpnsim lab status NAME | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -111,6 +116,15 @@ def _parser() -> argparse.ArgumentParser:
     probe.add_argument("--pcap", metavar="FILE", help="save the server's outer link capture")
     probe.set_defaults(run=_lab_probe)
 
+    _impair_parser(lab)
+    capture = lab.add_parser("capture", help="capture a host's link to a pcap file")
+    capture.add_argument("name")
+    capture.add_argument("link", help="HOST:IFNAME as `lab status` prints it, e.g. U:eth0")
+    capture.add_argument("file", help="the pcap file to write (tcpdump -r, Wireshark)")
+    capture.add_argument("--duration", type=float, help="seconds (default: until Ctrl-C)")
+    capture.add_argument("--count", type=int, help="stop after this many frames")
+    capture.set_defaults(run=_lab_capture)
+
     shell = lab.add_parser("shell", help="an interactive shell on a host")
     shell.add_argument("name")
     shell.add_argument("host")
@@ -152,6 +166,47 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--rounds", type=int, default=5)
     bench.set_defaults(run=_bench)
     return parser
+
+
+def _impair_parser(lab: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    impair = lab.add_parser(
+        "impair",
+        help="seeded loss, delay, duplication, reordering, corruption, rate on a link",
+        description="Put a seeded userspace wire on a link and set its impairment: the same "
+        "seed and traffic give the same packet fates. Without flags, show its counters.",
+    )
+    impair.add_argument("name")
+    impair.add_argument("link", help="HOST:IFNAME as `lab status` prints it, e.g. U:eth0")
+    impair.add_argument("--seed", type=int, default=0, help="seed of the packet fates")
+    impair.add_argument("--loss", type=float, default=0.0, metavar="P", help="loss chance")
+    impair.add_argument(
+        "--burst", metavar="P,R[,LB[,LG]]", help="Gilbert-Elliott loss instead of --loss"
+    )
+    impair.add_argument("--delay", type=float, default=0.0, metavar="MS")
+    impair.add_argument("--jitter", type=float, default=0.0, metavar="MS")
+    impair.add_argument("--dup", type=float, default=0.0, metavar="P")
+    impair.add_argument("--reorder", type=float, default=0.0, metavar="P")
+    impair.add_argument("--corrupt", type=float, default=0.0, metavar="P")
+    impair.add_argument(
+        "--corrupt-bytes", metavar="A-B", help="corrupt only bytes A..B of the IP packet"
+    )
+    impair.add_argument(
+        "--fix-checksums", action="store_true", help="recompute checksums after corrupting"
+    )
+    impair.add_argument("--rate", help="e.g. 10mbit, 512kbit")
+    impair.add_argument("--mtu", type=int, help="drop IP packets longer than this")
+    impair.add_argument(
+        "--schedule", metavar="EVENTS", help="named packets, e.g. 3:drop,7:drop,5:dup"
+    )
+    impair.add_argument("--direction", choices=("both", "out", "in"), default="both")
+    what = impair.add_mutually_exclusive_group()
+    what.add_argument("--clear", action="store_true", help="a clean wire (forward only)")
+    what.add_argument("--remove", action="store_true", help="take the wire out of the link")
+    what.add_argument("--log", action="store_true", help="print each packet's fate as JSON")
+    impair.add_argument(
+        "--netem", action="store_true", help="the kernel's netem instead (unseeded; if present)"
+    )
+    impair.set_defaults(run=_lab_impair)
 
 
 # Scenario files shipped beside the package (a checkout or an editable install).
@@ -270,6 +325,12 @@ def _attach(name: str) -> Lab:
 
 def _lab_status(args: argparse.Namespace) -> int:
     lab = _attach(args.name)
+    from vpnsim.impair.link import wire_on, wired_links
+
+    wires = {}
+    for wired in wired_links(lab):
+        wire = wire_on(lab, wired)
+        wires[wired] = wire.stats().impairment.describe() if wire else "(its process is gone)"
     print(f"lab {lab.name}: scenario {lab.scenario.name}, logs in {lab.log_dir}")
     for host in lab.scenario.hosts:
         rtnl = lab.rtnl(host.name)
@@ -281,6 +342,8 @@ def _lab_status(args: argparse.Namespace) -> int:
             state = "UP" if link.up else "DOWN"
             addrs = " ".join(link.addresses) or "-"
             print(f"    link {host.name}:{link.name}{kind} {state} mtu {link.mtu} {addrs}")
+            if f"{host.name}:{link.name}" in wires:
+                print(f"      wire: {wires[f'{host.name}:{link.name}']}")
         for route in rtnl.routes():
             via = f" via {route.gateway}" if route.gateway else ""
             print(f"    route {route.dst}{via} dev {route.dev}")
@@ -355,6 +418,133 @@ def _lab_probe(args: argparse.Namespace) -> int:
         for line in rec.result.lines():
             print(f"  {line}")
     return 0 if not failure and got == payload else EXIT_FINDING
+
+
+def _impairment_of(args: argparse.Namespace) -> Impairment | None:
+    """The impairment the flags ask for; None when no impairment flag is given."""
+    from vpnsim.impair.spec import GilbertElliott, Impairment, parse_events, parse_rate
+
+    burst = None
+    if args.burst:
+        try:
+            burst = GilbertElliott(*(float(x) for x in args.burst.split(",")))
+        except (TypeError, ValueError):
+            raise ImpairmentError(
+                f"--burst {args.burst!r}: expected P,R[,LOSS_BAD[,LOSS_GOOD]]"
+            ) from None
+    corrupt_bytes = None
+    if args.corrupt_bytes:
+        start, _, end = args.corrupt_bytes.partition("-")
+        if not (start.isdigit() and end.isdigit()):
+            raise ImpairmentError(f"--corrupt-bytes {args.corrupt_bytes!r}: expected A-B")
+        corrupt_bytes = (int(start), int(end) + 1)
+    impairment = Impairment(
+        seed=args.seed,
+        loss=args.loss,
+        burst=burst,
+        dup=args.dup,
+        reorder=args.reorder,
+        corrupt=args.corrupt,
+        corrupt_bytes=corrupt_bytes,
+        fix_checksums=args.fix_checksums,
+        delay_ms=args.delay,
+        jitter_ms=args.jitter,
+        rate=parse_rate(args.rate) if args.rate else None,
+        mtu=args.mtu,
+        events=parse_events(args.schedule) if args.schedule else (),
+        direction=args.direction,
+    )
+    return None if impairment == Impairment(seed=args.seed) else impairment
+
+
+def _lab_impair(args: argparse.Namespace) -> int:
+    import json
+
+    lab = _attach(args.name)
+    from vpnsim.impair.link import impair, parse_link, wire_on
+    from vpnsim.impair.spec import Impairment
+
+    parse_link(lab, args.link)
+    impairment = _impairment_of(args)
+    try:
+        if args.netem:
+            from vpnsim.impair.netem import apply_netem, clear_netem
+
+            if args.clear or args.remove:
+                clear_netem(lab, args.link)
+                print(f"{args.link}: netem removed")
+            else:
+                apply_netem(lab, args.link, impairment or Impairment())
+                shown = (impairment or Impairment()).describe()
+                print(f"{args.link}: netem {shown.split(' (seed')[0]} (unseeded, out only)")
+            return 0
+        wire = wire_on(lab, args.link)
+        if args.remove:
+            if wire is None:
+                raise HarnessError(f"no wire on {args.link}")
+            wire.remove()
+            print(f"{args.link}: wire removed, the link is plain again")
+        elif args.log:
+            if wire is None:
+                raise HarnessError(f"no wire on {args.link}")
+            for entry in wire.log():
+                print(json.dumps(entry.to_dict()))
+        elif args.clear and wire is None:
+            print(f"{args.link}: no wire, nothing to clear")
+        elif impairment is not None or args.clear:
+            wire = impair(lab, args.link, impairment or Impairment(seed=args.seed))
+            print(f"{args.link}: {wire.stats().impairment.describe()}")
+        elif wire is None:
+            print(f"{args.link}: no wire (a plain link)")
+        else:
+            stats = wire.stats()
+            print(f"{args.link}: {stats.lines()[0]}; wire pid {stats.pid}")
+            for line in stats.lines()[1:]:
+                print(f"  {line}")
+    finally:
+        lab.close()
+    return 0
+
+
+def _lab_capture(args: argparse.Namespace) -> int:
+    import signal
+    import time
+
+    lab = _attach(args.name)
+    from vpnsim.net.namespace import exists
+    from vpnsim.traffic.capture import Capture
+
+    host, _, ifname = args.link.partition(":")
+    lab.ns(host)  # an unknown host is a usage error
+    names = [link.name for link in lab.rtnl(host).links()]
+    lab.close()
+    if ifname not in names:
+        links = ", ".join(f"{host}:{name}" for name in names if name != "lo")
+        raise HarnessError(f"link {args.link!r}: {host} has {links}")
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    capture = Capture(lab.ns(host), ifname)
+    print(f"capturing {args.link} to {args.file}; Ctrl-C to stop", file=sys.stderr, flush=True)
+
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)  # `kill PID` saves the file like Ctrl-C
+    try:
+        # Also stops when the lab goes down: the socket would keep its namespace alive.
+        while (
+            (deadline is None or time.monotonic() < deadline)
+            and (args.count is None or len(capture.frames) < args.count)
+            and exists(lab.ns(host))
+        ):
+            time.sleep(0.01)
+    except KeyboardInterrupt:
+        pass
+    frames = capture.stop()
+    if args.count is not None:
+        del frames[args.count :]
+    capture.save(Path(args.file))
+    print(f"{len(frames)} frames from {args.link} written to {args.file}")
+    return 0
 
 
 def _lab_shell(args: argparse.Namespace) -> int:

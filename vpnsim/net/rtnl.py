@@ -92,6 +92,11 @@ class Rtnl:
 
     # links -----------------------------------------------------------------------------
 
+    @property
+    def raw(self) -> Any:
+        """The pyroute2 IPRoute underneath, for what this facade does not cover (tc)."""
+        return self._ipr
+
     def index_of(self, ifname: str) -> int:
         found = self._ipr.link_lookup(ifname=ifname)
         if not found:
