@@ -53,6 +53,9 @@ class Lab:
     programs: list[proc.Program] = field(default_factory=list)
     _rtnl: dict[str, Rtnl] = field(default_factory=dict, repr=False)
 
+    def __repr__(self) -> str:  # short: Hypothesis prints fixtures in falsifying examples
+        return f"Lab({self.name!r}, scenario={self.scenario.name!r})"
+
     @property
     def state_dir(self) -> Path:
         return STATE_ROOT / self.name

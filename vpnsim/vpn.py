@@ -34,6 +34,9 @@ class RunningTunnel:
     server_tun: str = ""
     ready_seconds: float = 0.0
 
+    def __repr__(self) -> str:  # short: Hypothesis prints fixtures in falsifying examples
+        return f"RunningTunnel(lab={self.lab.name!r}, impl={self.impl.label!r})"
+
     def stop_client(self) -> int | None:
         """Kill the client, as in the lab's task 6; its TUN and routes go with it."""
         return self.client.stop()

@@ -69,6 +69,8 @@ class WireCore:
         self._tie = itertools.count()
         self._queue: list[tuple[float, int, Direction, bytes]] = []
         self._waiting = dict.fromkeys(DIRECTIONS, 0)  # frames of each direction in _queue
+        # Frames held for reordering, with when they go if no successor comes; kept by set().
+        self._held: dict[Direction, list[tuple[float, bytes]]] = {d: [] for d in DIRECTIONS}
         self.set(impairment or Impairment())
 
     def set(self, impairment: Impairment) -> None:
@@ -78,7 +80,6 @@ class WireCore:
         self.counters = {d: Counters() for d in DIRECTIONS}
         self.log: deque[LogEntry] = deque(maxlen=LOG_LIMIT)
         self._free_at = dict.fromkeys(DIRECTIONS, 0.0)  # when the rate-limited link is idle
-        self._held: dict[Direction, list[tuple[float, bytes]]] = {d: [] for d in DIRECTIONS}
 
     def queued(self) -> int:
         return len(self._queue) + sum(len(held) for held in self._held.values())

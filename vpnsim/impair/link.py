@@ -46,6 +46,21 @@ def parse_link(lab: Lab, text: str) -> tuple[str, str]:
     return host, ifname
 
 
+def client_outer_link(lab: Lab) -> str:
+    """The tunnel client's link toward the server's outer address (U:eth0 in the SEED lab)."""
+    import ipaddress
+
+    spec = lab.scenario.tunnel
+    if spec is None:
+        raise HarnessError(f"lab {lab.name} has no tunnel")
+    server = ipaddress.ip_address(spec.server_address)
+    client = lab.scenario.host(spec.client)
+    for iface in client.interfaces:
+        if server in ipaddress.ip_interface(iface.address).network:
+            return f"{client.name}:{iface.name}"
+    return f"{client.name}:{client.interfaces[0].name}"  # the server is routed to
+
+
 @dataclass(frozen=True)
 class WireStats:
     """A wire's counters since its impairment was set, per direction ("out": sent by the host)."""
@@ -85,6 +100,9 @@ class ImpairedLink:
         self.link = link
         self.host, self.ifname = parse_link(lab, link)
         self._client: WireClient | None = None
+
+    def __repr__(self) -> str:
+        return f"ImpairedLink({self.lab.name!r}, {self.link!r})"
 
     def _request(self, op: str, **fields: Any) -> dict[str, Any]:
         if self._client is None:

@@ -14,6 +14,7 @@ ETH_HEADER = 14
 ETH_P_IP = 0x0800
 ETH_P_IPV6 = 0x86DD
 VLAN_TAGS = (0x8100, 0x88A8)
+IPPROTO_HOPOPTS = 0
 IPPROTO_ICMPV6 = 58
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17
@@ -33,8 +34,10 @@ def ip_span(frame: bytes) -> tuple[int, int] | None:
         length = struct.unpack_from("!H", frame, offset + 2)[0]
         return offset, min(length, len(frame) - offset)
     if ethertype == ETH_P_IPV6 and len(frame) >= offset + 40:
-        next_header = frame[offset + 6]
-        control = len(frame) > offset + 40 and frame[offset + 40] in ICMPV6_CONTROL
+        next_header, upper = frame[offset + 6], offset + 40
+        if next_header == IPPROTO_HOPOPTS and len(frame) >= upper + 8:  # MLD's Router Alert
+            next_header, upper = frame[upper], upper + (frame[upper + 1] + 1) * 8
+        control = len(frame) > upper and frame[upper] in ICMPV6_CONTROL
         if next_header == IPPROTO_ICMPV6 and control:
             return None
         length = 40 + struct.unpack_from("!H", frame, offset + 4)[0]

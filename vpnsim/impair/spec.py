@@ -134,12 +134,15 @@ class Impairment:
 
     def validate(self) -> None:
         def probability(name: str, value: float) -> None:
-            if not (isinstance(value, int | float) and 0.0 <= value <= 1.0):
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not (number and 0.0 <= value <= 1.0):
                 raise ImpairmentError(f"{name}: expected a probability from 0 to 1, got {value!r}")
 
         for name in ("loss", "dup", "reorder", "corrupt"):
             probability(name, getattr(self, name))
         if self.burst is not None:
+            if not isinstance(self.burst, GilbertElliott):
+                raise ImpairmentError(f"burst: expected a GilbertElliott, got {self.burst!r}")
             if self.loss:
                 raise ImpairmentError("loss and burst: give one loss model, not both")
             for name in ("p", "r", "loss_bad", "loss_good"):
@@ -157,8 +160,10 @@ class Impairment:
         if self.mtu is not None and not (isinstance(self.mtu, int) and 68 <= self.mtu <= 65535):
             raise ImpairmentError(f"mtu: expected 68 to 65535 bytes, got {self.mtu!r}")
         if self.corrupt_bytes is not None:
-            start, end = self.corrupt_bytes
-            if not (0 <= start < end <= 65535):
+            bounds = self.corrupt_bytes
+            pair = isinstance(bounds, tuple) and len(bounds) == 2
+            pair = pair and all(type(b) is int for b in bounds)
+            if not (pair and 0 <= bounds[0] < bounds[1] <= 65535):
                 raise ImpairmentError(
                     f"corrupt_bytes: expected [start, end) with 0 <= start < end, "
                     f"got {self.corrupt_bytes!r}"
@@ -172,6 +177,11 @@ class Impairment:
                 )
             if event.action == "delay" and event.value > MAX_DELAY_MS:
                 raise ImpairmentError(f"events: {event!r}: at most {MAX_DELAY_MS:g} ms")
+            if self.direction != "both" and event.direction not in ("both", self.direction):
+                raise ImpairmentError(
+                    f"events: {event.text()} is for {event.direction}, but the impairment "
+                    f"applies to {self.direction} only"
+                )
 
     def applies_to(self, direction: Direction) -> bool:
         return self.direction in ("both", direction)
@@ -243,7 +253,8 @@ class Impairment:
         args = ["--seed", str(self.seed)]
 
         def number(value: float) -> str:
-            return f"{value:g}" if not math.isnan(value) else "nan"
+            short = f"{value:g}"  # exact when it parses back, else the shortest exact form
+            return short if math.isnan(value) or float(short) == value else repr(float(value))
 
         for name, flag in (
             ("loss", "--loss"),
@@ -257,9 +268,9 @@ class Impairment:
                 args += [flag, number(getattr(self, name))]
         if self.burst is not None:
             b = self.burst
-            args += ["--burst", f"{b.p:g},{b.r:g},{b.loss_bad:g},{b.loss_good:g}"]
-        if self.corrupt_bytes is not None:
-            args += ["--corrupt-bytes", f"{self.corrupt_bytes[0]}-{self.corrupt_bytes[1]}"]
+            args += ["--burst", ",".join(number(v) for v in (b.p, b.r, b.loss_bad, b.loss_good))]
+        if self.corrupt_bytes is not None:  # the flag's A-B is inclusive, the field's end is not
+            args += ["--corrupt-bytes", f"{self.corrupt_bytes[0]}-{self.corrupt_bytes[1] - 1}"]
         if self.fix_checksums:
             args.append("--fix-checksums")
         if self.rate is not None:
@@ -276,7 +287,7 @@ class Impairment:
         """One line for people: `loss 30%, delay 10±2 ms (seed 7, both directions)`."""
         parts = []
         if self.loss:
-            parts.append(f"loss {self.loss:.4g}".rstrip() + f" ({self.loss * 100:.3g}%)")
+            parts.append(f"loss {self.loss * 100:.3g}%")
         if self.burst is not None:
             parts.append(f"burst loss {self.burst!r} (mean {self.burst.mean_loss() * 100:.3g}%)")
         for name, label in (("dup", "dup"), ("reorder", "reorder"), ("corrupt", "corrupt")):

@@ -1,0 +1,299 @@
+"""The wire's packet handling without root: which Ethernet frames are impairable and where their
+IP packet is, the Internet checksum, and corruption with and without fixing the checksums, as
+scapy checks them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet6 import (
+    ICMPv6EchoRequest,
+    ICMPv6MLQuery,
+    ICMPv6MLReport2,
+    ICMPv6ND_NA,
+    ICMPv6ND_NS,
+    ICMPv6ND_RS,
+    IPv6,
+    IPv6ExtHdrHopByHop,
+    RouterAlert,
+)
+from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
+from scapy.packet import Packet, Padding
+
+from vpnsim.impair.packet import checksum, corrupt, ip_span
+
+MACS: dict[str, Any] = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
+V4: dict[str, Any] = {"src": "10.0.0.1", "dst": "10.0.0.2"}
+V6: dict[str, Any] = {"src": "fd00::1", "dst": "fd00::2"}
+PAYLOAD = bytes(range(32))
+
+
+def eth(*layers: Packet) -> bytes:
+    frame = Ether(**MACS)
+    for layer in layers:
+        frame = frame / layer
+    return bytes(frame)
+
+
+def udp4(**ip: Any) -> bytes:
+    return eth(IP(**{**V4, **ip}) / UDP(sport=1234, dport=5678) / PAYLOAD)
+
+
+def tcp4() -> bytes:
+    return eth(IP(**V4) / TCP(sport=1234, dport=80, seq=1000, flags="PA") / PAYLOAD)
+
+
+def udp6() -> bytes:
+    return eth(IPv6(**V6) / UDP(sport=1234, dport=5678) / PAYLOAD)
+
+
+def tcp6() -> bytes:
+    return eth(IPv6(**V6) / TCP(sport=1234, dport=80, seq=1000, flags="PA") / PAYLOAD)
+
+
+def bad_checksums(frame: bytes) -> set[str]:
+    """The layers whose stored checksum differs from the one scapy computes afresh."""
+    parsed = Ether(frame)
+    rebuilt = parsed.copy()
+    layers = [layer for layer in (IP, UDP, TCP) if layer in parsed]
+    assert layers, "no checksummed layer"
+    for layer in layers:
+        del rebuilt[layer].chksum
+    fresh = Ether(bytes(rebuilt))
+    return {layer.__name__ for layer in layers if parsed[layer].chksum != fresh[layer].chksum}
+
+
+def checksum_bytes(frame: bytes) -> set[int]:
+    """Where the IPv4 header checksum and the UDP or TCP checksum are in an untagged frame."""
+    v6 = frame[14] >> 4 == 6
+    l4 = 14 + (40 if v6 else 20)
+    fields = {l4 + (16 if TCP in Ether(frame) else 6)} | (set() if v6 else {14 + 10})
+    return {i for start in fields for i in (start, start + 1)}
+
+
+def changed(a: bytes, b: bytes) -> set[int]:
+    assert len(a) == len(b)
+    return {i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y}
+
+
+# --- which frames, and where ------------------------------------------------------------------
+
+
+def test_ip_span_ipv4() -> None:
+    frame = udp4()
+    assert ip_span(frame) == (14, 20 + 8 + 32)
+    assert len(frame) == 14 + 60
+
+
+def test_ip_span_ignores_ethernet_padding() -> None:
+    frame = eth(IP(**V4) / UDP() / b"x" / Padding(b"\0" * 17))
+    assert len(frame) == 60
+    assert ip_span(frame) == (14, 29)
+
+
+def test_ip_span_ipv6() -> None:
+    assert ip_span(udp6()) == (14, 40 + 8 + 32)
+    hop_by_hop_udp = eth(IPv6(**V6) / IPv6ExtHdrHopByHop(options=[RouterAlert()]) / UDP())
+    assert ip_span(hop_by_hop_udp) == (14, 40 + 8 + 8)
+
+
+def test_ip_span_vlan_tags() -> None:
+    tagged = eth(Dot1Q(vlan=5) / IP(**V4) / UDP() / PAYLOAD)
+    assert ip_span(tagged) == (18, 60)
+    double = eth(Dot1AD(vlan=3) / Dot1Q(vlan=5) / IPv6(**V6) / UDP() / PAYLOAD)
+    assert ip_span(double) == (22, 80)
+    assert ip_span(eth(Dot1Q(vlan=5) / ARP())) is None
+
+
+def test_arp_is_not_impairable() -> None:
+    assert ip_span(eth(ARP(psrc="10.0.0.1", pdst="10.0.0.2"))) is None
+
+
+@pytest.mark.parametrize(
+    "control",
+    [
+        ICMPv6ND_NS(tgt="fd00::2"),
+        ICMPv6ND_NA(tgt="fd00::2"),
+        ICMPv6ND_RS(),
+    ],
+    ids=["neighbour solicitation", "neighbour advertisement", "router solicitation"],
+)
+def test_neighbour_discovery_is_not_impairable(control: Packet) -> None:
+    assert ip_span(eth(IPv6(src="fe80::1", dst="ff02::1:ff00:2") / control)) is None
+
+
+@pytest.mark.parametrize(
+    "mld", [ICMPv6MLReport2(), ICMPv6MLQuery()], ids=["MLDv2 report", "MLD query"]
+)
+def test_mld_behind_its_router_alert_is_not_impairable(mld: Packet) -> None:
+    # MLD is always sent with a Hop-by-Hop Router Alert option (RFC 2710, 3810).
+    router_alert = IPv6ExtHdrHopByHop(options=[RouterAlert()])
+    frame = eth(IPv6(src="fe80::1", dst="ff02::16") / router_alert / mld)
+    assert ip_span(frame) is None
+
+
+def test_icmpv6_echo_is_impairable() -> None:
+    frame = eth(IPv6(**V6) / ICMPv6EchoRequest(id=1, seq=1, data=b"ping"))
+    assert ip_span(frame) == (14, 40 + 8 + 4)
+
+
+def test_ip_span_other_ethertypes() -> None:
+    assert ip_span(bytes(Ether(type=0x88CC, **MACS) / (b"\0" * 46))) is None  # LLDP
+
+
+def test_ip_span_truncated_frames() -> None:
+    whole = udp4()
+    assert ip_span(b"") is None
+    assert ip_span(whole[:13]) is None
+    assert ip_span(whole[:14]) is None
+    assert ip_span(whole[: 14 + 19]) is None  # not even an IPv4 header
+    assert ip_span(whole[: 14 + 20]) == (14, 20)
+    assert ip_span(whole[: 14 + 30]) == (14, 30)  # the header says 60: only what is there
+    assert ip_span(udp6()[: 14 + 39]) is None
+    assert ip_span(udp6()[: 14 + 50]) == (14, 50)
+    tagged = eth(Dot1Q(vlan=5) / IP(**V4) / UDP())
+    assert ip_span(tagged[:16]) is None  # the tag cut short
+    assert ip_span(tagged[: 18 + 19]) is None
+
+
+# --- the checksum -----------------------------------------------------------------------------
+
+
+def test_checksum_known_values() -> None:
+    assert checksum(bytes.fromhex("0001f203f4f5f6f7")) == 0x220D  # RFC 1071, 3
+    header = bytes.fromhex("450000730000400040110000c0a80001c0a800c7")
+    assert checksum(header) == 0xB861
+    assert checksum(header[:10] + b"\xb8\x61" + header[12:]) == 0  # a valid header sums to 0
+    assert checksum(b"") == 0xFFFF
+    assert checksum(b"\x01") == 0xFEFF  # an odd byte is padded with a zero
+    assert checksum(b"\xff\xff") == 0
+    assert checksum(bytearray(b"\x12\x34")) == checksum(memoryview(b"\x12\x34")) == 0xEDCB
+
+
+def test_checksum_matches_scapy() -> None:
+    ip = IP(udp4()[14:])
+    assert checksum(bytes(ip)[:20]) == 0
+    assert ip.chksum == checksum(bytes(IP(**V4, chksum=0) / UDP() / PAYLOAD)[:20])
+
+
+# --- corruption -------------------------------------------------------------------------------
+
+# (offset in the IP packet, layers whose checksum the flip breaks)
+UDP4_CASES = [
+    (1, {"IP"}),  # type of service
+    (4, {"IP"}),  # identification
+    (8, {"IP"}),  # time to live
+    (10, {"IP"}),  # the header checksum itself
+    (12, {"IP", "UDP"}),  # source address: also in the pseudo header
+    (19, {"IP", "UDP"}),  # destination address
+    (20, {"UDP"}),  # source port
+    (27, {"UDP"}),  # the UDP checksum itself
+    (28, {"UDP"}),  # payload
+    (59, {"UDP"}),  # the last byte
+]
+TCP4_CASES = [(8, {"IP"}), (12, {"IP", "TCP"}), (24, {"TCP"}), (36, {"TCP"}), (71, {"TCP"})]
+UDP6_CASES = [
+    (1, set()),  # traffic class: no IPv6 header checksum, not in the pseudo header
+    (7, set()),  # hop limit
+    (8, {"UDP"}),  # source address
+    (39, {"UDP"}),  # destination address
+    (46, {"UDP"}),  # the UDP checksum
+    (48, {"UDP"}),  # payload
+]
+TCP6_CASES = [(7, set()), (8, {"TCP"}), (56, {"TCP"}), (91, {"TCP"})]
+
+CASES = [
+    pytest.param(build, at, broken, id=f"{build.__name__}@{at}")
+    for build, cases in (
+        (udp4, UDP4_CASES),
+        (tcp4, TCP4_CASES),
+        (udp6, UDP6_CASES),
+        (tcp6, TCP6_CASES),
+    )
+    for at, broken in cases
+]
+
+
+@pytest.mark.parametrize(("build", "at", "broken"), CASES)
+@pytest.mark.parametrize("xor", [0x01, 0x80, 0xFF])
+def test_corrupt_without_fixing_leaves_checksums_wrong(
+    build: Callable[[], bytes], at: int, broken: set[str], xor: int
+) -> None:
+    frame = build()
+    assert bad_checksums(frame) == set()
+    damaged = corrupt(frame, 14, at, xor, fix_checksums=False)
+    assert changed(frame, damaged) == {14 + at}
+    assert damaged[14 + at] == frame[14 + at] ^ xor
+    assert bad_checksums(damaged) == broken
+
+
+@pytest.mark.parametrize(("build", "at", "broken"), CASES)
+@pytest.mark.parametrize("xor", [0x01, 0x80, 0xFF])
+def test_corrupt_with_fixing_gives_valid_checksums(
+    build: Callable[[], bytes], at: int, broken: set[str], xor: int
+) -> None:
+    frame = build()
+    damaged = corrupt(frame, 14, at, xor, fix_checksums=True)
+    assert bad_checksums(damaged) == set()
+    if 14 + at in checksum_bytes(frame):
+        assert damaged == frame  # a flipped checksum is computed again
+    else:
+        assert damaged[14 + at] == frame[14 + at] ^ xor
+        rewritten = changed(frame, damaged) - {14 + at}
+        assert rewritten <= checksum_bytes(frame)
+        assert bool(rewritten) == bool(broken)
+
+
+def test_fixing_behind_a_vlan_tag() -> None:
+    frame = eth(Dot1Q(vlan=5) / IP(**V4) / UDP() / PAYLOAD)
+    assert bad_checksums(corrupt(frame, 18, 30, 0x55, fix_checksums=False)) == {"UDP"}
+    assert bad_checksums(corrupt(frame, 18, 30, 0x55, fix_checksums=True)) == set()
+
+
+def test_ipv4_udp_without_checksum_stays_without() -> None:
+    frame = eth(IP(**V4) / UDP(sport=1, dport=2, chksum=0) / PAYLOAD)
+    damaged = corrupt(frame, 14, 30, 0x42, fix_checksums=True)
+    assert damaged[14 + 26 : 14 + 28] == b"\0\0"
+    assert changed(frame, damaged) == {14 + 30}  # the IP header is untouched, still valid
+    assert checksum(damaged[14:34]) == 0
+
+
+def test_a_udp_checksum_of_zero_is_sent_as_ffff() -> None:
+    # Choose the first two payload bytes so the one's complement sum is 0xFFFF after the flip.
+    zeroed = eth(IP(**V4) / UDP(sport=1, dport=2) / (b"\0\0" + PAYLOAD))
+    rest = ~Ether(zeroed)[UDP].chksum & 0xFFFF  # the sum of everything but those two bytes
+    word = (0xFFFF - rest).to_bytes(2, "big")
+    frame = eth(IP(**V4) / UDP(sport=1, dport=2) / (bytes([word[0] ^ 0x01, word[1]]) + PAYLOAD))
+    damaged = corrupt(frame, 14, 28, 0x01, fix_checksums=True)
+    assert damaged[14 + 28 : 14 + 30] == word
+    assert damaged[14 + 26 : 14 + 28] == b"\xff\xff"
+    assert bad_checksums(damaged) == set()
+
+
+def test_fragments_get_their_header_fixed_but_not_l4() -> None:
+    first = udp4(flags="MF")
+    damaged = corrupt(first, 14, 30, 0x42, fix_checksums=True)
+    assert damaged[14 + 26 : 14 + 28] == first[14 + 26 : 14 + 28]  # UDP checksum left alone
+    assert bad_checksums(damaged) == {"UDP"}
+    assert checksum(damaged[14:34]) == 0
+    # A later fragment: its bytes after the header are not a UDP header.
+    later = eth(IP(**V4, proto=17, frag=100) / PAYLOAD)
+    damaged = corrupt(later, 14, 8, 0x01, fix_checksums=True)  # the TTL
+    assert 14 + 8 in changed(later, damaged) <= {14 + 8, 14 + 10, 14 + 11}
+    assert changed(later, damaged) != {14 + 8}
+    assert checksum(damaged[14:34]) == 0
+    # Don't Fragment alone is not a fragment: L4 is fixed.
+    assert bad_checksums(corrupt(udp4(flags="DF"), 14, 30, 0x42, fix_checksums=True)) == set()
+
+
+def test_fixing_leaves_what_it_cannot_fix() -> None:
+    # IPv6 behind an extension header: the transport is not found, only the flip is made.
+    frame = eth(IPv6(**V6) / IPv6ExtHdrHopByHop() / UDP() / PAYLOAD)
+    damaged = corrupt(frame, 14, 60, 0x01, fix_checksums=True)
+    assert changed(frame, damaged) == {14 + 60}
+    # A non-IP version nibble after the flip: nothing is recomputed.
+    damaged = corrupt(udp4(), 14, 0, 0x30, fix_checksums=True)  # version 4 -> 7
+    assert changed(udp4(), damaged) == {14}
