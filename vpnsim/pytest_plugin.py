@@ -26,6 +26,7 @@ from vpnsim.proc import ProgramFailed
 # The lab side (pyroute2) loads only when a lab fixture is used: the plugin is registered in
 # every pytest run where vpnsim is installed, and most of those never build a lab.
 if TYPE_CHECKING:
+    from vpnsim.impair.link import ImpairedLink
     from vpnsim.topology import Lab
     from vpnsim.traffic.probes import Probes
     from vpnsim.vpn import RunningTunnel
@@ -45,7 +46,7 @@ try:  # hypothesis is a test extra; the plugin also loads in environments withou
 except ImportError:  # pragma: no cover
     pass
 
-LAB_FIXTURES = {"vpnsim_labs", "seed_lab", "vpn_tunnel", "probes"}
+LAB_FIXTURES = {"vpnsim_labs", "seed_lab", "vpn_tunnel", "probes", "tunnel_wire"}
 LOG_TAIL_LINES = 20
 ENV_IMPL = "VPNSIM_VPN_IMPL"
 
@@ -221,6 +222,17 @@ def probes(request: pytest.FixtureRequest, vpn_tunnel: RunningTunnel) -> Iterato
     found = Probes(vpn_tunnel.lab, vpn_tunnel, probe_timeout(request.config))
     yield found
     found.close()
+
+
+@pytest.fixture(scope="module")
+def tunnel_wire(vpn_tunnel: RunningTunnel) -> Iterator[ImpairedLink]:
+    """A seeded wire (clean to start with) on the client's outer link of the `vpn_tunnel`
+    lab, U:eth0 in the SEED lab: `tunnel_wire.set(Impairment(...))` per example."""
+    from vpnsim.impair.link import client_outer_link, impair
+
+    wire = impair(vpn_tunnel.lab, client_outer_link(vpn_tunnel.lab))
+    yield wire
+    wire.close()
 
 
 @pytest.hookimpl(wrapper=True)
