@@ -243,6 +243,12 @@ def _lab_up(args: argparse.Namespace) -> int:
     # handed over (no owner) once up, to be removed by `lab down` or `clean`.
     lab = build_lab(scenario, name=args.name, owner_pid=os.getpid())
     try:
+        if scenario.source:  # a scenario file's [[impairments]], before the tunnel starts
+            from vpnsim.impair.link import impair
+            from vpnsim.scenario import load
+
+            for entry in load(scenario.source).impairments:
+                impair(lab, entry.link, entry.impairment())
         if impl is not None and scenario.tunnel is not None:
             start_tunnel(lab, impl)
     except BaseException:

@@ -2,8 +2,10 @@
 
 The CLI (`vpnsim run`) and the pytest items of a scenario file both drive a `ScenarioRun`:
 checks of phase "before-tunnel" run on the bare lab; the tunnel starts before the first
-"tunnel" check. A failing check saves its evidence (hosts' addresses and routes, program logs,
-a capture of the server's outer link) in a folder of its own and says where.
+"tunnel" check. The file's `[[impairments]]` are set on their links as soon as the lab is built,
+so its programs and the tunnel start through the wires. A failing check saves its evidence
+(hosts' addresses and routes, program logs, a capture of the server's outer link) in a folder
+of its own and says where.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 
 from vpnsim import proc
 from vpnsim.checks import CheckContext, Outcome, run_check
+from vpnsim.impair.link import ImpairedLink, impair, wire_on
+from vpnsim.impair.spec import Impairment
 from vpnsim.impl import REFERENCE, TunnelImpl
 from vpnsim.net import sysctl
 from vpnsim.net.rtnl import NetlinkFailure
@@ -61,6 +65,7 @@ class ScenarioRun:
     tunnel_failure: str | None = None
     programs_failure: str | None = None
     programs: dict[str, proc.Program] = field(default_factory=dict)
+    wires: dict[str, ImpairedLink] = field(default_factory=dict)  # by link, HOST:IFNAME
     _context: CheckContext | None = None
 
     def up(self) -> CheckContext:
@@ -74,6 +79,15 @@ class ScenarioRun:
             log_dir=self.artifacts / name / "logs",
             owner_pid=self.owner_pid,
         )
+        try:
+            for entry in self.loaded.impairments:
+                self._impair(entry.link, entry.impairment())
+        except BaseException:
+            # A harness fault, raised to the caller: tear this lab down now, since a next
+            # `up()` would build another one.
+            self.close()
+            self.lab = None
+            raise
         self._context = CheckContext(
             self.lab, Probes(self.lab, None, self.probe_timeout), None, self.programs
         )
@@ -113,6 +127,9 @@ class ScenarioRun:
     def close(self, keep: bool = False) -> None:
         if self._context is not None:
             self._context.probes.close()
+        for wire in self.wires.values():
+            wire.close()  # our control connections; the wires go with the lab (or stay, kept)
+        self.wires.clear()
         if self.lab is not None and not keep:
             self.lab.teardown()
         elif self.lab is not None:
@@ -152,6 +169,23 @@ class ScenarioRun:
             ctx.program(action.stop).stop()
         elif action.start is not None:
             self._restart(action.start, ctx)
+        elif action.impair is not None:
+            self._impair(action.impair.link, action.impair.impairment())
+        elif action.clear_impairment is not None:
+            link = action.clear_impairment
+            wire = self.wires.get(link) or wire_on(lab, link)
+            if wire is not None:  # no wire: the link is clean already
+                self.wires[link] = wire
+                wire.clear()
+
+    def _impair(self, link: str, impairment: Impairment) -> None:
+        """Set `impairment` on `link`, putting a wire in the first time."""
+        assert self.lab is not None
+        wire = self.wires.get(link)
+        if wire is None:
+            self.wires[link] = impair(self.lab, link, impairment)
+        else:
+            wire.set(impairment)
 
     def _restart(self, name: str, ctx: CheckContext) -> None:
         if name in ("client", "server") and self.tunnel is not None:

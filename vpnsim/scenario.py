@@ -3,7 +3,7 @@ checks. Every error names the file, the key path and the line, and says what was
 
 The pydantic models below are the format: the loader validates against them and the JSON
 Schema shipped for editors (`vpnsim schema`) is generated from them. Cross-references (hosts,
-networks, addresses, gateways, programs) are checked after, with the same kind of message.
+networks, addresses, gateways, programs, links) are checked after, with the same kind of message.
 """
 
 from __future__ import annotations
@@ -21,10 +21,20 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
     ValidationError,
+    WithJsonSchema,
     model_validator,
 )
 
+from vpnsim.impair.spec import (
+    ACTIONS,
+    MAX_DELAY_MS,
+    Impairment,
+    ImpairmentError,
+    parse_events,
+    parse_rate,
+)
 from vpnsim.model import Host, Interface, Network, RouteSpec, Scenario, ScenarioError, TunnelSpec
 from vpnsim.scenario_lines import Path as KeyPath
 from vpnsim.scenario_lines import format_path, key_lines, line_of
@@ -79,18 +89,78 @@ NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,30}$"  # hosts, programs: parts of namespac
 NETWORK_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"  # e.g. the lab's "net-10.9.0.0"
 CHECK_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$"  # no dots: pytest shows them as "::"
 IF_NAME = r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$"
+LINK = NAME[:-1] + ":" + IF_NAME[1:]  # HOST:IFNAME, as `vpnsim lab status` prints links
+EVENT = rf"^[0-9]+:({'|'.join(ACTIONS)})(=[0-9]+)?(@(both|out|in))?$"  # spec.parse_events' form
 PATTERNS = {
     NAME: "letters, digits, - and _, at most 31, starting with a letter or digit",
     NETWORK_NAME: "letters, digits, '.', - and _, at most 63",
     CHECK_NAME: "letters, digits, - and _ (no dots), at most 80",
     IF_NAME: "an interface name: a letter, then letters, digits, '.', - or _, at most 15",
+    LINK: "HOST:IFNAME, a host's interface, like U:eth0",
+    EVENT: f"PACKET:ACTION[=VALUE][@out|in], ACTION one of {', '.join(ACTIONS)} "
+    "(like 3:drop, 7:corrupt=40, 2:delay=30@out)",
 }
 Name = Annotated[str, Field(pattern=NAME)]
 NetworkName = Annotated[str, Field(pattern=NETWORK_NAME)]
 CheckName = Annotated[str, Field(pattern=CHECK_NAME)]
 IfName = Annotated[str, Field(pattern=IF_NAME)]
+LinkName = Annotated[str, Field(pattern=LINK)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Seconds = Annotated[float, Field(gt=0, le=600)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+Milliseconds = Annotated[float, Field(ge=0, le=MAX_DELAY_MS)]
+
+
+def _impairment_field(name: str, value: Any) -> None:
+    """Impairment's own check of one field, as a ValueError pydantic places at that key."""
+    try:
+        Impairment(**{name: value})
+    except ImpairmentError as exc:
+        raise ValueError(str(exc).removeprefix(f"{name}: ")) from None
+
+
+def _rate(value: object) -> int | str:
+    # One validator for both forms: a union would report one error per member, at odd paths.
+    if isinstance(value, int) and not isinstance(value, bool):
+        _impairment_field("rate", value)
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected bit/s as an integer or a string like '10mbit', got {value!r}")
+    try:
+        bps = parse_rate(value)
+    except ImpairmentError:
+        raise ValueError(
+            f"expected a rate like 10mbit, 512kbit or 1000000 (bit/s), got {value!r}"
+        ) from None
+    _impairment_field("rate", bps)
+    return value
+
+
+def _event(value: str) -> str:
+    (event,) = parse_events(value)  # the pattern admits exactly one
+    try:
+        Impairment(events=(event,))  # packets count from 1, delays are bounded
+    except ImpairmentError as exc:
+        # Said of the text as written, not of the parsed Event.
+        raise ValueError(f"{value!r}: " + str(exc).removeprefix(f"events: {event!r}: ")) from None
+    return value
+
+
+Rate = Annotated[
+    int | str,
+    PlainValidator(_rate),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer", "minimum": 8000}, {"type": "string"}],
+            "description": "bit/s, or a string with a unit: 512kbit, 10mbit, 1gbit",
+        }
+    ),
+]
+EventText = Annotated[str, Field(pattern=EVENT), AfterValidator(_event)]
+# A TOML array, not a tuple: strict mode takes a tuple only from a Python tuple.
+ByteRange = Annotated[
+    list[Annotated[int, Field(ge=0, le=65535)]], Field(min_length=2, max_length=2)
+]
 
 
 class Strict(BaseModel):
@@ -157,6 +227,52 @@ class TunnelModel(Strict):
     server_tun6: Cidr | None = Field(None, description="IPv6 inside the tunnel: server side")
 
 
+# Impairments ------------------------------------------------------------------------------
+
+
+class BurstModel(Strict):
+    """Bursty loss (Gilbert-Elliott): `p` is the chance per packet of going bad, `r` of going
+    good again; each state has its own loss chance."""
+
+    p: Probability
+    r: Probability
+    loss_bad: Probability = 1.0
+    loss_good: Probability = 0.0
+
+
+class ImpairmentModel(Strict):
+    """A seeded userspace wire on one link (vpnsim.impair): what happens to its packets.
+    Probabilities are from 0 to 1; the same seed and the same traffic give the same fates."""
+
+    link: LinkName = Field(description="HOST:IFNAME, e.g. U:eth0")
+    seed: Annotated[int, Field(ge=0, le=2**64 - 1)] = 0
+    loss: Probability = 0.0
+    burst: BurstModel | None = Field(None, description="bursty loss, instead of loss")
+    dup: Probability = 0.0
+    reorder: Probability = Field(0.0, description="chance a packet goes after the next one")
+    corrupt: Probability = Field(0.0, description="chance one byte of the IP packet is flipped")
+    corrupt_bytes: ByteRange | None = Field(
+        None, description="[start, end): the byte offsets corruption may hit"
+    )
+    fix_checksums: bool = Field(False, description="recompute IP/UDP/TCP checksums if corrupted")
+    delay_ms: Milliseconds = 0.0
+    jitter_ms: Milliseconds = Field(0.0, description="uniform +- around delay_ms (reorders)")
+    rate: Rate | None = None
+    mtu: Annotated[int, Field(ge=68, le=65535)] | None = Field(
+        None, description="IP packets longer than this are dropped"
+    )
+    events: list[EventText] = Field(
+        [], description='single packets, counted from 1 per direction: "3:drop", "7:corrupt=40"'
+    )
+    direction: Literal["both", "out", "in"] = Field(
+        "both", description="out: what the host sends; in: what it receives"
+    )
+
+    def impairment(self) -> Impairment:
+        """The spec this table describes; ImpairmentError if the fields conflict."""
+        return Impairment.from_dict(self.model_dump(exclude={"link"}, exclude_none=True))
+
+
 # Programs and checks ----------------------------------------------------------------------
 
 
@@ -202,20 +318,34 @@ class SetSysctl(Strict):
 
 
 class Action(Strict):
-    """One change to the running lab, made before a check: exactly one key."""
+    """One change to the running lab, made before a check: exactly one key.
+
+    A change is never undone after its check: the checks after it, in file order, see the lab
+    as it left it, so a later action undoes it (`start` after `stop`, `add_route` after
+    `delete_route`). Likewise an `impair` stays on its link until a later `impair` replaces it
+    or `clear_impairment` leaves a clean wire (not the file's `[[impairments]]` entry: to go
+    back to that, `impair` with its values).
+    """
 
     delete_route: DeleteRoute | None = None
     add_route: AddRoute | None = None
     sysctl: SetSysctl | None = None
     stop: Name | None = Field(None, description="stop a program: client, server or a name")
     start: Name | None = Field(None, description="start a stopped program again")
+    impair: ImpairmentModel | None = Field(
+        None, description="set (or replace) the impairment of a link"
+    )
+    clear_impairment: LinkName | None = Field(
+        None, description="a clean wire on a link (HOST:IFNAME): everything forwarded at once"
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Action:
         given = [k for k, v in self.__dict__.items() if v is not None]
         if len(given) != 1:
             raise ValueError(
-                "an action is exactly one of delete_route, add_route, sysctl, stop, start"
+                "an action is exactly one of delete_route, add_route, sysctl, stop, start, "
+                "impair, clear_impairment"
             )
         return self
 
@@ -312,6 +442,9 @@ class ScenarioFile(Strict):
     networks: dict[NetworkName, NetworkModel] = Field(min_length=1)
     hosts: dict[Name, HostModel] = Field(min_length=1)
     tunnel: TunnelModel | None = None
+    impairments: list[ImpairmentModel] = Field(
+        [], description="links impaired from the start, before the tunnel and any check"
+    )
     programs: list[ProgramModel] = []
     checks: list[Check] = []
 
@@ -327,6 +460,7 @@ class LoadedScenario:
     scenario: Scenario
     programs: tuple[ProgramModel, ...]
     checks: tuple[Check, ...]
+    impairments: tuple[ImpairmentModel, ...] = ()
 
 
 def load(path: str | Path) -> LoadedScenario:
@@ -352,7 +486,9 @@ def load(path: str | Path) -> LoadedScenario:
     if problems:
         raise ScenarioFileError(problems)
     scenario = dataclasses.replace(to_scenario(model), source=str(path.resolve()))
-    return LoadedScenario(path, scenario, tuple(model.programs), tuple(model.checks))
+    return LoadedScenario(
+        path, scenario, tuple(model.programs), tuple(model.checks), tuple(model.impairments)
+    )
 
 
 def json_schema() -> dict[str, Any]:
@@ -454,6 +590,14 @@ def cross_check(model: ScenarioFile) -> list[tuple[KeyPath, str]]:
         if program.name in program_names:
             problems.append(((*at, "name"), f"duplicate program name {program.name!r}"))
         program_names.add(program.name)
+    impaired: dict[str, KeyPath] = {}
+    for i, entry in enumerate(model.impairments):
+        at = ("impairments", i)
+        problems += _impairment_problems(model, at, entry)
+        if entry.link in impaired:
+            also = format_path(impaired[entry.link])
+            problems.append(((*at, "link"), f"duplicate link {entry.link!r} (also at {also})"))
+        impaired.setdefault(entry.link, at)
     check_names: set[str] = set()
     for i, check in enumerate(model.checks):
         at = ("checks", i)
@@ -474,6 +618,33 @@ def cross_check(model: ScenarioFile) -> list[tuple[KeyPath, str]]:
 
 def _unknown_host(model: ScenarioFile, name: str) -> str:
     return f"unknown host {name!r} (hosts: {', '.join(model.hosts)})"
+
+
+def _links(model: ScenarioFile) -> list[str]:
+    return [f"{name}:{i.name}" for name, host in model.hosts.items() for i in host.interfaces]
+
+
+def _unknown_link(model: ScenarioFile, link: str) -> str:
+    return f"unknown link {link!r} (links: {', '.join(_links(model))})"
+
+
+def _impairment_problems(
+    model: ScenarioFile, at: KeyPath, entry: ImpairmentModel
+) -> list[tuple[KeyPath, str]]:
+    problems: list[tuple[KeyPath, str]] = []
+    if entry.link not in _links(model):
+        problems.append(((*at, "link"), _unknown_link(model, entry.link)))
+    try:
+        entry.impairment()  # what only the whole spec sees, e.g. both loss and burst
+    except ImpairmentError as exc:
+        # Impairment's messages start with the field they are about: "corrupt_bytes: ...".
+        field, sep, rest = str(exc).partition(": ")
+        keys = field.split(".")
+        if sep and keys[0] in ImpairmentModel.model_fields:
+            problems.append(((*at, *keys), rest))
+        else:
+            problems.append((at, str(exc)))
+    return problems
 
 
 def _route_problems(
@@ -575,6 +746,11 @@ def _check_problems(
                         f"(programs: {', '.join(sorted(programs)) or 'none'})",
                     )
                 )
+        if action.impair is not None:
+            problems += _impairment_problems(model, (*where, "impair"), action.impair)
+        link = action.clear_impairment
+        if link is not None and link not in _links(model):
+            problems.append(((*where, "clear_impairment"), _unknown_link(model, link)))
     return problems
 
 

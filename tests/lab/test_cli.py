@@ -60,9 +60,9 @@ def test_lab_up_with_the_reference_tunnel_and_down_kills_it(lab_name: str) -> No
     [
         (
             ("lab", "up", "nope"),
-            "unknown scenario 'nope'; known scenarios: example-ipv6-inside, example-router-chain, "
-            "example-two-clients, seed-site-to-site, seed-tap, seed-tls, seed-tunnel (or give a "
-            "path to a .toml file)",
+            "unknown scenario 'nope'; known scenarios: example-ipv6-inside, example-lossy-link, "
+            "example-router-chain, example-two-clients, seed-site-to-site, seed-tap, seed-tls, "
+            "seed-tunnel (or give a path to a .toml file)",
         ),
         (("lab", "status", "no-such-lab"), "no lab named 'no-such-lab'"),
         (("lab", "down", "no-such-lab"), "no lab named 'no-such-lab'"),

@@ -1,0 +1,200 @@
+"""The seeded wire on real links: exact fates, measured loss, replay, and a clean removal.
+
+Traffic is one-way UDP from U to V through the reference tunnel, each datagram numbered, so
+every packet the wire on U:eth0 decides on in the "out" direction is a known datagram.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+
+import pytest
+
+from vpnsim.impair import Event, Impairment
+from vpnsim.impair.link import ImpairedLink, impair, wire_on, wired_links
+from vpnsim.impair.schedule import predict
+from vpnsim.leaks import leftovers
+from vpnsim.net.ethtool import set_offloads
+from vpnsim.seed import builtin_scenario
+from vpnsim.topology import build_lab
+from vpnsim.traffic.datagrams import Sink, Source
+from vpnsim.traffic.errors import ProbeFailed
+from vpnsim.traffic.probes import Probes
+from vpnsim.vpn import RunningTunnel
+
+pytestmark = pytest.mark.lab
+
+V = "192.168.60.5"
+PORT = 5002
+PAYLOAD_AT = 56  # outer IPv4 + UDP, inner IPv4 + UDP
+
+
+@pytest.fixture(scope="module")
+def sink(vpn_tunnel: RunningTunnel) -> Sink:
+    found = Sink(vpn_tunnel.lab.ns("V"), V, PORT)
+    yield found  # type: ignore[misc]
+    found.close()
+
+
+def numbered(count: int, size: int = 64) -> list[bytes]:
+    return [struct.pack("!I", n) + bytes(size - 4) for n in range(1, count + 1)]
+
+
+def numbers(got: list[bytes]) -> list[int]:
+    return [struct.unpack_from("!I", data)[0] for data in got]
+
+
+def run(
+    tunnel: RunningTunnel, wire: ImpairedLink, sink: Sink, impairment: Impairment, count: int
+) -> list[int]:
+    """Send `count` numbered datagrams U -> V under `impairment`; the numbers that arrived."""
+    sink.drain()
+    wire.set(impairment)
+    sent = numbered(count)
+    with Source(tunnel.lab.ns("U"), V, PORT) as source:
+        for start in range(0, count, 50):  # in bursts the TUN queue (500) always holds
+            source.send(sent[start : start + 50])
+            time.sleep(0.002)
+    wire.wait_idle()
+    return numbers(sink.collect(count, timeout=0.5))
+
+
+def test_thirty_percent_loss_is_thirty_percent_and_replays_exactly(
+    vpn_tunnel: RunningTunnel, tunnel_wire: ImpairedLink, sink: Sink
+) -> None:
+    lossy = Impairment(seed=2026, loss=0.3)
+    first = run(vpn_tunnel, tunnel_wire, sink, lossy, 1000)
+    stats = tunnel_wire.stats()
+    second = run(vpn_tunnel, tunnel_wire, sink, lossy, 1000)
+
+    measured = 1 - len(first) / 1000
+    assert 0.25 <= measured <= 0.35, f"measured loss {measured:.3f}"
+    assert sorted(first) == sorted(second)  # same seed, same traffic: the same delivered set
+    predicted = predict(lossy, "out", [PAYLOAD_AT + 64] * 1000)
+    assert sorted(first) == [n for n, fate in enumerate(predicted, 1) if fate.delivered]
+    assert (stats.out["seen"], stats.out["dropped"], stats.out["delivered"]) == (
+        1000,
+        1000 - len(first),
+        len(first),
+    )
+
+
+def test_another_seed_loses_other_packets(
+    vpn_tunnel: RunningTunnel, tunnel_wire: ImpairedLink, sink: Sink
+) -> None:
+    one = run(vpn_tunnel, tunnel_wire, sink, Impairment(seed=1, loss=0.3), 200)
+    two = run(vpn_tunnel, tunnel_wire, sink, Impairment(seed=2, loss=0.3), 200)
+    assert sorted(one) != sorted(two)
+
+
+def test_an_explicit_schedule_drops_duplicates_and_reorders_the_named_packets(
+    vpn_tunnel: RunningTunnel, tunnel_wire: ImpairedLink, sink: Sink
+) -> None:
+    schedule = (Event(3, "drop"), Event(7, "drop"), Event(5, "dup"), Event(8, "reorder"))
+    got = run(vpn_tunnel, tunnel_wire, sink, Impairment(events=schedule), 10)
+    assert got == [1, 2, 4, 5, 5, 6, 9, 8, 10]
+    stats = tunnel_wire.stats()
+    assert (stats.out["seen"], stats.out["dropped"], stats.out["duplicated"]) == (10, 2, 1)
+    assert (stats.out["reordered"], stats.out["delivered"]) == (1, 9)
+    assert [entry.position for entry in tunnel_wire.log() if not entry.fate.delivered] == [3, 7]
+
+
+def test_a_burst_model_loses_packets_in_runs(
+    vpn_tunnel: RunningTunnel, tunnel_wire: ImpairedLink, sink: Sink
+) -> None:
+    from vpnsim.impair import GilbertElliott
+
+    bursty = Impairment(seed=5, burst=GilbertElliott(p=0.05, r=0.25))
+    got = set(run(vpn_tunnel, tunnel_wire, sink, bursty, 1000))
+    lost = [n for n in range(1, 1001) if n not in got]
+    runs = sum(1 for n in lost if n - 1 not in lost)
+    assert lost and len(lost) / runs >= 2.5  # mean burst 1/r = 4 packets, not 1 as in Bernoulli
+    predicted = predict(bursty, "out", [PAYLOAD_AT + 64] * 1000)
+    assert lost == [n for n, fate in enumerate(predicted, 1) if not fate.delivered]
+
+
+def test_the_mtu_clamp_drops_longer_packets_and_counts_them(
+    vpn_tunnel: RunningTunnel, tunnel_wire: ImpairedLink, sink: Sink
+) -> None:
+    sink.drain()
+    tunnel_wire.set(Impairment(mtu=1000))
+    sizes = [100, 944, 945, 1400, 10]  # 944 + 56 = 1000 bytes on the wire: the largest kept
+    with Source(vpn_tunnel.lab.ns("U"), V, PORT) as source:
+        source.send([bytes([n]) * size for n, size in enumerate(sizes)])
+    tunnel_wire.wait_idle()
+    got = sink.collect(3, timeout=0.5)
+    assert [len(data) for data in got] == [100, 944, 10]
+    assert tunnel_wire.stats().out["oversize"] == 2
+
+
+def test_delay_and_rate_hold_packets_back(
+    vpn_tunnel: RunningTunnel, tunnel_wire: ImpairedLink, probes: Probes
+) -> None:
+    tunnel_wire.set(Impairment(delay_ms=40, direction="out"))
+    start = time.monotonic()
+    probes.ping("U", V)
+    assert time.monotonic() - start >= 0.040  # a lower bound: slowness cannot fail it
+    assert tunnel_wire.stats().out["delayed"] >= 1
+
+    # 1 Mbit/s: 100 kB takes at least 0.8 s to cross, however fast the machine is.
+    tunnel_wire.set(Impairment(rate=1_000_000))
+    data = bytes(range(256)) * 400
+    start = time.monotonic()
+    assert probes.tcp("U", V, data, timeout=20) == data
+    assert time.monotonic() - start >= 0.8
+    tunnel_wire.clear()
+
+
+def test_a_clean_wire_changes_nothing_the_host_sees(
+    vpn_tunnel: RunningTunnel, tunnel_wire: ImpairedLink, probes: Probes
+) -> None:
+    tunnel_wire.clear()
+    lab = vpn_tunnel.lab
+    link = lab.rtnl("U").link("eth0")
+    assert (link.up, link.addresses) == (True, ("10.9.0.5/24",))
+    data = bytes(range(256)) * 4096  # 1 MiB each way
+    assert probes.tcp("U", V, data, timeout=20) == data
+    stats = tunnel_wire.stats()
+    assert stats.out["seen"] > 0 and stats.out["delivered"] == stats.out["seen"]
+    assert stats.out["dropped"] == stats.into["dropped"] == 0
+
+
+def test_any_link_can_be_impaired_and_removing_the_wire_restores_it() -> None:
+    lab = build_lab(builtin_scenario("seed-tunnel"))
+    try:
+        probes = Probes(lab, None, 0.5)
+        fabric = lab.rtnl("_fabric")
+        port = next(link for link in fabric.links() if link.alias == "V:eth0")
+        wire = impair(lab, "V:eth0", Impairment(loss=1.0))
+        assert wired_links(lab) == ["V:eth0"]
+        assert fabric.link(port.name).master is None  # off the bridge, behind the wire
+        with pytest.raises(ProbeFailed):
+            probes.ping("V2", V)
+        wire.clear()
+        assert probes.ping("V2", V).source == V
+        offloads = set_offloads(lab.ns("V"), "eth0", False)
+        assert offloads == []  # off while the wire is in
+
+        pid = wire.stats().pid
+        wire.remove()
+        assert wire_on(lab, "V:eth0") is None and wired_links(lab) == []
+        assert fabric.link(port.name).master == port.master
+        assert not [link.name for link in fabric.links() if link.name.startswith(("w", "x"))]
+        assert not any(p == pid for p in lab.pids())
+        assert "tx-checksum-ip-generic" in set_offloads(lab.ns("V"), "eth0", False)
+        assert probes.ping("V2", V).source == V
+    finally:
+        name = lab.name
+        lab.teardown()
+    assert leftovers([name]) == {}
+
+
+def test_teardown_with_wires_running_leaves_nothing() -> None:
+    lab = build_lab(builtin_scenario("seed-tunnel"))
+    name = lab.name
+    impair(lab, "U:eth0", Impairment(seed=3, loss=0.5, delay_ms=5))
+    impair(lab, "server:eth1", Impairment(dup=0.5))
+    report = lab.teardown()
+    assert len(report.killed) == 2  # the two wires
+    assert leftovers([name]) == {}
