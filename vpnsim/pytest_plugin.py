@@ -28,6 +28,7 @@ from vpnsim.proc import ProgramFailed
 if TYPE_CHECKING:
     from vpnsim.impair.link import ImpairedLink
     from vpnsim.topology import Lab
+    from vpnsim.traffic.capture import Capture
     from vpnsim.traffic.probes import Probes
     from vpnsim.vpn import RunningTunnel
 
@@ -71,6 +72,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="how long a probe waits for its answer (default 2; ini vpn_probe_timeout)",
     )
     parser.addini("vpn_probe_timeout", "seconds a probe waits for its answer", default="2")
+    group.addoption(
+        "--vpn-pcap",
+        choices=("failed", "off"),
+        default=None,
+        help="capture every link of a test's labs and keep pcaps of failing tests "
+        "(default failed; ini vpn_pcap)",
+    )
+    parser.addini("vpn_pcap", "failed (keep pcaps of failing tests) or off", default="failed")
     parser.addini(
         "vpnsim_scenarios",
         "glob patterns (from the rootdir) of scenario files collected as tests",
@@ -235,13 +244,48 @@ def tunnel_wire(vpn_tunnel: RunningTunnel) -> Iterator[ImpairedLink]:
     wire.close()
 
 
+PCAP_KEEP = 10_000  # newest frames kept per link: the end of a test, where it failed
+_captures_key = pytest.StashKey[list[tuple[str, "Capture"]]]()
+
+
+def _labs_of(item: pytest.Item) -> list[Lab]:
+    """The labs a test uses, through any of the plugin's fixtures."""
+    found: dict[str, Lab] = {}
+    for value in getattr(item, "funcargs", {}).values():
+        lab = getattr(value, "lab", value)
+        if type(lab).__name__ == "Lab" and hasattr(lab, "scenario"):
+            found[lab.name] = lab
+    return list(found.values())
+
+
+def _start_captures(item: pytest.Item) -> list[tuple[str, Capture]]:
+    from vpnsim.traffic.capture import Capture
+
+    captures = []
+    for lab in _labs_of(item):
+        for host in lab.scenario.hosts:
+            for link in lab.rtnl(host.name).links():
+                if link.name != "lo" and link.up:
+                    label = f"{lab.name}/{host.name}-{link.name}"
+                    captures.append((label, Capture(lab.ns(host.name), link.name, PCAP_KEEP)))
+    return captures
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    """A tunnel program that died during a test fails that test, with the program's stderr.
+    """A tunnel program that died during a test fails that test, with the program's stderr;
+    every link of the test's labs is captured, and kept as pcaps if the test fails.
 
     A hook, not an autouse fixture: Hypothesis refuses function-scoped fixtures.
     """
-    yield
+    pcap = item.config.getoption("--vpn-pcap") or item.config.getini("vpn_pcap")
+    if pcap == "failed":
+        item.stash[_captures_key] = _start_captures(item)
+    try:
+        yield
+    finally:
+        for _, capture in item.stash.get(_captures_key, []):
+            capture.stop()
     tunnel = getattr(item, "funcargs", {}).get("vpn_tunnel")
     if tunnel is None:
         return
@@ -256,8 +300,12 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """On failure, show the tail of each tunnel program's logs and where the logs are."""
+    """On failure, show the tail of each tunnel program's logs and where the logs are, and
+    save the captures of the test's links as pcaps."""
     report = yield
+    captures = item.stash.get(_captures_key, []) if call.when == "call" else []
+    if call.when == "call":
+        item.stash[_captures_key] = []  # frames can be large: let them go
     tunnel = getattr(item, "funcargs", {}).get("vpn_tunnel")
     if report.failed and tunnel is not None:
         for program in (tunnel.client, tunnel.server):
@@ -272,7 +320,19 @@ def pytest_runtest_makereport(
                 except FileNotFoundError:
                     continue
                 report.sections.append((f"vpnsim {program.host}: {path}", "\n".join(tail)))
+    if report.failed and captures:
+        folder = _save_pcaps(item, captures)
+        report.sections.append(("vpnsim pcaps", f"{len(captures)} links captured: {folder}"))
     return report
+
+
+def _save_pcaps(item: pytest.Item, captures: list[tuple[str, Capture]]) -> Path:
+    labs = _labs_of(item)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in item.name)[:100]
+    folder = labs[0].log_dir.parent / "pcaps" / safe
+    for label, capture in captures:
+        capture.save(folder / f"{label.replace('/', '-')}.pcap")
+    return folder
 
 
 @pytest.hookimpl(wrapper=True)

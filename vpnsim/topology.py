@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vpnsim import proc
 from vpnsim.errors import HarnessError
@@ -55,6 +55,9 @@ class Lab:
 
     def __repr__(self) -> str:  # short: Hypothesis prints fixtures in falsifying examples
         return f"Lab({self.name!r}, scenario={self.scenario.name!r})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # Hypothesis' pretty printer
+        printer.text(repr(self))
 
     @property
     def state_dir(self) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from vpnsim import proc
 from vpnsim.impl import REFERENCE, TunnelImpl
@@ -36,6 +36,9 @@ class RunningTunnel:
 
     def __repr__(self) -> str:  # short: Hypothesis prints fixtures in falsifying examples
         return f"RunningTunnel(lab={self.lab.name!r}, impl={self.impl.label!r})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # Hypothesis' pretty printer
+        printer.text(repr(self))
 
     def stop_client(self) -> int | None:
         """Kill the client, as in the lab's task 6; its TUN and routes go with it."""

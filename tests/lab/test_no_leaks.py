@@ -212,6 +212,12 @@ def inner(tmp_path: Path) -> Iterator[InnerRun]:
         run.cleanup()
 
 
+def _tcpdump(pcap: Path) -> str:
+    read = subprocess.run(["tcpdump", "-nr", str(pcap)], capture_output=True, text=True)
+    assert read.returncode == 0, read.stderr
+    return read.stdout
+
+
 def _sections(out: str) -> list[tuple[str, str]]:
     """(title, body) of each `- title -` section the plugin added to a failure report."""
     found: list[tuple[str, str]] = []
@@ -238,9 +244,20 @@ def test_a_failing_test_shows_the_tunnel_logs_and_leaves_nothing(inner: InnerRun
     assert tunnel is not None
     # The tail of each program's stdout and stderr, titled with its host and log file, which
     # is kept under the session's basetemp.
+    pcaps = inner.basetemp / "vpnsim0" / "pcaps" / "test_inner"
     assert _sections(out) == [
-        (f"vpnsim {host}: {path}", path.read_text().strip()) for host, path in tunnel.logs
+        *((f"vpnsim {host}: {path}", path.read_text().strip()) for host, path in tunnel.logs),
+        ("vpnsim pcaps", f"7 links captured: {pcaps}"),
     ]
+    # Every link of the lab, kept as pcap: the ping is on U's TUN and, in UDP, on the wire.
+    links = ["U-eth0", "U-tun0", "server-eth0", "server-eth1", "server-tun0", "V-eth0", "V2-eth0"]
+    assert sorted(p.name for p in pcaps.iterdir()) == sorted(
+        f"{tunnel.lab}-{link}.pcap" for link in links
+    )
+    on_tun = _tcpdump(pcaps / f"{tunnel.lab}-U-tun0.pcap")
+    assert "192.168.53.99 > 192.168.60.5: ICMP echo request" in on_tun
+    assert "192.168.60.5 > 192.168.53.99: ICMP echo reply" in on_tun
+    assert "10.9.0.11.9090 > 10.9.0.5." in _tcpdump(pcaps / f"{tunnel.lab}-U-eth0.pcap")
     assert [host for host, _ in tunnel.logs] == ["U", "U", "server", "server"]
     assert {path.parent for _, path in tunnel.logs} == {inner.basetemp / "vpnsim0" / tunnel.lab}
     assert "client: tun0 192.168.53.99/24 up, udp port 9090" in tunnel.logs[0][1].read_text()
@@ -263,7 +280,8 @@ def test_a_client_that_dies_during_a_test_fails_it_and_leaves_nothing(inner: Inn
     # First the dead program, named in a section of its own, then every log's tail.
     assert sections[0] == ("vpnsim U", f"{tunnel.client_label}: exited with status -9")
     assert [title for title, _ in sections[1:]] == [
-        f"vpnsim {host}: {path}" for host, path in tunnel.logs
+        *(f"vpnsim {host}: {path}" for host, path in tunnel.logs),
+        "vpnsim pcaps",
     ]
     assert re.search(r"^1 failed in [\d.]+s$", out, re.M), out
     assert not proc.is_alive(tunnel.client_pid)

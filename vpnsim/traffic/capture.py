@@ -7,6 +7,7 @@ interface receives and what it sends), so a long capture does not overflow the s
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import socket
@@ -48,9 +49,11 @@ class UdpDatagram:
 class Capture:
     """Frames crossing interface `ifname` of namespace `ns`, from `start()` to `stop()`."""
 
-    def __init__(self, ns: str, ifname: str) -> None:
+    def __init__(self, ns: str, ifname: str, keep: int | None = None) -> None:
+        """`keep`: only the newest `keep` frames are kept (a ring, for always-on captures)."""
         self.ns = ns
         self.ifname = ifname
+        self.keep = keep
         self.frames: list[Frame] = []
         self._sock = namespace.socket_in(
             ns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)
@@ -63,6 +66,7 @@ class Capture:
         )
         self._wake_r, self._wake_w = os.pipe()
         self._stopping = False
+        self.gone = False  # the interface disappeared: what was captured until then is kept
         self._thread = threading.Thread(target=self._run, name=f"capture {ns}:{ifname}")
         self._thread.daemon = True
         self._thread.start()
@@ -73,10 +77,17 @@ class Capture:
                 data, addr = self._sock.recvfrom(SNAPLEN)
             except BlockingIOError:
                 return
+            except OSError as exc:  # the interface went away (a killed client's TUN)
+                if exc.errno not in (errno.ENETDOWN, errno.ENXIO, errno.ENODEV):
+                    raise
+                self.gone = True
+                return
             self.frames.append(Frame(time.time(), data, addr[2] == socket.PACKET_OUTGOING))
+            if self.keep is not None and len(self.frames) >= 2 * self.keep:
+                del self.frames[: -self.keep]  # trimmed in batches: amortised O(1) a frame
 
     def _run(self) -> None:
-        while not self._stopping:
+        while not self._stopping and not self.gone:
             readable, _, _ = select.select([self._sock.fileno(), self._wake_r], [], [])
             if self._sock.fileno() in readable:
                 self._drain()
@@ -87,10 +98,13 @@ class Capture:
             self._stopping = True
             os.write(self._wake_w, b"x")
             self._thread.join()
-            self._drain()
+            if not self.gone:
+                self._drain()
             self._sock.close()
             os.close(self._wake_r)
             os.close(self._wake_w)
+            if self.keep is not None:
+                del self.frames[: -self.keep]
         return self.frames
 
     def __enter__(self) -> Capture:
