@@ -6,7 +6,9 @@ shown); rates are compared with a baseline measured in the same run, as a ratio:
   in this process and in a fresh `python` process (interpreter and imports included);
 - teardown of that lab, tunnel programs running;
 - Hypothesis examples per second of the UDP byte-for-byte property U -> V through the tunnel,
-  against the same property over a direct routed path (server -> V) in the same lab.
+  against the same property over a direct routed path (server -> V) in the same lab;
+- the seeded wire (vpnsim.impair.bench): TCP throughput and round trip over U:eth0 through a
+  clean wire against the plain link, and examples per second of the loss property.
 """
 
 from __future__ import annotations
@@ -155,6 +157,12 @@ def run_bench(rounds: int = 5, json_path: str | None = None, examples: int = EXA
             rates["direct"].append(
                 examples_per_second(lambda d: probes.udp("server", V, d), examples)
             )
+        from vpnsim.impair.bench import loss_examples_per_second, plain_vs_wire
+        from vpnsim.impair.link import impair
+
+        wire_rates = plain_vs_wire(lab, rounds)
+        wire = impair(lab, "U:eth0")
+        loss_rates = [loss_examples_per_second(lab, wire, examples // 3) for _ in range(rounds)]
     finally:
         lab.teardown()
 
@@ -175,6 +183,21 @@ def run_bench(rounds: int = 5, json_path: str | None = None, examples: int = EXA
             "x",
             [t / d for t, d in zip(rates["tunnel"], rates["direct"], strict=True)],
         ),
+        _figure("TCP U -> server, plain link", "MB/s", wire_rates["plain_mbps"]),
+        _figure("TCP U -> server, through a clean wire", "MB/s", wire_rates["wire_mbps"]),
+        _figure(
+            "ratio wire / plain throughput",
+            "x",
+            [w / p for w, p in zip(wire_rates["wire_mbps"], wire_rates["plain_mbps"], strict=True)],
+        ),
+        _figure("ICMP RTT U -> server, plain link (median)", "ms", wire_rates["plain_rtt"]),
+        _figure("ICMP RTT U -> server, clean wire (median)", "ms", wire_rates["wire_rtt"]),
+        _figure(
+            "added round trip of the wire",
+            "ms",
+            [w - p for w, p in zip(wire_rates["wire_rtt"], wire_rates["plain_rtt"], strict=True)],
+        ),
+        _figure("Hypothesis loss-property examples (tunnel, wire)", "examples/s", loss_rates),
     ]
     print(f"vpnsim bench: {rounds} rounds, {examples} Hypothesis examples per rate")
     for figure in figures:

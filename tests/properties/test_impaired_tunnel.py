@@ -27,8 +27,9 @@ from hypothesis import strategies as st
 
 from vpnsim.impair import Impairment
 from vpnsim.impair.link import ImpairedLink
+from vpnsim.impair.oracle import UDP_TUNNEL_PAYLOAD_AT as PAYLOAD_AT
+from vpnsim.impair.oracle import expected_arrivals
 from vpnsim.impair.schedule import predict
-from vpnsim.impair.spec import Fate
 from vpnsim.strategies import events, impairments
 from vpnsim.traffic.datagrams import Sink, Source
 from vpnsim.traffic.errors import ProbeFailed
@@ -39,8 +40,6 @@ pytestmark = pytest.mark.lab
 
 V = "192.168.60.5"
 SINK_PORT = 5001
-# Outer IPv4 (20) + UDP (8), inner IPv4 (20) + UDP (8): where the payload starts on the wire.
-PAYLOAD_AT = 56
 ONE_PACKET = 1500 - PAYLOAD_AT  # the largest payload that stays one packet on the wire
 RECOVERY_BOUND = 2.0
 
@@ -60,23 +59,6 @@ def replay_note(impairment: Impairment) -> None:
 def datagrams_of(sizes: list[int], seed: int) -> list[bytes]:
     rng = random.Random(seed)
     return [rng.randbytes(size) for size in sizes]
-
-
-def expected_arrivals(
-    sent: list[bytes], fates: list[Fate], impairment: Impairment, inner_checksum: bool
-) -> Counter[bytes]:
-    expected: Counter[bytes] = Counter()
-    for data, fate in zip(sent, fates, strict=True):
-        if not fate.delivered:
-            continue
-        if fate.corrupt_at is None:
-            expected[data] += fate.copies
-        elif impairment.fix_checksums and not inner_checksum:
-            damaged = bytearray(data)
-            damaged[fate.corrupt_at - PAYLOAD_AT] ^= fate.xor
-            expected[bytes(damaged)] += fate.copies
-        # else: the outer checksum (or, with fixed outer checksums, the inner one) drops it
-    return expected
 
 
 def send_and_collect(
@@ -115,7 +97,7 @@ def test_datagrams_arrive_intact_exactly_as_the_schedule_allows(
     replay_note(impairment)
     sent = datagrams_of(sizes, seed)
     fates = predict(impairment, "out", [PAYLOAD_AT + size for size in sizes])
-    expected = expected_arrivals(sent, fates, impairment, inner_checksum=True)
+    expected = expected_arrivals(sent, fates)
     got = send_and_collect(vpn_tunnel, tunnel_wire, sink, impairment, sent, expected.total())
     assert Counter(got) == expected
     # The wire decided what the independent prediction says, packet by packet.
@@ -151,7 +133,9 @@ def test_corruption_is_dropped_or_delivered_exactly_as_the_inner_checksum_allows
     replay_note(impairment)
     sent = datagrams_of(sizes, seed)
     fates = predict(impairment, "out", [PAYLOAD_AT + size for size in sizes])
-    expected = expected_arrivals(sent, fates, impairment, inner_checksum)
+    expected = expected_arrivals(
+        sent, fates, fix_checksums=impairment.fix_checksums, inner_checksum=inner_checksum
+    )
     got = send_and_collect(
         vpn_tunnel, tunnel_wire, sink, impairment, sent, expected.total(), inner_checksum
     )

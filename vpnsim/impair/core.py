@@ -19,7 +19,7 @@ from vpnsim.impair import packet
 from vpnsim.impair.schedule import Schedule
 from vpnsim.impair.spec import DIRECTIONS, Direction, Fate, Impairment
 
-HOLD_LIMIT = 0.2  # seconds a reordered packet waits for a successor
+HOLD_LIMIT = 0.05  # seconds a reordered packet waits for a successor
 QUEUE_LIMIT = 1000  # frames waiting per direction, as netem's default limit
 LOG_LIMIT = 100_000  # fate records kept (the newest)
 
@@ -78,8 +78,14 @@ class WireCore:
         self.impairment = impairment
         self.schedules = {d: Schedule(impairment, d) for d in DIRECTIONS}
         self.counters = {d: Counters() for d in DIRECTIONS}
-        self.log: deque[LogEntry] = deque(maxlen=LOG_LIMIT)
+        # Plain tuples, made into LogEntry objects only when asked for: cheaper per frame.
+        self._log: deque[tuple[Direction, int, int, Fate]] = deque(maxlen=LOG_LIMIT)
         self._free_at = dict.fromkeys(DIRECTIONS, 0.0)  # when the rate-limited link is idle
+
+    @property
+    def log(self) -> list[LogEntry]:
+        """Each impairable packet's fate since `set`, oldest first (the newest LOG_LIMIT)."""
+        return [LogEntry(*entry) for entry in self._log]
 
     def queued(self) -> int:
         return len(self._queue) + sum(len(held) for held in self._held.values())
@@ -94,7 +100,7 @@ class WireCore:
         counters.seen += 1
         schedule = self.schedules[direction]
         fate = schedule.next(length)
-        self.log.append(LogEntry(direction, schedule.position, length, fate))
+        self._log.append((direction, schedule.position, length, fate))
         if fate.drop is not None:
             if fate.drop == "oversize":
                 counters.oversize += 1

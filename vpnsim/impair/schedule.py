@@ -9,11 +9,13 @@ fates, on the wire and in a test predicting them.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 from vpnsim.impair.spec import Direction, Event, Fate, Impairment
 
 DRAWS_PER_PACKET = 8
+CLEAN = Fate()
 
 
 class Schedule:
@@ -21,6 +23,9 @@ class Schedule:
         self.impairment = impairment
         self.direction = direction
         self.active = impairment.applies_to(direction)
+        # Nothing random and nothing named: every fate is CLEAN, with no draws to make.
+        clean = dataclasses.replace(impairment, seed=0, direction="both") == Impairment()
+        self._trivial = clean or not self.active
         # A string seed is hashed (SHA-512) by random.Random: stable across runs and versions.
         self._rng = random.Random(f"vpnsim:{impairment.seed}:{direction}")
         self._bad = False  # Gilbert-Elliott state
@@ -33,8 +38,8 @@ class Schedule:
     def next(self, ip_length: int) -> Fate:
         """The fate of the next impairable packet, `ip_length` bytes of IP packet long."""
         self.position += 1
-        if not self.active:
-            return Fate()
+        if self._trivial:
+            return CLEAN
         imp = self.impairment
         u = [self._rng.random() for _ in range(DRAWS_PER_PACKET)]
         drop = None

@@ -39,7 +39,7 @@ class Sink:
                 found.append(self._sock.recv(65535))
         return found
 
-    def collect(self, expected: int, timeout: float, quiet: float = 0.02) -> list[bytes]:
+    def collect(self, expected: int, timeout: float, quiet: float = 0.005) -> list[bytes]:
         """Datagrams until `expected` have come (or `timeout`), then any more within `quiet`
         seconds: extra copies or invented datagrams are caught, not left for the next test."""
         got: list[bytes] = []

@@ -1,0 +1,44 @@
+"""What a correct tunnel delivers through a wire: the test oracle of the loss properties.
+
+Given the datagrams sent one way through the tunnel and the fates the wire's schedule gives
+their outer packets (`schedule.predict`), the multiset of datagrams that must arrive: a lost
+one never, a duplicated one twice, a corrupted one never if a checksum catches the damage,
+else exactly as damaged.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from vpnsim.impair.spec import Fate
+
+# Outer IPv4 (20) + UDP (8), then the inner IPv4 (20) + UDP (8): where a UDP tunnel's inner
+# payload starts on the wire.
+UDP_TUNNEL_PAYLOAD_AT = 56
+
+
+def expected_arrivals(
+    sent: list[bytes],
+    fates: list[Fate],
+    *,
+    fix_checksums: bool = False,
+    inner_checksum: bool = True,
+    payload_at: int = UDP_TUNNEL_PAYLOAD_AT,
+) -> Counter[bytes]:
+    """The datagrams that must arrive, with how many times each (one outer packet each).
+
+    Corruption is assumed to hit the inner payload (`corrupt_bytes` from `payload_at`): the
+    outer UDP checksum drops it, unless the wire fixed the outer checksums; then the inner
+    UDP checksum drops it, unless the datagram was sent without one.
+    """
+    expected: Counter[bytes] = Counter()
+    for data, fate in zip(sent, fates, strict=True):
+        if not fate.delivered:
+            continue
+        if fate.corrupt_at is None:
+            expected[data] += fate.copies
+        elif fix_checksums and not inner_checksum:
+            damaged = bytearray(data)
+            damaged[fate.corrupt_at - payload_at] ^= fate.xor
+            expected[bytes(damaged)] += fate.copies
+    return expected
