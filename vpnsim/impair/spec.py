@@ -24,12 +24,20 @@ RATE_UNITS = {"bit": 1, "kbit": 10**3, "mbit": 10**6, "gbit": 10**9}
 MAX_DELAY_MS = 10_000.0
 
 
+class ShortRepr:
+    """Printed by its own short `__repr__`, also by Hypothesis' pretty printer (which would
+    otherwise list every dataclass field, defaults included, in a falsifying example)."""
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
 class ImpairmentError(ValueError):
     """An impairment that cannot be applied; the message names the field."""
 
 
 @dataclass(frozen=True)
-class GilbertElliott:
+class GilbertElliott(ShortRepr):
     """Bursty loss: a good and a bad state; `p` is the chance per packet of going bad,
     `r` of going good again (mean burst length 1/r); each state has its own loss chance."""
 
@@ -53,7 +61,7 @@ class GilbertElliott:
 
 
 @dataclass(frozen=True)
-class Event:
+class Event(ShortRepr):
     """One packet's fate, named: the `packet`-th impairable packet of a direction."""
 
     packet: int
@@ -111,7 +119,7 @@ def format_rate(bps: int) -> str:
 
 
 @dataclass(frozen=True)
-class Impairment:
+class Impairment(ShortRepr):
     """The impairment of one link. The default value impairs nothing (a clean wire)."""
 
     seed: int = 0
