@@ -198,3 +198,16 @@ def test_teardown_with_wires_running_leaves_nothing() -> None:
     report = lab.teardown()
     assert len(report.killed) == 2  # the two wires
     assert leftovers([name]) == {}
+
+
+def test_a_ring_capture_keeps_only_the_newest_frames(
+    vpn_tunnel: RunningTunnel, tunnel_wire: ImpairedLink, sink: Sink
+) -> None:
+    from vpnsim.traffic.capture import Capture
+
+    tunnel_wire.clear()
+    capture = Capture(vpn_tunnel.lab.ns("U"), "tun0", keep=5)
+    run(vpn_tunnel, tunnel_wire, sink, Impairment(), 23)
+    frames = capture.stop()
+    # Raw IP on the TUN: the datagram's number is the first 4 bytes after IPv4 + UDP headers.
+    assert [struct.unpack_from("!I", f.data, 28)[0] for f in frames] == [19, 20, 21, 22, 23]
