@@ -211,3 +211,26 @@ def test_a_ring_capture_keeps_only_the_newest_frames(
     frames = capture.stop()
     # Raw IP on the TUN: the datagram's number is the first 4 bytes after IPv4 + UDP headers.
     assert [struct.unpack_from("!I", f.data, 28)[0] for f in frames] == [19, 20, 21, 22, 23]
+
+
+def test_a_bad_control_request_is_answered_and_the_wire_carries_on(
+    vpn_tunnel: RunningTunnel, tunnel_wire: ImpairedLink, probes: Probes
+) -> None:
+    import json
+    import socket
+
+    from vpnsim.impair.control import address
+    from vpnsim.net import namespace
+
+    client = namespace.socket_in(vpn_tunnel.lab.fabric_ns, socket.AF_UNIX, socket.SOCK_STREAM)
+    client.connect(address("U:eth0"))
+    client.sendall(b"not json\n[1, 2]\n" + json.dumps({"op": "explode"}).encode() + b"\n")
+    replies = b""
+    while replies.count(b"\n") < 3:
+        replies += client.recv(4096)
+    client.close()
+    errors = [json.loads(line)["error"] for line in replies.splitlines()]
+    assert errors[0].startswith("bad request: Expecting value")
+    assert errors[1:] == ["bad request: expected a JSON object", "unknown request 'explode'"]
+    tunnel_wire.clear()
+    assert probes.ping("U", V).source == V

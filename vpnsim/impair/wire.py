@@ -107,7 +107,12 @@ class Wire:
         while b"\n" in buffer:
             line, _, rest = bytes(buffer).partition(b"\n")
             buffer[:] = rest
-            reply = self._handle(json.loads(line))
+            try:
+                request = json.loads(line)
+                reply = self._handle(request) if isinstance(request, dict) else {}
+            except ValueError as exc:  # a bad request never takes the link down
+                reply = {"ok": False, "error": f"bad request: {exc}"}
+            reply = reply or {"ok": False, "error": "bad request: expected a JSON object"}
             client.setblocking(True)
             client.sendall(json.dumps(reply).encode() + b"\n")
 
