@@ -184,6 +184,7 @@ def run_bench(rounds: int = 5, json_path: str | None = None, examples: int = EXA
             [t / d for t, d in zip(rates["tunnel"], rates["direct"], strict=True)],
         ),
         _figure("TCP U -> server, plain link", "MB/s", wire_rates["plain_mbps"]),
+        _figure("TCP U -> server, plain, offloads off", "MB/s", wire_rates["no_offload_mbps"]),
         _figure("TCP U -> server, through a clean wire", "MB/s", wire_rates["wire_mbps"]),
         _figure(
             "ratio wire / plain throughput",

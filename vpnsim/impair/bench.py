@@ -73,12 +73,18 @@ def rtt_ms(lab: Lab, count: int = PINGS) -> float:
 
 
 def plain_vs_wire(lab: Lab, rounds: int) -> dict[str, list[float]]:
-    """Throughput and round trip over U:eth0, plain and through a clean wire, alternating."""
+    """Throughput and round trip over U:eth0, plain (offloads on, then off, as the wire has
+    them) and through a clean wire, alternating."""
+    from vpnsim.net.ethtool import set_offloads
+
     found: dict[str, list[float]] = {"plain_mbps": [], "wire_mbps": [], "plain_rtt": [],
-                                     "wire_rtt": []}  # fmt: skip
+                                     "wire_rtt": [], "no_offload_mbps": []}  # fmt: skip
     for _ in range(rounds):
         found["plain_mbps"].append(tcp_throughput(lab))
         found["plain_rtt"].append(rtt_ms(lab))
+        changed = set_offloads(lab.ns("U"), "eth0", False)
+        found["no_offload_mbps"].append(tcp_throughput(lab))
+        set_offloads(lab.ns("U"), "eth0", True, changed)
         wire = impair(lab, "U:eth0")
         found["wire_mbps"].append(tcp_throughput(lab))
         found["wire_rtt"].append(rtt_ms(lab))
