@@ -480,9 +480,9 @@ def _lab_impair(args: argparse.Namespace) -> int:
                 clear_netem(lab, args.link)
                 print(f"{args.link}: netem removed")
             else:
-                apply_netem(lab, args.link, impairment or Impairment())
-                shown = (impairment or Impairment()).describe()
-                print(f"{args.link}: netem {shown.split(' (seed')[0]} (unseeded, out only)")
+                impairment = impairment or Impairment()
+                apply_netem(lab, args.link, impairment)
+                print(f"{args.link}: netem {impairment.summary()} (unseeded, out only)")
             return 0
         wire = wire_on(lab, args.link)
         if args.remove:

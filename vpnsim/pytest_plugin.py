@@ -250,10 +250,12 @@ _captures_key = pytest.StashKey[list[tuple[str, "Capture"]]]()
 
 def _labs_of(item: pytest.Item) -> list[Lab]:
     """The labs a test uses, through any of the plugin's fixtures."""
+    from vpnsim.topology import Lab  # no pyroute2: topology loads it only to touch a lab
+
     found: dict[str, Lab] = {}
     for value in getattr(item, "funcargs", {}).values():
         lab = getattr(value, "lab", value)
-        if type(lab).__name__ == "Lab" and hasattr(lab, "scenario"):
+        if isinstance(lab, Lab):
             found[lab.name] = lab
     return list(found.values())
 

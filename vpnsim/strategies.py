@@ -67,9 +67,9 @@ def probabilities(at_most: float) -> st.SearchStrategy[float]:
 
 
 def _maybe(enabled: bool, values: st.SearchStrategy[Any], off: Any) -> st.SearchStrategy[Any]:
-    return st.booleans().flatmap(lambda on: values if on else st.just(off)) if enabled else (
-        st.just(off)
-    )  # fmt: skip
+    if not enabled:
+        return st.just(off)
+    return st.booleans().flatmap(lambda on: values if on else st.just(off))
 
 
 def events(

@@ -13,6 +13,7 @@ import pytest
 
 from vpnsim.impair import Event, Impairment
 from vpnsim.impair.link import ImpairedLink, impair, wire_on, wired_links
+from vpnsim.impair.oracle import send_through
 from vpnsim.impair.schedule import predict
 from vpnsim.leaks import leftovers
 from vpnsim.net.ethtool import set_offloads
@@ -49,15 +50,13 @@ def run(
     tunnel: RunningTunnel, wire: ImpairedLink, sink: Sink, impairment: Impairment, count: int
 ) -> list[int]:
     """Send `count` numbered datagrams U -> V under `impairment`; the numbers that arrived."""
-    sink.drain()
-    wire.set(impairment)
-    sent = numbered(count)
     with Source(tunnel.lab.ns("U"), V, PORT) as source:
-        for start in range(0, count, 50):  # in bursts the TUN queue (500) always holds
-            source.send(sent[start : start + 50])
-            time.sleep(0.002)
-    wire.wait_idle()
-    return numbers(sink.collect(count, timeout=0.5))
+        # In bursts of 50, which the TUN queue (500) always holds.
+        got = send_through(
+            wire, impairment, source, sink, numbered(count), count, timeout=0.5, gap=0.002,
+            every=50,
+        )  # fmt: skip
+    return numbers(got)
 
 
 def test_thirty_percent_loss_is_thirty_percent_and_replays_exactly(

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from vpnsim.impair import Impairment
 from vpnsim.impair.link import ImpairedLink
 from vpnsim.impair.oracle import UDP_TUNNEL_PAYLOAD_AT as PAYLOAD_AT
-from vpnsim.impair.oracle import expected_arrivals
+from vpnsim.impair.oracle import expected_arrivals, send_through
 from vpnsim.impair.schedule import predict
 from vpnsim.strategies import events, impairments
 from vpnsim.traffic.datagrams import Sink, Source
@@ -70,12 +70,8 @@ def send_and_collect(
     expected: int,
     inner_checksum: bool = True,
 ) -> list[bytes]:
-    sink.drain()
-    wire.set(impairment)
     with Source(tunnel.lab.ns("U"), V, SINK_PORT, checksum=inner_checksum) as source:
-        source.send(sent)
-    wire.wait_idle()
-    got = sink.collect(expected, timeout=0.3)
+        got = send_through(wire, impairment, source, sink, sent, expected)
     assert tunnel.client.running() and tunnel.server.running()
     return got
 

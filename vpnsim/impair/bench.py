@@ -16,7 +16,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from vpnsim.impair.link import ImpairedLink, impair
-from vpnsim.impair.oracle import UDP_TUNNEL_PAYLOAD_AT, expected_arrivals
+from vpnsim.impair.oracle import UDP_TUNNEL_PAYLOAD_AT, expected_arrivals, send_through
 from vpnsim.impair.schedule import predict
 from vpnsim.impair.spec import Impairment
 from vpnsim.net import namespace
@@ -112,11 +112,8 @@ def loss_examples_per_second(lab: Lab, wire: ImpairedLink, examples: int) -> flo
         sent = [bytes([n % 256]) * size for n, size in enumerate(sizes)]
         fates = predict(impairment, "out", [UDP_TUNNEL_PAYLOAD_AT + s for s in sizes])
         expected = expected_arrivals(sent, fates)
-        sink.drain()
-        wire.set(impairment)
-        source.send(sent)
-        wire.wait_idle()
-        assert Counter(sink.collect(expected.total(), timeout=0.3)) == expected
+        got = send_through(wire, impairment, source, sink, sent, expected.total())
+        assert Counter(got) == expected
 
     started = time.perf_counter()
     try:

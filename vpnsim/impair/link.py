@@ -18,6 +18,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vpnsim import proc
@@ -157,7 +158,7 @@ class ImpairedLink:
         _state_path(lab, self.link).unlink(missing_ok=True)
 
 
-def _state_path(lab: Lab, link: str) -> Any:
+def _state_path(lab: Lab, link: str) -> Path:
     return lab.state_dir / "wires" / f"{link}.json"
 
 

@@ -1,4 +1,5 @@
-"""What a correct tunnel delivers through a wire: the test oracle of the loss properties.
+"""What a correct tunnel delivers through a wire: the test oracle of the loss properties, and
+the one way they send datagrams through it.
 
 Given the datagrams sent one way through the tunnel and the fates the wire's schedule gives
 their outer packets (`schedule.predict`), the multiset of datagrams that must arrive: a lost
@@ -9,8 +10,13 @@ else exactly as damaged.
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
-from vpnsim.impair.spec import Fate
+from vpnsim.impair.spec import Fate, Impairment
+
+if TYPE_CHECKING:
+    from vpnsim.impair.link import ImpairedLink
+    from vpnsim.traffic.datagrams import Sink, Source
 
 # Outer IPv4 (20) + UDP (8), then the inner IPv4 (20) + UDP (8): where a UDP tunnel's inner
 # payload starts on the wire.
@@ -42,3 +48,24 @@ def expected_arrivals(
             damaged[fate.corrupt_at - payload_at] ^= fate.xor
             expected[bytes(damaged)] += fate.copies
     return expected
+
+
+def send_through(
+    wire: ImpairedLink,
+    impairment: Impairment,
+    source: Source,
+    sink: Sink,
+    datagrams: list[bytes],
+    expected: int,
+    *,
+    timeout: float = 0.3,
+    gap: float = 0.0,
+    every: int = 1,
+) -> list[bytes]:
+    """Set `impairment` on `wire`, send `datagrams` from `source`, and return what `sink`
+    received: waiting for `expected` of them once the wire has nothing left queued."""
+    sink.drain()  # stale arrivals of an earlier run are not this run's
+    wire.set(impairment)
+    source.send(datagrams, gap=gap, every=every)
+    wire.wait_idle()
+    return sink.collect(expected, timeout)

@@ -293,6 +293,11 @@ class Impairment(ShortRepr):
 
     def describe(self) -> str:
         """One line for people: `loss 30%, delay 10±2 ms (seed 7, both directions)`."""
+        where = "both directions" if self.direction == "both" else f"{self.direction} only"
+        return f"{self.summary()} (seed {self.seed}, {where})"
+
+    def summary(self) -> str:
+        """What is impaired, without seed and direction: `loss 30%, delay 10±2 ms`."""
         parts = []
         if self.loss:
             parts.append(f"loss {self.loss * 100:.3g}%")
@@ -315,9 +320,7 @@ class Impairment(ShortRepr):
             parts.append(f"mtu {self.mtu}")
         if self.events:
             parts.append("schedule " + ",".join(event.text() for event in self.events))
-        what = ", ".join(parts) or "clean (forwarding only)"
-        where = "both directions" if self.direction == "both" else f"{self.direction} only"
-        return f"{what} (seed {self.seed}, {where})"
+        return ", ".join(parts) or "clean (forwarding only)"
 
 
 @dataclass(frozen=True)

@@ -109,10 +109,11 @@ class Wire:
             buffer[:] = rest
             try:
                 request = json.loads(line)
-                reply = self._handle(request) if isinstance(request, dict) else {}
+                if not isinstance(request, dict):
+                    raise ValueError("expected a JSON object")
+                reply = self._handle(request)
             except ValueError as exc:  # a bad request never takes the link down
                 reply = {"ok": False, "error": f"bad request: {exc}"}
-            reply = reply or {"ok": False, "error": "bad request: expected a JSON object"}
             client.setblocking(True)
             client.sendall(json.dumps(reply).encode() + b"\n")
 

@@ -72,11 +72,12 @@ class Source:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
         self._sock.connect((dst, port))
 
-    def send(self, datagrams: Sequence[bytes], gap: float = 0.0) -> None:
-        """Send in order; `gap` seconds between datagrams keeps queues (TUN, socket) short."""
-        for datagram in datagrams:
+    def send(self, datagrams: Sequence[bytes], gap: float = 0.0, every: int = 1) -> None:
+        """Send in order, pausing `gap` seconds after each `every` datagrams: it keeps the
+        queues on the way (TUN, socket) short."""
+        for count, datagram in enumerate(datagrams, 1):
             self._sock.send(datagram)
-            if gap:
+            if gap and count % every == 0:
                 time.sleep(gap)
 
     def close(self) -> None:
