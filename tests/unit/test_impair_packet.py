@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet import IP, TCP, UDP, IPOption_Router_Alert
 from scapy.layers.inet6 import (
     ICMPv6EchoRequest,
     ICMPv6MLQuery,
@@ -21,7 +21,7 @@ from scapy.layers.inet6 import (
     RouterAlert,
 )
 from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
-from scapy.packet import Packet, Padding
+from scapy.packet import Packet, Padding, Raw
 
 from vpnsim.impair.packet import checksum, corrupt, ip_span
 
@@ -110,6 +110,17 @@ def test_ip_span_vlan_tags() -> None:
 
 def test_arp_is_not_impairable() -> None:
     assert ip_span(eth(ARP(psrc="10.0.0.1", pdst="10.0.0.2"))) is None
+
+
+def test_igmp_is_not_impairable() -> None:
+    # The report a lab's bridge sends for 224.0.0.106 when a port joins, as seen on U:eth0:
+    # its timing is the kernel's, so it must not take a place in a schedule.
+    report = IP(src="0.0.0.0", dst="224.0.0.22", ttl=1, proto=2, options=[IPOption_Router_Alert()])
+    # Type 0x22, one record: CHANGE_TO_EXCLUDE {} (a join) of 224.0.0.106.
+    igmp = bytes.fromhex("2200 0000 0000 0001") + bytes.fromhex("04 00 0000 e000006a")
+    frame = eth(report / Raw(igmp))
+    assert len(frame) - 14 == 40
+    assert ip_span(frame) is None
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """Just enough of Ethernet, IPv4 and IPv6 for the wire: which frames to impair, where their IP
 packet starts, and corruption with or without fixing the checksums afterwards.
 
-Impairable frames are IP packets. ARP and IPv6 neighbour discovery / MLD pass untouched and
+Impairable frames are IP packets. ARP, IGMP and IPv6 neighbour discovery / MLD pass untouched and
 take no place in a schedule: their timing depends on kernel timers, and counting them would
 make "the same traffic" differ from run to run.
 """
@@ -18,6 +18,7 @@ IPPROTO_HOPOPTS = 0
 IPPROTO_ICMPV6 = 58
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17
+IPPROTO_IGMP = 2
 ICMPV6_CONTROL = range(130, 144)  # MLD (130-132, 143), router/neighbour discovery (133-137)
 
 
@@ -31,6 +32,8 @@ def ip_span(frame: bytes) -> tuple[int, int] | None:
         ethertype = struct.unpack_from("!H", frame, offset + 2)[0]
         offset += 4
     if ethertype == ETH_P_IP and len(frame) >= offset + 20:
+        if frame[offset + 9] == IPPROTO_IGMP:  # the kernel's multicast chatter, as MLD is
+            return None
         length = struct.unpack_from("!H", frame, offset + 2)[0]
         return offset, min(length, len(frame) - offset)
     if ethertype == ETH_P_IPV6 and len(frame) >= offset + 40:

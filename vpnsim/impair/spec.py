@@ -4,7 +4,7 @@ An `Impairment` applies to the packets crossing one link, in one direction or bo
 what the host sends, "in" what it receives). Its random parts draw from a generator seeded by
 `seed` and the direction, so the same seed and the same traffic give the same fates; its
 `events` name single packets ("drop packet 3", "duplicate 5"), counted from 1 among the
-impairable packets of a direction (IP packets; ARP and neighbour discovery pass untouched).
+impairable packets of a direction (IP packets; ARP, IGMP and neighbour discovery pass untouched).
 """
 
 from __future__ import annotations
