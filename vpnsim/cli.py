@@ -1,4 +1,4 @@
-"""The `vpnsim` command: lab up/status/exec/shell/down, clean, demo, bench.
+"""The `vpnsim` command: lab up/status/exec/shell/down, run, grade, clean, demo, bench.
 
 Harness problems (not root, unknown lab or host) print one line saying what to do and exit 2;
 a failing program under test exits 1 with its stderr. Nothing is left behind on either path.
@@ -165,6 +165,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     bench.add_argument("--rounds", type=int, default=5)
     bench.set_defaults(run=_bench)
+
+    from vpnsim.grade import cli as grade_cli
+
+    grade_cli.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Grading SEED VPN lab submissions: tasks, sandbox, verdicts with evidence, reports."""

@@ -1,0 +1,129 @@
+"""`vpnsim grade SUBMISSION...` and `vpnsim grade merge REPORT.json...`.
+
+Without --json/--junit/--html, the report goes to OUT/report.json and OUT/index.html. Every
+submission's evidence goes to OUT/artifacts/<name>/, and report paths point there relatively,
+so OUT can be zipped, copied or served as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from vpnsim.grade.report import GradeReport
+
+DEFAULT_OUT = "vpnsim-grade"
+DEFAULT_TIMEOUT = 120.0
+EXIT_OK = 0
+
+
+def add_parser(sub: Any) -> None:
+    grade = sub.add_parser(
+        "grade",
+        help="grade student submissions task by task (or: grade merge REPORT.json...)",
+        description="Grade SEED VPN lab submissions: each folder holds tun_client.py and "
+        "tun_server.py (or a vpnsim.toml naming what to run). A folder of such folders grades "
+        "them all. `vpnsim grade merge A.json B.json ...` joins shard reports instead.",
+    )
+    grade.add_argument("paths", nargs="+", metavar="SUBMISSION", help="submission folders")
+    grade.add_argument("--lab", default="tunnel", choices=["tunnel"], help="the SEED lab")
+    grade.add_argument("--jobs", "-j", type=int, default=1, help="submissions at once")
+    grade.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="reports and evidence")
+    grade.add_argument("--json", metavar="FILE", help="JSON report")
+    grade.add_argument("--junit", metavar="FILE", help="JUnit XML report")
+    grade.add_argument("--html", metavar="FILE", help="HTML report (class page)")
+    grade.add_argument("--rubric", metavar="FILE", help="points per task (TOML)")
+    grade.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+        help=f"seconds for one whole submission (default {DEFAULT_TIMEOUT:g})",
+    )  # fmt: skip
+    grade.add_argument("--memory", type=int, default=512, metavar="MIB", help="per submission side")
+    grade.add_argument("--shard", metavar="I/N", help="grade only slice I of N (1-based)")
+    grade.add_argument(
+        "--progress", choices=["auto", "bar", "lines"], default="auto",
+        help="a live bar (terminal) or a line per submission (auto: bar on a terminal, not in CI)",
+    )  # fmt: skip
+    grade.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.paths[0] == "merge":
+        return _merge(args, [Path(p) for p in args.paths[1:]])
+    from vpnsim.features import preflight
+
+    preflight()
+    from vpnsim.grade.course import Shard, discover, grade_course
+    from vpnsim.grade.grader import GradeOptions
+    from vpnsim.grade.jail import JailLimits
+    from vpnsim.grade.progress import ProgressDisplay
+    from vpnsim.grade.rubric import load_rubric
+
+    if args.jobs < 1:
+        raise ValueError("--jobs: at least 1")
+    rubric = load_rubric(Path(args.rubric) if args.rubric else None)
+    shard = Shard.parse(args.shard) if args.shard else None
+    paths = discover([Path(p) for p in args.paths])
+    out = Path(args.out)
+    report_dir = Path(args.json).parent if args.json else out
+    options = GradeOptions(
+        rubric=rubric,
+        artifacts_root=out / "artifacts",
+        report_dir=report_dir,
+        timeout=args.timeout,
+        limits=JailLimits(memory_bytes=args.memory * 2**20),
+    )
+    count = len(shard.take(paths)) if shard else len(paths)
+    live = {"auto": None, "bar": True, "lines": False}[args.progress]
+    with ProgressDisplay(count, live=live) as display:
+        report = grade_course(paths, options, jobs=args.jobs, shard=shard, listener=display)
+    written = _write(report, args, out, report_dir)
+    _summary(report)
+    print("reports: " + ", ".join(str(p) for p in written))
+    return EXIT_OK
+
+
+def _merge(args: argparse.Namespace, reports: list[Path]) -> int:
+    from vpnsim.grade.report import merge_reports
+
+    out = Path(args.out)
+    report_dir = Path(args.json).parent if args.json else out
+    merged = merge_reports(reports, report_dir)
+    written = _write(merged, args, out, report_dir)
+    _summary(merged)
+    print("reports: " + ", ".join(str(p) for p in written))
+    return EXIT_OK
+
+
+def _write(
+    report: GradeReport, args: argparse.Namespace, out: Path, report_dir: Path
+) -> list[Path]:
+    from vpnsim.grade.html import write_html
+    from vpnsim.grade.junit import write_junit
+
+    json_path = Path(args.json) if args.json else None
+    html_path = Path(args.html) if args.html else None
+    junit_path = Path(args.junit) if args.junit else None
+    if not (json_path or html_path or junit_path):
+        json_path, html_path = out / "report.json", out / "index.html"
+    written = []
+    if json_path:
+        report.write_json(json_path)
+        written.append(json_path)
+    if junit_path:
+        write_junit(report, junit_path)
+        written.append(junit_path)
+    if html_path:
+        write_html(report, html_path, report_dir)
+        written.append(html_path)
+    return written
+
+
+def _summary(report: GradeReport) -> None:
+    from vpnsim.grade.progress import marks
+
+    width = max([len(s.name) for s in report.submissions] + [10])
+    for sub in report.submissions:
+        print(f"{sub.name:<{width}}  {marks(sub.tasks)}  {sub.score:g}/{sub.max_score:g}")
+    sys.stdout.flush()

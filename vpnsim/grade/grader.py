@@ -1,0 +1,305 @@
+"""Grade one submission: three fresh labs, every task, a verdict and evidence for each.
+
+1. The student's client and server together ("pair"): task1-task7, large, robust.
+2. The student's client with the reference server ("client_interop").
+3. The reference client with the student's server ("server_interop").
+
+The interop runs keep one broken side from hiding the other's work, and point a failing
+task at the side to look at. Each lab is built for the run and removed after it, whatever
+the student's programs did.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vpnsim.errors import HarnessError
+from vpnsim.grade.checks import (
+    PROBE_TIMEOUT,
+    SERVER_ADDR,
+    V_ADDR,
+    Failed,
+    Tunnel,
+)
+from vpnsim.grade.jail import JailLimits, limits_mechanism
+from vpnsim.grade.observe import Observation, host_state
+from vpnsim.grade.report import SubmissionResult
+from vpnsim.grade.rubric import Rubric
+from vpnsim.grade.sides import Side, Sides
+from vpnsim.grade.submission import Submission
+from vpnsim.grade.tasks import TASK_IDS, Outcome, Verdict
+from vpnsim.seed import builtin_scenario
+from vpnsim.topology import Lab, build_lab
+from vpnsim.traffic.errors import ProbeFailed
+from vpnsim.traffic.probes import Probes
+
+WORK_ROOT = Path("/var/lib/vpnsim/grade")  # copies of submissions while they run
+Progress = Callable[[str, str, Verdict | None], None]  # submission name, task id, verdict
+
+
+@dataclass(frozen=True)
+class GradeOptions:
+    rubric: Rubric
+    artifacts_root: Path  # each submission's evidence goes in a folder of its own here
+    report_dir: Path  # `artifacts` paths in the report are relative to this
+    timeout: float = 120.0  # seconds for one whole submission
+    limits: JailLimits = field(default_factory=JailLimits)
+
+
+def grade_submission(
+    submission: Submission, name: str, options: GradeOptions, progress: Progress | None = None
+) -> SubmissionResult:
+    """Grade `submission`; its evidence goes to `options.artifacts_root / name`."""
+    started = time.monotonic()
+    folder = options.artifacts_root / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    grading = _Grading(submission, name, options, folder, progress or (lambda *a: None))
+    grading.run()
+    verdicts = grading.outcome.ordered()
+    return SubmissionResult(
+        path=str(submission.path),
+        name=name,
+        tasks=verdicts,
+        score=options.rubric.score(verdicts),
+        max_score=options.rubric.total,
+        artifacts=os.path.relpath(folder.resolve(), options.report_dir.resolve()),
+        seconds=time.monotonic() - started,
+        limits=limits_mechanism(),
+    )
+
+
+class _Grading:
+    def __init__(
+        self,
+        submission: Submission,
+        name: str,
+        options: GradeOptions,
+        folder: Path,
+        progress: Progress,
+    ) -> None:
+        self.submission = submission
+        self.name = name
+        self.options = options
+        self.folder = folder
+        self.progress = progress
+        self.outcome = Outcome()
+        self.deadline = time.monotonic() + options.timeout
+        self.token = secrets.token_hex(3)
+
+    def run(self) -> None:
+        if self.submission.problem:
+            for task in TASK_IDS:
+                self._record(task, Verdict(False, f"cannot be graded: {self.submission.problem}"))
+            return
+        WORK_ROOT.mkdir(parents=True, exist_ok=True)
+        work = WORK_ROOT / f"{self.name[:40]}-{self.token}"
+        try:
+            shutil.copytree(self.submission.path, work, symlinks=True)
+            self._pair(work)
+            self._interop(work, "client_interop", student="client")
+            self._interop(work, "server_interop", student="server")
+            self._hint()
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    # -- the runs -------------------------------------------------------------------------
+
+    def _pair(self, work: Path) -> None:
+        with self._lab("pair", "p") as lab:
+            observe = Observation(lab)
+            probes = Probes(lab, None, PROBE_TIMEOUT)
+            sides = Sides(lab, work, self.submission.client, self.submission.server, self._limits())
+            try:
+                log: list[str] = []
+                self._attempt("task1", lab, observe, log, lambda: _baseline(probes, log))
+                server = sides.start("server", student=True)
+                client = sides.start("client", student=True)
+                tunnel = Tunnel(
+                    lab, probes, observe, client, server, lambda: _restart(sides, tunnel)
+                )
+                self._attempt("task2", lab, observe, tunnel.log, lambda: _task2(tunnel))
+                server_problem = tunnel.wait_server_up() if self._reached("task3") else None
+
+                def task4() -> str:
+                    if server_problem:
+                        raise Failed(server_problem)
+                    return tunnel.task4_to_v()
+
+                steps: list[tuple[str, Callable[[], str]]] = [
+                    ("task3", tunnel.task3_to_server),
+                    ("task4", task4),
+                    ("task5", tunnel.task5_both_ways),
+                    ("large", tunnel.large),
+                    ("task7", tunnel.task7_routes_on_v),
+                    ("robust", tunnel.robust),
+                    ("task6", lambda: _task6(tunnel, sides)),
+                ]
+                for task, check in steps:
+                    self._attempt(task, lab, observe, tunnel.log, check)
+            finally:
+                sides.cleanup()
+                probes.close()
+                observe.stop()
+
+    def _interop(self, work: Path, task: str, student: str) -> None:
+        blocker = self.outcome.blocker(task)
+        if blocker is not None:
+            self._record(task, Verdict(None, blocker))
+            return
+        with self._lab(task, task[0]) as lab:
+            observe = Observation(lab)
+            probes = Probes(lab, None, PROBE_TIMEOUT)
+            sides = Sides(lab, work, self.submission.client, self.submission.server, self._limits())
+            try:
+                server = sides.start("server", student=student == "server")
+                client = sides.start("client", student=student == "client")
+                tunnel = Tunnel(lab, probes, observe, client, server, lambda: client)
+
+                def check() -> str:
+                    for problem in (tunnel.wait_server_up(), tunnel.wait_client_up()):
+                        if problem is not None:
+                            raise Failed(problem)
+                    return f"with {tunnel.server.who} and {tunnel.client.who}: " + (
+                        tunnel.round_trip()
+                    )
+
+                self._attempt(task, lab, observe, tunnel.log, check)
+            finally:
+                sides.cleanup()
+                probes.close()
+                observe.stop()
+
+    def _hint(self) -> None:
+        """Point a failing end-to-end task at the side that the interop runs blame."""
+        client_ok = self.outcome.verdicts["client_interop"].passed
+        server_ok = self.outcome.verdicts["server_interop"].passed
+        if client_ok is True and server_ok is False:
+            hint = "your client works with the reference server: look at your server"
+        elif server_ok is True and client_ok is False:
+            hint = "your server works with the reference client: look at your client"
+        else:
+            return
+        for task in ("task4", "task5"):
+            verdict = self.outcome.verdicts.get(task)
+            if verdict is not None and verdict.passed is False:
+                self.outcome.record(
+                    task,
+                    Verdict(False, f"{verdict.reason} ({hint})", verdict.log, verdict.evidence,
+                            verdict.seconds),
+                )  # fmt: skip
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _limits(self) -> JailLimits:
+        left = max(1.0, self.deadline - time.monotonic())
+        limits = self.options.limits
+        return JailLimits(
+            memory_bytes=limits.memory_bytes,
+            max_processes=limits.max_processes,
+            cpu_seconds=limits.cpu_seconds,
+            wall_seconds=left + 5.0,  # the grader stops them first; this is the backstop
+        )
+
+    @contextlib.contextmanager
+    def _lab(self, run: str, letter: str) -> Iterator[Lab]:
+        lab = build_lab(
+            builtin_scenario("seed-tunnel"),
+            name=f"gr{self.token}{letter}",
+            log_dir=self.folder / run / "logs",
+        )
+        self.run_name = run
+        try:
+            yield lab
+        finally:
+            lab.teardown()
+
+    def _reached(self, task: str) -> bool:
+        return self.outcome.blocker(task) is None
+
+    def _attempt(
+        self, task: str, lab: Lab, observe: Observation, log: list[str], check: Callable[[], str]
+    ) -> None:
+        blocker = self.outcome.blocker(task)
+        if blocker is None and time.monotonic() > self.deadline:
+            blocker = f"the submission's time limit ({self.options.timeout:g} s) ran out"
+        if blocker is not None:
+            self._record(task, Verdict(None, blocker))
+            return
+        log.clear()
+        since, start = time.time(), time.monotonic()
+        try:
+            reason, passed = check(), True
+        except Failed as exc:
+            reason, passed = exc.reason, False
+        except (ProbeFailed, HarnessError, OSError) as exc:
+            reason, passed = f"the check could not run: {exc}", False
+        seconds = time.monotonic() - start
+        evidence = self._evidence(task, lab, observe, log, since)
+        self._record(task, Verdict(passed, reason, tuple(log), evidence, seconds))
+
+    def _evidence(
+        self, task: str, lab: Lab, observe: Observation, log: list[str], since: float
+    ) -> tuple[str, ...]:
+        folder = self.folder / self.run_name / task
+        pcaps = observe.save(folder, since - 0.05, time.time())
+        state = folder / "hosts.txt"
+        state.write_text("\n".join(host_state(lab)) + "\n")
+        (folder / "log.txt").write_text("\n".join(log) + "\n")
+        logs = sorted((self.folder / self.run_name / "logs").glob("*"))
+        files = [*pcaps, state, folder / "log.txt", *logs]
+        return tuple(str(path.relative_to(self.folder)) for path in files)
+
+    def _record(self, task: str, verdict: Verdict) -> None:
+        self.outcome.record(task, verdict)
+        self.progress(self.name, task, verdict)
+
+
+def _baseline(probes: Probes, log: list[str]) -> str:
+    """Task 1: the lab's own network, before any student program runs."""
+    for host, dst in (("U", SERVER_ADDR), ("server", V_ADDR)):
+        log.append(f"$ ping from {host} to {dst}")
+        try:
+            probes.ping(host, dst)
+        except ProbeFailed as exc:
+            log.append(f"  {exc}")
+            raise Failed(f"the lab's network is broken: {exc}") from None
+        log.append("  reply")
+    log.append(f"$ ping from U to {V_ADDR} (must fail: no VPN yet)")
+    if probes.reaches("U", V_ADDR, timeout=0.5):
+        raise Failed(f"U reaches {V_ADDR} without a VPN: the lab is not isolated")
+    log.append("  no reply, as it should be")
+    return f"U reaches {SERVER_ADDR}, the server reaches {V_ADDR}, U cannot reach {V_ADDR}"
+
+
+def _task2(tunnel: Tunnel) -> str:
+    problem = tunnel.wait_client_up()
+    tunnel.say("$ wait up to 10 s for a TUN on U with 192.168.53.99/24, up")
+    if problem is not None:
+        raise Failed(problem)
+    tun = tunnel.tun("U")
+    assert tun is not None
+    tunnel.say(f"  {tun.name}: TUN, up, {' '.join(tun.addresses)}")
+    return f"{tun.name} is a TUN device with 192.168.53.99/24, up"
+
+
+def _restart(sides: Sides, tunnel: Tunnel) -> Side:
+    sides.stop(tunnel.client)
+    return sides.start("client", student=True)
+
+
+def _task6(tunnel: Tunnel, sides: Sides) -> str:
+    if tunnel.server.exit_reason() is not None:  # the robust task may have killed it
+        tunnel.say("$ the server died in the robust task: start it again")
+        tunnel.server = sides.start("server", student=True)
+        problem = tunnel.wait_server_up()
+        if problem is not None:
+            raise Failed(f"the server could not be started again: {problem}")
+    return tunnel.task6_restart()

@@ -1,0 +1,93 @@
+"""Progress of a grading run: a live bar with each running submission's task marks on a
+terminal; one plain line per graded submission elsewhere (CI logs stay short)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from vpnsim.grade.course import Event
+from vpnsim.grade.tasks import TASK_IDS, Verdict
+
+MARKS = {True: "✓", False: "✗", None: "-"}
+
+
+def marks(verdicts: dict[str, Verdict]) -> str:
+    """One character per task, in order: ✓ passed, ✗ failed, - not reached, · not yet."""
+    return "".join(MARKS[verdicts[t].passed] if t in verdicts else "·" for t in TASK_IDS)
+
+
+def wants_live(stream: TextIO) -> bool:
+    return stream.isatty() and not os.environ.get("CI")
+
+
+class ProgressDisplay:
+    """A listener for `grade_course`; use as a context manager."""
+
+    def __init__(self, total: int, stream: TextIO = sys.stderr, live: bool | None = None) -> None:
+        self.total = total
+        self.stream = stream
+        self.live = wants_live(stream) if live is None else live
+        self.done = 0
+        self.running: dict[str, dict[str, Verdict]] = {}
+        self.rows: dict[str, TaskID] = {}
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(file=stream),
+            disable=not self.live,
+        )
+        self.overall = self.progress.add_task("submissions", total=total)
+
+    def __enter__(self) -> ProgressDisplay:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, event: Event) -> None:
+        name, task, verdict = event
+        if verdict is None:  # a submission starts
+            self.running[name] = {}
+            self.rows[name] = self.progress.add_task(self._label(name), total=len(TASK_IDS))
+            return
+        verdicts = self.running.setdefault(name, {})
+        verdicts[task] = verdict
+        row = self.rows.get(name)
+        if row is not None:
+            self.progress.update(row, description=self._label(name), completed=len(verdicts))
+        if len(verdicts) == len(TASK_IDS):
+            self._finished(name, verdicts)
+
+    def _label(self, name: str) -> str:
+        return f"  {name[:24]:<24} {marks(self.running.get(name, {}))}"
+
+    def _finished(self, name: str, verdicts: dict[str, Verdict]) -> None:
+        self.done += 1
+        self.progress.advance(self.overall)
+        row = self.rows.pop(name, None)
+        if row is not None:
+            self.progress.remove_task(row)
+        del self.running[name]
+        if not self.live:
+            passed = sum(1 for v in verdicts.values() if v.passed is True)
+            print(
+                f"graded {self.done}/{self.total} {name}: {marks(verdicts)} "
+                f"({passed}/{len(TASK_IDS)} tasks passed)",
+                file=self.stream,
+                flush=True,
+            )

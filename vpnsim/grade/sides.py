@@ -1,0 +1,121 @@
+"""The two ends of a graded tunnel: the student's programs (jailed) or vpnsim's reference.
+
+A student's program runs in a copy of the submission folder, inside the jail
+(`vpnsim.grade.jail`): root only in the lab host's namespaces, limited in memory, processes
+and time. Its exit is a finding, reported with the last lines of its stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from vpnsim import proc
+from vpnsim.grade.jail import JailLimits, jail_cleanup, jailed_argv
+from vpnsim.impl import reference_argv
+from vpnsim.topology import Lab
+
+Role = Literal["client", "server"]
+STDERR_LINES = 4  # of a crashed program, in a reason (the whole log is evidence)
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass
+class Side:
+    role: Role
+    host: str
+    student: bool
+    program: proc.Program
+    jail: str = ""
+    work: Path = Path("/nonexistent")
+
+    @property
+    def who(self) -> str:
+        return f"your {self.role}" if self.student else f"the reference {self.role}"
+
+    def exit_reason(self) -> str | None:
+        """Why it is no longer running ("your server exited with status 1: ..."), or None."""
+        code = self.program.exit_code()
+        if code is None:
+            return None
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        if code > 128:  # the jail reports a killed program as a shell does
+            how = f"was killed by signal {code - 128}"
+        # The work folder's path is a temporary name: show paths relative to the submission.
+        tail = crash_summary(self.program.stderr().replace(f"{self.work}/", ""))
+        return f"{self.who} {how}" + (f": {tail}" if tail else " (nothing on stderr)")
+
+
+def crash_summary(stderr: str) -> str:
+    """The few stderr lines a student needs: for a Python traceback, the deepest line of
+    their own code and the exception; otherwise the last lines."""
+    lines = [line.rstrip() for line in stderr.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    if not any(line.startswith("Traceback") for line in lines):
+        return "\n".join(lines[-STDERR_LINES:])
+    own = [
+        i
+        for i, line in enumerate(lines)
+        if line.lstrip().startswith('File "') and "/lib/python" not in line
+        and "site-packages" not in line
+    ]  # fmt: skip
+    picked = []
+    if own:
+        where = lines[own[-1]].strip()
+        code = lines[own[-1] + 1].strip() if own[-1] + 1 < len(lines) else ""
+        if code and not code.startswith(("File ", "^")):
+            where += f": {code}"
+        picked.append(where)
+    picked.append(lines[-1].strip())
+    return "\n".join(picked)
+
+
+class Sides:
+    """Starts and stops the ends of one lab's tunnel; cleans up every jail it made."""
+
+    def __init__(
+        self, lab: Lab, work: Path, client: tuple[str, ...], server: tuple[str, ...],
+        limits: JailLimits,
+    ) -> None:  # fmt: skip
+        self.lab = lab
+        self.work = work
+        self.commands = {"client": client, "server": server}
+        self.limits = limits
+        self.jails: list[str] = []
+        self.starts = {"client": 0, "server": 0}
+        self.env = {
+            "PATH": f"{Path(sys.executable).parent}:{SYSTEM_PATH}",
+            "HOME": str(work),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+
+    def start(self, role: Role, student: bool) -> Side:
+        spec = self.lab.scenario.tunnel
+        assert spec is not None
+        host = spec.client if role == "client" else spec.server
+        name = f"{self.lab.name}-{role}{len(self.jails)}"
+        if not student:
+            argv = reference_argv(role, spec)
+            program = self.lab.start(host, argv, log_name=f"reference-{role}")
+            return Side(role, host, False, program)
+        self.jails.append(name)
+        argv = jailed_argv(self.commands[role], self.work, self.limits, name)
+        self.starts[role] += 1
+        log_name = role if self.starts[role] == 1 else f"{role}-start{self.starts[role]}"
+        program = self.lab.start(host, argv, log_name=log_name, cwd=self.work, env=self.env)
+        return Side(role, host, True, program, name, self.work)
+
+    def stop(self, side: Side) -> None:
+        side.program.stop()
+        if side.jail:
+            jail_cleanup(side.jail)
+
+    def cleanup(self) -> None:
+        """Stop every program started here and remove every jail (idempotent)."""
+        for program in self.lab.programs:
+            program.stop(timeout=0.5)
+        for name in self.jails:
+            jail_cleanup(name)
