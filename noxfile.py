@@ -10,7 +10,7 @@ import shutil
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests", "slow"]
+nox.options.sessions = ["lint", "typecheck", "tests", "slow", "browser"]
 nox.options.reuse_existing_virtualenvs = True
 
 # Lint tools pinned exactly so a new release cannot turn a green tree red overnight.
@@ -19,13 +19,17 @@ MYPY = "mypy==2.4.1"
 # Student-style programs (and `vpnsim lab exec`) call `ip`; grading needs it in every host.
 # tcpdump reads back the pcap files vpnsim writes (a unit test checks they parse).
 DEBIAN_PACKAGES = {"ip": "iproute2", "tcpdump": "tcpdump"}
+# The grade HTML report is opened in a real headless Chromium, driven by Selenium.
+BROWSER_PACKAGES = {"chromium": "chromium", "chromedriver": "chromium-driver"}
 
 
-def _debian_packages(session: nox.Session) -> None:
-    missing = [pkg for tool, pkg in DEBIAN_PACKAGES.items() if shutil.which(tool) is None]
+def _debian_packages(session: nox.Session, packages: dict[str, str] = DEBIAN_PACKAGES) -> None:
+    missing = [pkg for tool, pkg in packages.items() if shutil.which(tool) is None]
     if missing:
         session.run("apt-get", "update", "-qq", external=True)
-        session.run("apt-get", "install", "-y", "-qq", *missing, external=True)
+        session.run(
+            "apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing, external=True
+        )  # fmt: skip
 
 
 def _pytest(session: nox.Session, marker: str) -> None:
@@ -40,13 +44,24 @@ def _pytest(session: nox.Session, marker: str) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole suite: unit tests, namespace tests, Hypothesis properties (ci profile)."""
-    _pytest(session, "not slow")
+    _pytest(session, "not slow and not browser")
 
 
 @nox.session
 def slow(session: nox.Session) -> None:
     """Meta tests (~1 min): the properties catch a real student bug and shrink it exactly."""
     _pytest(session, "slow")
+
+
+@nox.session
+def browser(session: nox.Session) -> None:
+    """The grade HTML report in headless Chromium: rows, links, escaping, console, sorting."""
+    _debian_packages(session, BROWSER_PACKAGES)
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest", "-p", "no:cacheprovider", "-m", "browser", "tests/browser", *session.posargs,
+        env={"VPNSIM_BROWSER_REQUIRED": "1"},  # a missing browser fails here, never skips
+    )  # fmt: skip
 
 
 @nox.session
