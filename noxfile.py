@@ -10,7 +10,7 @@ import shutil
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests", "slow", "browser"]
+nox.options.sessions = ["lint", "typecheck", "tests", "slow", "grade", "browser"]
 nox.options.reuse_existing_virtualenvs = True
 
 # Lint tools pinned exactly so a new release cannot turn a green tree red overnight.
@@ -44,13 +44,19 @@ def _pytest(session: nox.Session, marker: str) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole suite: unit tests, namespace tests, Hypothesis properties (ci profile)."""
-    _pytest(session, "not slow and not browser")
+    _pytest(session, "not slow and not browser and not grade")
 
 
 @nox.session
 def slow(session: nox.Session) -> None:
     """Meta tests (~1 min): the properties catch a real student bug and shrink it exactly."""
     _pytest(session, "slow")
+
+
+@nox.session
+def grade(session: nox.Session) -> None:
+    """`vpnsim grade` on the corpus of student submissions: exact verdicts, shards, merge."""
+    _pytest(session, "grade")
 
 
 @nox.session

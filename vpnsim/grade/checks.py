@@ -366,7 +366,13 @@ class Tunnel:
             ("U-eth0", SERVER_ADDR, self.server.who),
         ):
             frames = self.observe.frames(link, since)
-            cut = [t for t in tunneled(frames, src=src) if t.inner is not None and t.inner.cut]
+            # The datagram (its UDP length, even when the capture holds only its first
+            # fragment) is shorter than the packet inside says it is.
+            cut = [
+                t
+                for t in tunneled(frames, src=src)
+                if t.inner is not None and t.inner.total_length > t.outer.length
+            ]
             if cut:
                 size = max(t.outer.length for t in cut)
                 return (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -68,7 +69,8 @@ def parse_rubric(text: str, source: str) -> Rubric:
     points: dict[str, float] = {}
     for task in TASK_IDS:
         value = table.get(task, 0)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        bad = isinstance(value, bool) or not isinstance(value, int | float)
+        if bad or not math.isfinite(value) or value < 0:
             raise RubricError(f"{source}: points.{task}: expected a number >= 0, got {value!r}")
         points[task] = float(value)
     if sum(points.values()) <= 0:

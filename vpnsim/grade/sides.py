@@ -60,12 +60,13 @@ def crash_summary(stderr: str) -> str:
         i
         for i, line in enumerate(lines)
         if line.lstrip().startswith('File "') and "/lib/python" not in line
-        and "site-packages" not in line
+        and "site-packages" not in line and not line.lstrip().startswith('File "<')
     ]  # fmt: skip
     picked = []
     if own:
         where = lines[own[-1]].strip()
-        code = lines[own[-1] + 1].strip() if own[-1] + 1 < len(lines) else ""
+        after = lines[own[-1] + 1] if own[-1] + 1 < len(lines) else ""
+        code = after.strip() if after.startswith("    ") else ""  # source lines are indented
         if code and not code.startswith(("File ", "^")):
             where += f": {code}"
         picked.append(where)

@@ -1,0 +1,198 @@
+"""`vpnsim grade` end to end on a corpus of real student-style submissions.
+
+tests/data/submissions holds a correct solution and one folder per common mistake (and
+hostile programs: a fork bomb, a hang, a flood, deleted interfaces, escape attempts), with
+the verdicts each must get in EXPECTED.toml. The corpus is graded as a course would be on
+two machines: two shards at once, merged into one report, then checked verdict by verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vpnsim.grade.tasks import TASK_IDS
+from vpnsim.net import namespace
+
+pytestmark = pytest.mark.grade
+
+CORPUS = Path(__file__).parents[1] / "data" / "submissions"
+EXPECTED: dict[str, dict[str, Any]] = tomllib.loads((CORPUS / "EXPECTED.toml").read_text())
+WORK_ROOT = Path("/var/lib/vpnsim/grade")
+ESCAPE_FILES = (Path("/etc/vpnsim-pwned"), Path("/root/vpnsim-pwned"), Path("/tmp/vpnsim-pwned"))
+
+# What a failing task's reason must say (a student acts on it), by submission and task.
+REASONS = {
+    "classic": {"robust": 'your server exited with status 1: File "tun_server.py"'},
+    "no_client_route": {
+        "task3": "no route to 192.168.60.0/24 into the TUN on U",
+        "client_interop": "no route to 192.168.60.0/24 into the TUN on U",
+    },
+    "client_reads_1000": {"large": "packets longer than 1000 bytes are cut to 1000 by your client"},
+    "server_never_reads_tun": {
+        "task5": "your server never reads its TUN: requests reach V, replies stop at the server",
+        "server_interop": "your server never reads its TUN",
+    },
+    "server_crashes": {"task4": "your server exited with status 1"},
+    "client_no_tun": {"task2": "your client did not create a TUN within 10 s"},
+    "wrong_tun_address": {"task2": "has 192.168.53.100/24; it needs 192.168.53.99/24"},
+    "tun_down": {"task2": "is down: bring it up"},
+    "wrong_port": {"task3": "to UDP port 9091; the server listens on 9090"},
+    "server_disables_forwarding": {"task4": "ip_forward is off on server"},
+    "syntax_error": {"task2": "SyntaxError"},
+}
+
+
+def _vpnsim(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vpnsim", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """The corpus graded as two shards at once, then merged: (output folder, JSON report)."""
+    out = tmp_path_factory.mktemp("grade")
+
+    def shard(index: int) -> subprocess.CompletedProcess[str]:
+        where = out / f"shard{index}"
+        return _vpnsim(
+            "grade", CORPUS, "--shard", f"{index}/2", "--out", where, "--json",
+            where / "report.json", "--progress", "lines", "--timeout", "60",
+        )  # fmt: skip
+
+    with ThreadPoolExecutor(2) as pool:
+        shards = list(pool.map(shard, (1, 2)))
+    for done in shards:
+        assert done.returncode == 0, done.stderr
+    merged = _vpnsim(
+        "grade", "merge", out / "shard1" / "report.json", out / "shard2" / "report.json",
+        "--out", out / "all", "--json", out / "all" / "report.json",
+        "--junit", out / "all" / "junit.xml", "--html", out / "all" / "index.html",
+    )  # fmt: skip
+    assert merged.returncode == 0, merged.stderr
+    return out, json.loads((out / "all" / "report.json").read_text())
+
+
+def _by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {Path(sub["path"]).name: sub for sub in report["submissions"]}
+
+
+def test_every_folder_of_the_corpus_is_graded_once(graded: tuple[Path, dict[str, Any]]) -> None:
+    _, report = graded
+    assert sorted(_by_name(report)) == sorted(EXPECTED)
+    assert len(report["submissions"]) == len(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_submission_gets_exactly_the_expected_verdicts(
+    graded: tuple[Path, dict[str, Any]], name: str
+) -> None:
+    _, report = graded
+    sub = _by_name(report)[name]
+    expected = {t: _verdict(EXPECTED[name][t]) for t in TASK_IDS}
+    got = {t: sub["tasks"][t]["passed"] for t in TASK_IDS}
+    reasons = {t: sub["tasks"][t]["reason"] for t in TASK_IDS if got[t] is not True}
+    assert got == expected, f"{name}: {EXPECTED[name]['why']}\nreasons: {reasons}"
+    points = report["rubric"]["points"]
+    assert sub["score"] == sum(points[t] for t in TASK_IDS if expected[t] is True)
+
+
+def _verdict(value: bool | str) -> bool | None:
+    return None if value == "not reached" else bool(value)
+
+
+@pytest.mark.parametrize(
+    ("name", "task"), [(name, task) for name, tasks in REASONS.items() for task in tasks]
+)
+def test_a_failing_task_says_what_to_fix(
+    graded: tuple[Path, dict[str, Any]], name: str, task: str
+) -> None:
+    _, report = graded
+    reason = _by_name(report)[name]["tasks"][task]["reason"]
+    assert REASONS[name][task] in reason
+
+
+def test_a_task_after_a_failed_one_is_not_reached_with_its_reason(
+    graded: tuple[Path, dict[str, Any]],
+) -> None:
+    _, report = graded
+    tasks = _by_name(report)["tun_down"]["tasks"]
+    assert tasks["task3"]["passed"] is None
+    assert tasks["task3"]["reason"] == (
+        f"needs task2 (TUN interface), which failed: {tasks['task2']['reason']}"
+    )
+    assert tasks["task6"]["reason"] == tasks["task3"]["reason"]  # the root cause, not a chain
+
+
+def test_evidence_is_stored_beside_the_report(graded: tuple[Path, dict[str, Any]]) -> None:
+    out, report = graded
+    sub = _by_name(report)["server_never_reads_tun"]
+    folder = out / "all" / sub["artifacts"]
+    task5 = sub["tasks"]["task5"]
+    for relative in task5["evidence"]:
+        assert (folder / relative).is_file(), relative
+    names = {Path(e).name for e in task5["evidence"]}
+    assert {"U-eth0.pcap", "server-eth0.pcap", "server-eth1.pcap", "V-eth0.pcap"} <= names
+    assert {"hosts.txt", "log.txt", "server.err", "client.out"} <= names
+    hosts = (folder / "pair" / "task5" / "hosts.txt").read_text()
+    assert "route 192.168.60.0/24 dev" in hosts and "net.ipv4.ip_forward = 1" in hosts
+    assert any(line.startswith("$ ping from U to 192.168.60.5") for line in task5["log"])
+    pcap = folder / "pair" / "task5" / "V-eth0.pcap"
+    dump = subprocess.run(
+        ["tcpdump", "-n", "-r", str(pcap)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "192.168.53.99 > 192.168.60.5: ICMP echo request" in dump
+    assert "192.168.60.5 > 192.168.53.99: ICMP echo reply" in dump
+
+
+def test_junit_and_html_reports_cover_every_task(graded: tuple[Path, dict[str, Any]]) -> None:
+    out, report = graded
+    root = ET.parse(out / "all" / "junit.xml").getroot()
+    cases = root.findall(".//testcase")
+    assert len(cases) == len(EXPECTED) * len(TASK_IDS)
+    failed = sum(
+        1 for s in report["submissions"] for v in s["tasks"].values() if v["passed"] is False
+    )
+    assert int(root.get("failures", "-1")) == failed
+    html = (out / "all" / "index.html").read_text()
+    assert all(name in html for name in EXPECTED)
+
+
+def test_hostile_programs_touch_nothing_outside_their_lab(
+    graded: tuple[Path, dict[str, Any]],
+) -> None:
+    assert [path for path in ESCAPE_FILES if path.exists()] == []
+    assert namespace.list_names("vpnsim.gr") == []
+    assert not WORK_ROOT.exists() or list(WORK_ROOT.iterdir()) == []
+
+
+def test_the_same_submissions_graded_again_in_parallel_get_the_same_verdicts(
+    graded: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    from vpnsim.grade.course import grade_course
+    from vpnsim.grade.grader import GradeOptions
+    from vpnsim.grade.rubric import load_rubric
+
+    _, report = graded
+    again = ["classic", "client_reads_1000", "server_never_reads_tun", "hostile_flood"]
+    options = GradeOptions(load_rubric(), tmp_path / "artifacts", tmp_path, timeout=60)
+    second = grade_course([CORPUS / name for name in again], options, jobs=2)
+    first = _by_name(report)
+    for sub in second.submissions:
+        before = first[Path(sub.path).name]["tasks"]
+        assert {t: (v.passed, v.reason) for t, v in sub.tasks.items()} == {
+            t: (v["passed"], v["reason"]) for t, v in before.items()
+        }, sub.name

@@ -1,0 +1,191 @@
+"""What a student reads about a crashed program: `crash_summary` of its stderr.
+
+The tracebacks are real: tiny student scripts run with this Python (no root, no lab), and the
+work folder is stripped from the paths as `Side.exit_reason` does.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vpnsim.grade.sides import STDERR_LINES, crash_summary
+
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "submissions"
+
+
+def _stderr_of(work: Path, script: str, source: str, *, relative: bool = True) -> str:
+    """Run `script` (written into `work`) and return its stderr, paths as exit_reason shows."""
+    work.mkdir(parents=True, exist_ok=True)
+    (work / script).write_text(source)
+    return _run(work, script, relative=relative)
+
+
+def _run(work: Path, script: str, *, relative: bool = True) -> str:
+    result = subprocess.run(
+        [sys.executable, "-u", str(work / script)],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    return result.stderr.replace(f"{work}/", "") if relative else result.stderr
+
+
+def test_stderr_lines() -> None:
+    assert STDERR_LINES == 4
+
+
+@pytest.fixture(scope="module")
+def scapy_crash(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A student's script that dies deep inside scapy (run once: importing scapy is slow)."""
+    work = tmp_path_factory.mktemp("work")
+    source = 'from scapy.all import IP\n\nIP(b"E" * 20).scr\n'
+    return work, _stderr_of(work, "tun_client.py", source, relative=False)
+
+
+def test_scapy_traceback_names_the_students_line_and_the_exception(
+    scapy_crash: tuple[Path, str],
+) -> None:
+    work, stderr = scapy_crash
+    stderr = stderr.replace(f"{work}/", "")
+    # the real thing: two chained tracebacks, deep inside scapy
+    assert stderr.count("Traceback (most recent call last):") == 2
+    assert "scapy/packet.py" in stderr
+    assert crash_summary(stderr) == (
+        'File "tun_client.py", line 3, in <module>: IP(b"E" * 20).scr\nAttributeError: scr'
+    )
+
+
+def test_scapy_traceback_with_absolute_paths(scapy_crash: tuple[Path, str]) -> None:
+    work, stderr = scapy_crash
+    assert crash_summary(stderr) == (
+        f'File "{work}/tun_client.py", line 3, in <module>: IP(b"E" * 20).scr\nAttributeError: scr'
+    )
+
+
+def test_the_deepest_own_frame_is_named(tmp_path: Path) -> None:
+    (tmp_path / "tunnel.py").write_text(
+        "import json\n\n\ndef parse(data):\n    return json.loads(data)\n"
+    )
+    source = "import tunnel\n\n\ndef main():\n    tunnel.parse('not json')\n\n\nmain()\n"
+    stderr = _stderr_of(tmp_path, "tun_client.py", source)
+    assert "/lib/python" in stderr  # json's own frames are in the traceback
+    assert crash_summary(stderr) == (
+        'File "tunnel.py", line 5, in parse: return json.loads(data)\n'
+        "json.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)"
+    )
+
+
+def test_a_plain_exception(tmp_path: Path) -> None:
+    source = "import os\n\ntun = os.open('/nonexistent/net/tun', os.O_RDWR)\n"
+    stderr = _stderr_of(tmp_path, "tun_client.py", source)
+    assert crash_summary(stderr) == (
+        "File \"tun_client.py\", line 3, in <module>: tun = os.open('/nonexistent/net/tun', "
+        "os.O_RDWR)\n"
+        "FileNotFoundError: [Errno 2] No such file or directory: '/nonexistent/net/tun'"
+    )
+
+
+def test_a_frozen_stdlib_frame_is_not_the_students_code(tmp_path: Path) -> None:
+    # Python 3.11 freezes os, posixpath, codecs...: their frames read `File "<frozen
+    # posixpath>", line N, in join` and have no source line under them.
+    source = 'import os\n\nos.path.join(None, "tun")\n'
+    stderr = _stderr_of(tmp_path, "tun_client.py", source)
+    assert 'File "<frozen posixpath>"' in stderr
+    assert crash_summary(stderr) == (
+        'File "tun_client.py", line 3, in <module>: os.path.join(None, "tun")\n'
+        "TypeError: expected str, bytes or os.PathLike object, not NoneType"
+    )
+
+
+def test_syntax_error_in_the_script_run(tmp_path: Path) -> None:
+    # Python prints no "Traceback" header for a SyntaxError in the script it runs: the last
+    # lines, which are the file and line, the code, the caret and the error.
+    work = tmp_path / "work"
+    work.mkdir()
+    corpus = CORPUS / "syntax_error" / "tun_client.py"
+    (work / "tun_client.py").write_text(corpus.read_text())
+    stderr = _run(work, "tun_client.py")
+    assert "Traceback" not in stderr
+    lines = crash_summary(stderr).split("\n")
+    assert len(lines) == 4
+    assert lines[0] == 'File "tun_client.py", line 16'
+    assert lines[1] == '    print "Interface Name: " + ifname'
+    assert set(lines[2].strip()) == {"^"}
+    assert lines[3] == (
+        "SyntaxError: Missing parentheses in call to 'print'. Did you mean print(...)?"
+    )
+
+
+def test_syntax_error_in_an_imported_module(tmp_path: Path) -> None:
+    (tmp_path / "tunnel.py").write_text("import os\n\ndef up(:\n    pass\n")
+    stderr = _stderr_of(tmp_path, "tun_server.py", "import tunnel\n")
+    assert stderr.startswith("Traceback (most recent call last):")
+    assert crash_summary(stderr) == (
+        'File "tunnel.py", line 3: def up(:\nSyntaxError: invalid syntax'
+    )
+
+
+def test_hand_written_traceback_skips_library_frames() -> None:
+    stderr = (
+        "Traceback (most recent call last):\n"
+        '  File "tun_server.py", line 30, in <module>\n'
+        "    sock.sendto(data, (ip, port))\n"
+        '  File "/usr/lib/python3.11/socket.py", line 10, in sendto\n'
+        "    return x\n"
+        '  File "/opt/venv/site-packages/scapy/all.py", line 3, in f\n'
+        "    g()\n"
+        "OSError: [Errno 90] Message too long\n"
+    )
+    assert crash_summary(stderr) == (
+        'File "tun_server.py", line 30, in <module>: sock.sendto(data, (ip, port))\n'
+        "OSError: [Errno 90] Message too long"
+    )
+
+
+def test_traceback_only_in_library_code_gives_the_exception() -> None:
+    stderr = (
+        "Traceback (most recent call last):\n"
+        '  File "/usr/lib/python3.11/runpy.py", line 1, in _run\n'
+        "    exec(code)\n"
+        "KeyboardInterrupt\n"
+    )
+    assert crash_summary(stderr) == "KeyboardInterrupt"
+
+
+def test_text_before_the_traceback_is_dropped() -> None:
+    stderr = (
+        "Interface Name: tun0\n"
+        "WARNING: No route found\n"
+        "Traceback (most recent call last):\n"
+        '  File "tun_client.py", line 9, in <module>\n'
+        "    os.write(tun, data)\n"
+        "OSError: [Errno 22] Invalid argument\n"
+    )
+    assert crash_summary(stderr) == (
+        'File "tun_client.py", line 9, in <module>: os.write(tun, data)\n'
+        "OSError: [Errno 22] Invalid argument"
+    )
+
+
+def test_non_traceback_stderr_gives_the_last_four_lines() -> None:
+    stderr = "one\ntwo\n\nthree   \n   \nfour\nfive\t\nsix\n\n"
+    assert crash_summary(stderr) == "three\nfour\nfive\nsix"
+
+
+def test_short_non_traceback_stderr_is_kept() -> None:
+    assert crash_summary("vpnserver: bind: Address already in use\n") == (
+        "vpnserver: bind: Address already in use"
+    )
+    assert crash_summary("a\nb") == "a\nb"
+
+
+@pytest.mark.parametrize("stderr", ["", "\n", "   \n\t\n", "\n\n\n"])
+def test_empty_stderr(stderr: str) -> None:
+    assert crash_summary(stderr) == ""
