@@ -14,12 +14,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from vpnsim.grade.observe import Observation
-from vpnsim.grade.packets import ECHO_REPLY, ECHO_REQUEST, Tunneled, plain, tunneled
+from vpnsim.grade.packets import (
+    ECHO_REPLY,
+    ECHO_REQUEST,
+    IpSummary,
+    Tunneled,
+    plain,
+    tunneled,
+)
 from vpnsim.grade.sides import Side
 from vpnsim.net import namespace
 from vpnsim.net.rtnl import Link, NetlinkFailure
 from vpnsim.net.sysctl import SysctlError, get_sysctl
 from vpnsim.topology import Lab
+from vpnsim.traffic.capture import Frame
 from vpnsim.traffic.errors import ProbeFailed
 from vpnsim.traffic.probes import Probes
 
@@ -103,7 +111,8 @@ class Tunnel:
         except NetlinkFailure:
             return None
         configured = [t for t in tuns if t.up and any(":" not in a for a in t.addresses)]
-        return (configured or tuns or [None])[0]
+        found = configured or tuns
+        return found[0] if found else None
 
     def route_dev(self, host: str, dst: str) -> str | None:
         """The device of `host`'s route to exactly `dst` (None: no such route)."""
@@ -248,7 +257,7 @@ class Tunnel:
         since = time.time()
         self.ping(64, "task4")
 
-        def at_v(frames: list) -> list:
+        def at_v(frames: list[Frame]) -> list[IpSummary]:
             return [
                 ip
                 for ip in plain(frames)
@@ -483,6 +492,20 @@ class Tunnel:
         if problem is not None:
             raise Failed(f"ping works, but a TCP exchange from U to V fails: {problem}")
         return "ping and a TCP exchange from U to V worked"
+
+
+def lab_damage(lab: Lab) -> str | None:
+    """The lab's own interfaces that are gone (a program deleted them), or None."""
+    missing = []
+    for host in lab.scenario.hosts:
+        try:
+            present = {link.name for link in lab.rtnl(host.name).links()}
+        except NetlinkFailure:
+            continue
+        gone = [i.name for i in host.interfaces if i.name not in present]
+        if gone:
+            missing.append(f"{host.name} lost {', '.join(gone)}")
+    return "; ".join(missing) or None
 
 
 def _udp_bound(lab: Lab, host: str, port: int) -> bool:

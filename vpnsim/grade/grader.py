@@ -27,6 +27,7 @@ from vpnsim.grade.checks import (
     V_ADDR,
     Failed,
     Tunnel,
+    lab_damage,
 )
 from vpnsim.grade.jail import JailLimits, limits_mechanism
 from vpnsim.grade.observe import Observation, host_state
@@ -41,6 +42,7 @@ from vpnsim.traffic.errors import ProbeFailed
 from vpnsim.traffic.probes import Probes
 
 WORK_ROOT = Path("/var/lib/vpnsim/grade")  # copies of submissions while they run
+BUILD_TIMEOUT = 60.0
 Progress = Callable[[str, str, Verdict | None], None]  # submission name, task id, verdict
 
 
@@ -104,6 +106,8 @@ class _Grading:
         try:
             shutil.copytree(self.submission.path, work, symlinks=True)
             self._pair(work)
+            if len(self.outcome.verdicts) == len(TASK_IDS):  # the build failed
+                return
             self._interop(work, "client_interop", student="client")
             self._interop(work, "server_interop", student="server")
             self._hint()
@@ -119,6 +123,12 @@ class _Grading:
             sides = Sides(lab, work, self.submission.client, self.submission.server, self._limits())
             try:
                 log: list[str] = []
+                if self.submission.build:
+                    problem = sides.build(self.submission.build, BUILD_TIMEOUT)
+                    if problem is not None:
+                        for task in TASK_IDS:
+                            self._record(task, Verdict(False, problem))
+                        return
                 self._attempt("task1", lab, observe, log, lambda: _baseline(probes, log))
                 server = sides.start("server", student=True)
                 client = sides.start("client", student=True)
@@ -242,6 +252,8 @@ class _Grading:
         except (ProbeFailed, HarnessError, OSError) as exc:
             reason, passed = f"the check could not run: {exc}", False
         seconds = time.monotonic() - start
+        if not passed and (damage := lab_damage(lab)) is not None:
+            reason = f"{reason} (the lab's interfaces were deleted during the run: {damage})"
         evidence = self._evidence(task, lab, observe, log, since)
         self._record(task, Verdict(passed, reason, tuple(log), evidence, seconds))
 

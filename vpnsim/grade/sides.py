@@ -7,6 +7,8 @@ and time. Its exit is a finding, reported with the last lines of its stderr.
 
 from __future__ import annotations
 
+import shlex
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +110,26 @@ class Sides:
         log_name = role if self.starts[role] == 1 else f"{role}-start{self.starts[role]}"
         program = self.lab.start(host, argv, log_name=log_name, cwd=self.work, env=self.env)
         return Side(role, host, True, program, name, self.work)
+
+    def build(self, argv: tuple[str, ...], timeout: float) -> str | None:
+        """Run the submission's build command (jailed, on the server host); None when it
+        succeeded, else why not."""
+        spec = self.lab.scenario.tunnel
+        assert spec is not None
+        name = f"{self.lab.name}-build"
+        self.jails.append(name)
+        jailed = jailed_argv(argv, self.work, self.limits, name)
+        program = self.lab.start(spec.server, jailed, log_name="build", cwd=self.work, env=self.env)
+        side = Side("server", spec.server, True, program, name, self.work)
+        try:
+            code = program.popen.wait(timeout) if program.popen else None
+        except subprocess.TimeoutExpired:
+            program.stop()
+            return f"the build ({shlex.join(argv)}) did not finish within {timeout:g} s"
+        if code == 0:
+            return None
+        why = side.exit_reason() or f"exited with status {code}"
+        return f"the build ({shlex.join(argv)}) failed: " + why.removeprefix("your server ")
 
     def stop(self, side: Side) -> None:
         side.program.stop()

@@ -1,0 +1,298 @@
+"""The jail's pure parts, without root: its command line, limits, cgroup layout detection and
+files (on fake cgroup roots in tmp dirs), mountinfo and /proc/self/cgroup parsing."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vpnsim.grade.jail import (
+    CGROUP_ROOT,
+    NAME_RE,
+    JailLimits,
+    JailRequest,
+    capability_mask,
+    cgroup_dirs,
+    cgroup_hierarchies,
+    create_cgroups,
+    detect_mechanism,
+    jailed_argv,
+    limits_mechanism,
+    main,
+    parse_command_line,
+    parse_mountinfo,
+)
+
+WORK = Path("/srv/grading/alice")
+
+
+def test_jailed_argv_puts_the_jail_in_front_of_the_command() -> None:
+    argv = jailed_argv(["python3", "tun_client.py"], WORK, JailLimits(), "lab1-client0")
+
+    assert argv == (
+        sys.executable,
+        "-m",
+        "vpnsim.grade.jail",
+        "--name=lab1-client0",
+        "--workdir=/srv/grading/alice",
+        f"--memory-bytes={512 * 2**20}",
+        "--max-processes=64",
+        "--",
+        "python3",
+        "tun_client.py",
+    )
+
+
+def test_optional_limits_and_the_cgroup_root_appear_only_when_set() -> None:
+    limits = JailLimits(memory_bytes=2**30, max_processes=8, cpu_seconds=3, wall_seconds=2.5)
+    argv = jailed_argv(["./a.out", "--"], WORK, limits, "j", cgroup_root=Path("/tmp/cg"))
+
+    assert argv[3:] == (
+        "--name=j", "--workdir=/srv/grading/alice", f"--memory-bytes={2**30}",
+        "--max-processes=8", "--cpu-seconds=3", "--wall-seconds=2.5", "--cgroup-root=/tmp/cg",
+        "--", "./a.out", "--",
+    )  # fmt: skip
+
+
+limits_strategy = st.builds(
+    JailLimits,
+    memory_bytes=st.integers(16 * 2**20, 2**40),
+    max_processes=st.integers(1, 10_000),
+    cpu_seconds=st.none() | st.integers(1, 10**6),
+    wall_seconds=st.none() | st.floats(1e-3, 1e6),
+)
+argv_strategy = st.lists(st.text(st.characters(blacklist_characters="\0"), max_size=8), min_size=1)
+
+
+@given(
+    limits=limits_strategy,
+    argv=argv_strategy,
+    name=st.from_regex(NAME_RE, fullmatch=True),
+    workdir=st.sampled_from([WORK, Path("/tmp/pytest-of-root/a b"), Path("/w=x"), Path("/-")]),
+)
+def test_the_jail_parses_back_exactly_what_jailed_argv_wrote(
+    limits: JailLimits, argv: list[str], name: str, workdir: Path
+) -> None:
+    written = jailed_argv(argv, workdir, limits, name)
+
+    assert written[:3] == (sys.executable, "-m", "vpnsim.grade.jail")
+    assert parse_command_line(written[3:]) == JailRequest(
+        name, workdir, limits, tuple(argv), CGROUP_ROOT
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"memory_bytes": 2**20}, "memory_bytes=1048576: an integer of at least 16777216"),
+        ({"memory_bytes": 2.0**30}, "memory_bytes=1073741824.0: an integer of at least"),
+        ({"max_processes": 0}, "max_processes=0: an integer of at least 1"),
+        ({"max_processes": True}, "max_processes=True: an integer of at least 1"),
+        ({"cpu_seconds": 0}, "cpu_seconds=0: an integer of at least 1"),
+        ({"cpu_seconds": 1.5}, "cpu_seconds=1.5: an integer of at least 1"),
+        ({"wall_seconds": 0}, "wall_seconds=0: None or a number of seconds above 0"),
+        ({"wall_seconds": -1.0}, "wall_seconds=-1.0: None or a number"),
+        ({"wall_seconds": float("inf")}, "wall_seconds=inf: None or a number"),
+        ({"wall_seconds": float("nan")}, "wall_seconds=nan: None or a number"),
+    ],
+)
+def test_limits_out_of_range_are_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{message}"):
+        JailLimits(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("argv", "workdir", "name", "message"),
+    [
+        ([], WORK, "j", "empty command"),
+        (["x"], Path("work"), "j", "jail workdir work: an absolute path other than /"),
+        (["x"], Path("/"), "j", "jail workdir /: an absolute path other than /"),
+        (["x"], WORK, "", "jail name '': use 1-100 letters, digits, - and _"),
+        (["x"], WORK, "../etc", "jail name '../etc': use"),
+        (["x"], WORK, "a/b", "jail name 'a/b': use"),
+        (["x"], WORK, "memory.max", "jail name 'memory.max': use"),
+    ],
+)
+def test_bad_commands_workdirs_and_names_are_refused(
+    argv: list[str], workdir: Path, name: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        jailed_argv(argv, workdir, JailLimits(), name)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--name", "j", "--workdir", "/w"], "usage: python -m vpnsim.grade.jail"),
+        (["--name", "j", "--workdir", "/w", "--"], "no command after --"),
+        (["--workdir", "/w", "--", "x"], "the following arguments are required: --name"),
+        (["--name", "j", "--workdir", "/w", "--max-processes", "lots", "--", "x"], "invalid int"),
+        (["--name", "j", "--workdir", "/w", "--bogus", "--", "x"], "unrecognized arguments"),
+        (["--name", "j", "--workdir", "/w", "--max-processes", "0", "--", "x"], "at least 1"),
+    ],
+)
+def test_a_bad_jail_command_line_is_a_value_error(args: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_command_line(args)
+
+
+def test_main_reports_a_bad_command_line_as_a_jail_failure(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--name", "j", "--", "x"]) == 125
+    assert capfd.readouterr().err == (
+        "vpnsim-jail: the following arguments are required: --workdir\n"
+    )
+
+
+def test_the_kept_capabilities_are_network_and_file_ownership_ones() -> None:
+    # CAP_CHOWN 0, DAC_OVERRIDE 1, FOWNER 3, NET_BIND_SERVICE 10, NET_ADMIN 12, NET_RAW 13.
+    assert capability_mask() == 0x340B
+
+
+# cgroup layouts on fake roots ---------------------------------------------------------------
+
+
+def _files(root: Path, files: dict[str, str]) -> Path:
+    for relative, text in files.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(text)
+    return root
+
+
+V2 = {"cgroup.controllers": "cpuset cpu io memory hugetlb pids rdma misc\n"}
+V2_NO_PIDS = {"cgroup.controllers": "cpuset cpu io memory\n"}
+V1 = {f"{ctl}/cgroup.procs": "1\n" for ctl in ("cpu", "memory", "pids", "systemd")}
+V1_NO_PIDS = {f"{ctl}/cgroup.procs": "1\n" for ctl in ("cpu", "memory")}
+# This VM's: v1 hierarchies, plus a cgroup2 mount with no controllers at unified/.
+HYBRID = {**V1, "unified/cgroup.controllers": ""}
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        (V2, "cgroup2"),
+        (V1, "cgroup1"),
+        (HYBRID, "cgroup1"),
+        (V2_NO_PIDS, "rlimit"),
+        (V1_NO_PIDS, "rlimit"),
+        ({}, "rlimit"),
+    ],
+)
+def test_the_cgroup_layout_is_detected_by_its_files(
+    tmp_path: Path, files: dict[str, str], expected: str
+) -> None:
+    assert detect_mechanism(_files(tmp_path, files)) == expected
+
+
+def test_without_a_cgroup_filesystem_the_fallback_needs_no_probe(tmp_path: Path) -> None:
+    assert limits_mechanism(tmp_path / "missing") == "rlimit"
+    assert cgroup_dirs("j", tmp_path / "missing") == ()
+    assert not (tmp_path / "missing").exists()
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(root)): path.read_text()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_a_v2_jail_gets_one_cgroup_with_memory_and_pids_limits(tmp_path: Path) -> None:
+    root = _files(tmp_path, {**V2, "cgroup.subtree_control": "cpu\n"})
+    limits = JailLimits(memory_bytes=256 * 2**20, max_processes=16)
+
+    assert create_cgroups(root, "cgroup2", "j1", limits) == (root / "vpnsim" / "j1",)
+    assert cgroup_dirs("j1", root) == (root / "vpnsim" / "j1",)
+    assert _tree(root) == {
+        **V2,
+        # Controllers enabled for the children of the root and of vpnsim/.
+        "cgroup.subtree_control": "+memory +pids",
+        "vpnsim/cgroup.subtree_control": "+memory +pids",
+        "vpnsim/j1/memory.max": str(256 * 2**20),
+        "vpnsim/j1/pids.max": "17",  # the program and 15 more, and the jail's init
+    }
+
+
+def test_a_v2_jail_leaves_enabled_controllers_alone(tmp_path: Path) -> None:
+    enabled = {"cgroup.subtree_control": "memory pids\n"}
+    root = _files(tmp_path, {**V2, **enabled, "vpnsim/cgroup.subtree_control": "memory pids\n"})
+
+    create_cgroups(root, "cgroup2", "j2", JailLimits())
+
+    assert (root / "cgroup.subtree_control").read_text() == "memory pids\n"
+    assert (root / "vpnsim" / "cgroup.subtree_control").read_text() == "memory pids\n"
+    assert (root / "vpnsim" / "j2" / "memory.max").read_text() == str(512 * 2**20)
+
+
+def test_a_v1_jail_gets_a_memory_and_a_pids_cgroup(tmp_path: Path) -> None:
+    root = _files(tmp_path, V1)
+
+    dirs = create_cgroups(root, "cgroup1", "j1", JailLimits(max_processes=4))
+
+    assert dirs == (root / "memory/vpnsim/j1", root / "pids/vpnsim/j1")
+    assert cgroup_dirs("j1", root) == dirs
+    assert _tree(root) == {
+        **V1,
+        "memory/vpnsim/j1/memory.limit_in_bytes": str(512 * 2**20),
+        "pids/vpnsim/j1/pids.max": "5",
+    }
+
+
+def test_a_jail_name_in_use_is_an_error_and_touches_nothing(tmp_path: Path) -> None:
+    root = _files(tmp_path, V1)
+    (root / "pids" / "vpnsim" / "j1").mkdir(parents=True)
+
+    with pytest.raises(FileExistsError):
+        create_cgroups(root, "cgroup1", "j1", JailLimits())
+
+    assert _tree(root) == V1  # the memory cgroup made before the clash is removed again
+
+
+# what the jail reads from /proc -------------------------------------------------------------
+
+
+def test_proc_self_cgroup_gives_each_controllers_hierarchy() -> None:
+    this_vm = "9:name=systemd:/\n8:pids:/\n4:memory:/process_api/87d\n2:cpu,cpuacct:/\n0::/\n"
+    assert cgroup_hierarchies(this_vm) == {
+        "name=systemd": "name=systemd",
+        "pids": "pids",
+        "memory": "memory",
+        "cpu": "cpu,cpuacct",
+        "cpuacct": "cpu,cpuacct",
+        "": "",
+    }
+    assert cgroup_hierarchies("0::/user.slice/session-2.scope\n") == {"": ""}
+
+
+def test_mountinfo_gives_mount_points_and_the_flags_a_remount_keeps() -> None:
+    text = (
+        "22 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n"
+        "25 22 0:23 / /dev/shm rw,nosuid,nodev shared:4 - tmpfs tmpfs rw\n"
+        "30 22 0:5 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw\n"
+        r"40 22 0:40 / /mnt/a\040b\134c ro,noatime - tmpfs x rw" "\n"
+        "41 22 0:41 / /strict rw,nosuid - tmpfs y rw\n"
+    )  # fmt: skip
+    mounts = parse_mountinfo(text)
+
+    assert [m.mount_point for m in mounts] == ["/", "/dev/shm", "/proc", "/mnt/a b\\c", "/strict"]
+    assert [m.flags for m in mounts] == [
+        1 << 21,  # MS_RELATIME
+        0x2 | 0x4 | 1 << 24,  # MS_NOSUID | MS_NODEV, MS_STRICTATIME (neither atime shown)
+        0x2 | 0x4 | 0x8 | 1 << 21,
+        0x400,  # MS_NOATIME (ro is added by the jail itself)
+        0x2 | 1 << 24,
+    ]
+
+
+def test_this_machines_mountinfo_parses() -> None:
+    with open("/proc/self/mountinfo") as f:
+        mounts = parse_mountinfo(f.read())
+    assert "/" in [m.mount_point for m in mounts]
+    assert all(os.path.isabs(m.mount_point) for m in mounts)
