@@ -47,6 +47,10 @@ REASONS = {
     "tun_down": {"task2": "is down: bring it up"},
     "wrong_port": {"task3": "to UDP port 9091; the server listens on 9090"},
     "server_disables_forwarding": {"task4": "ip_forward is off on server"},
+    "hostile_deletes_interfaces": {
+        "task4": "the lab's interfaces were deleted during the run: server lost eth0, eth1"
+    },
+    "hostile_fork_bomb": {"task3": "os.fork()"},
     "syntax_error": {"task2": "SyntaxError"},
 }
 

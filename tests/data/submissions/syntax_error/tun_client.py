@@ -1,0 +1,32 @@
+#!/usr/bin/env python3
+# Graders' test data: SEED client with a Python 2 print statement, a SyntaxError in Python 3:
+# it never runs, so no TUN is created.
+import fcntl
+import struct
+import os
+from scapy.all import *
+
+TUNSETIFF = 0x400454ca
+IFF_TUN   = 0x0001
+IFF_NO_PI = 0x1000
+
+tun = os.open("/dev/net/tun", os.O_RDWR)
+ifr = struct.pack('16sH', b'miller%d', IFF_TUN | IFF_NO_PI)
+ifname = fcntl.ioctl(tun, TUNSETIFF, ifr).decode('UTF-8')[:16].strip("\x00")
+print "Interface Name: " + ifname
+
+os.system("ip addr add 192.168.53.99/24 dev " + ifname)
+os.system("ip link set dev " + ifname + " up")
+os.system("ip route add 192.168.60.0/24 dev " + ifname)
+
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+while True:
+    ready, _, _ = select.select([sock, tun], [], [])
+    for fd in ready:
+        if fd is sock:
+            data, addr = sock.recvfrom(2048)
+            os.write(tun, data)
+        if fd is tun:
+            packet = os.read(tun, 2048)
+            sock.sendto(packet, ("10.9.0.11", 9090))

@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+# Graders' test data: SEED server, correct (skips non-IP datagrams). The mistake of this
+# submission is in tun_client.py (its TUN is never brought up).
+import fcntl
+import struct
+import os
+from scapy.all import *
+
+TUNSETIFF = 0x400454ca
+IFF_TUN   = 0x0001
+IFF_NO_PI = 0x1000
+
+tun = os.open("/dev/net/tun", os.O_RDWR)
+ifr = struct.pack('16sH', b'silva%d', IFF_TUN | IFF_NO_PI)
+ifname = fcntl.ioctl(tun, TUNSETIFF, ifr).decode('UTF-8')[:16].strip("\x00")
+print("Interface Name:", ifname)
+
+os.system("ip addr add 192.168.53.1/24 dev {}".format(ifname))
+os.system("ip link set dev {} up".format(ifname))
+
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind(("0.0.0.0", 9090))
+
+ip, port = None, None
+while True:
+    ready, _, _ = select.select([sock, tun], [], [])
+    for fd in ready:
+        if fd is sock:
+            data, addr = sock.recvfrom(2048)
+            if len(data) < 20 or data[0] >> 4 not in (4, 6):
+                print("skip", len(data), "bytes from", addr)
+                continue
+            ip, port = addr
+            print("<==", IP(data).src, "->", IP(data).dst)
+            try:
+                os.write(tun, data)
+            except OSError as e:
+                print("write:", e)
+        if fd is tun:
+            packet = os.read(tun, 2048)
+            print("==>", IP(packet).src, "->", IP(packet).dst)
+            if ip:
+                sock.sendto(packet, (ip, port))
