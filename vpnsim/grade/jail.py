@@ -441,6 +441,9 @@ def _build_sandbox(workdir: Path, tmpfs_bytes: int) -> None:
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing propagates in or out
     # Held before anything is hidden: the workdir may be under /tmp or /run.
     work_fd = os.open(workdir, os.O_PATH | os.O_DIRECTORY)
+    # So may the Python environment the grader runs in (a CI venv under /tmp): students'
+    # `python3` is that one, with scapy; it stays visible, read-only.
+    kept = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in _python_dirs()}
     _remount_all_read_only(hidden=[*TMPFS_DIRS, "/proc", "/dev"])
     _mount_dev()
     for path, mode in TMPFS_DIRS.items():
@@ -448,12 +451,28 @@ def _build_sandbox(workdir: Path, tmpfs_bytes: int) -> None:
             flags = MS_NOSUID | MS_NODEV
             _mount("tmpfs", path, "tmpfs", flags, f"size={tmpfs_bytes},mode={mode}")
     _mount_proc()
+    for path, fd in kept.items():
+        os.makedirs(path, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+        _remount(path, MS_RDONLY | MS_NOSUID | MS_NODEV)
+        os.close(fd)
     os.makedirs(workdir, exist_ok=True)  # its place in a fresh tmpfs, if under one
     _mount(f"/proc/self/fd/{work_fd}", str(workdir), None, MS_BIND)
     _remount(str(workdir), MS_NOSUID | MS_NODEV)  # a bind mount copies the ro of its source
     os.close(work_fd)
     os.chdir(workdir)
     _check_read_only([str(workdir), PROC_NET, "/dev/pts", *TMPFS_DIRS])
+
+
+def _python_dirs() -> list[str]:
+    """This interpreter's environment (a venv, and the Python it was made from), where it
+    lies under a folder the jail hides behind a tmpfs."""
+    found = []
+    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
+        real = os.path.realpath(prefix)
+        if _under(real, list(TMPFS_DIRS)) and os.path.isdir(real):
+            found.append(real)
+    return found
 
 
 def _remount_all_read_only(hidden: Sequence[str]) -> None:
