@@ -96,3 +96,5 @@ def bench(session: nox.Session) -> None:
     """Start-up, teardown and probe-rate figures (a report, never a pass/fail timing)."""
     session.install("-e", ".[test]")
     session.run("vpnsim", "bench", *session.posargs)
+    # Grading throughput: 20 copies of a correct submission, --jobs 1 vs --jobs 2.
+    session.run("python", "-m", "vpnsim.grade.bench", "--copies", "20")
