@@ -54,14 +54,14 @@ def run(args: argparse.Namespace) -> int:
     from vpnsim.features import preflight
 
     preflight()
-    from vpnsim.grade.course import Shard, discover, grade_course
+    from vpnsim.grade.course import CourseError, Shard, discover, grade_course
     from vpnsim.grade.grader import GradeOptions
     from vpnsim.grade.jail import JailLimits
     from vpnsim.grade.progress import ProgressDisplay
     from vpnsim.grade.rubric import load_rubric
 
     if args.jobs < 1:
-        raise ValueError("--jobs: at least 1")
+        raise CourseError(f"--jobs {args.jobs}: at least 1")
     rubric = load_rubric(Path(args.rubric) if args.rubric else None)
     shard = Shard.parse(args.shard) if args.shard else None
     paths = discover([Path(p) for p in args.paths])
