@@ -117,75 +117,55 @@ class _Grading:
     # -- the runs -------------------------------------------------------------------------
 
     def _pair(self, work: Path) -> None:
-        with self._lab("pair", "p") as lab:
-            observe = Observation(lab)
-            probes = Probes(lab, None, PROBE_TIMEOUT)
-            sides = Sides(lab, work, self.submission.client, self.submission.server, self._limits())
-            try:
-                log: list[str] = []
-                if self.submission.build:
-                    problem = sides.build(self.submission.build, BUILD_TIMEOUT)
-                    if problem is not None:
-                        for task in TASK_IDS:
-                            self._record(task, Verdict(False, problem))
-                        return
-                self._attempt("task1", lab, observe, log, lambda: _baseline(probes, log))
-                server = sides.start("server", student=True)
-                client = sides.start("client", student=True)
-                tunnel = Tunnel(
-                    lab, probes, observe, client, server, lambda: _restart(sides, tunnel)
-                )
-                self._attempt("task2", lab, observe, tunnel.log, lambda: _task2(tunnel))
-                server_problem = tunnel.wait_server_up() if self._reached("task3") else None
+        with self._run("pair", "p", work) as (lab, observe, probes, sides):
+            log: list[str] = []
+            if self.submission.build:
+                problem = sides.build(self.submission.build, BUILD_TIMEOUT)
+                if problem is not None:
+                    for task in TASK_IDS:
+                        self._record(task, Verdict(False, problem))
+                    return
+            self._attempt("task1", lab, observe, log, lambda: _baseline(probes, log))
+            server = sides.start("server", student=True)
+            client = sides.start("client", student=True)
+            tunnel = Tunnel(lab, probes, observe, client, server, lambda: _restart(sides, tunnel))
+            self._attempt("task2", lab, observe, tunnel.log, lambda: _task2(tunnel))
+            server_problem = tunnel.wait_server_up() if self._reached("task3") else None
 
-                def task4() -> str:
-                    if server_problem:
-                        raise Failed(server_problem)
-                    return tunnel.task4_to_v()
+            def task4() -> str:
+                if server_problem:
+                    raise Failed(server_problem)
+                return tunnel.task4_to_v()
 
-                steps: list[tuple[str, Callable[[], str]]] = [
-                    ("task3", tunnel.task3_to_server),
-                    ("task4", task4),
-                    ("task5", tunnel.task5_both_ways),
-                    ("large", tunnel.large),
-                    ("task7", tunnel.task7_routes_on_v),
-                    ("robust", tunnel.robust),
-                    ("task6", lambda: _task6(tunnel, sides)),
-                ]
-                for task, check in steps:
-                    self._attempt(task, lab, observe, tunnel.log, check)
-            finally:
-                sides.cleanup()
-                probes.close()
-                observe.stop()
+            steps: list[tuple[str, Callable[[], str]]] = [
+                ("task3", tunnel.task3_to_server),
+                ("task4", task4),
+                ("task5", tunnel.task5_both_ways),
+                ("large", tunnel.large),
+                ("task7", tunnel.task7_routes_on_v),
+                ("robust", tunnel.robust),
+                ("task6", lambda: _task6(tunnel, sides)),
+            ]
+            for task, check in steps:
+                self._attempt(task, lab, observe, tunnel.log, check)
 
     def _interop(self, work: Path, task: str, student: str) -> None:
         blocker = self.outcome.blocker(task)
         if blocker is not None:
             self._record(task, Verdict(None, blocker))
             return
-        with self._lab(task, task[0]) as lab:
-            observe = Observation(lab)
-            probes = Probes(lab, None, PROBE_TIMEOUT)
-            sides = Sides(lab, work, self.submission.client, self.submission.server, self._limits())
-            try:
-                server = sides.start("server", student=student == "server")
-                client = sides.start("client", student=student == "client")
-                tunnel = Tunnel(lab, probes, observe, client, server, lambda: client)
+        with self._run(task, task[0], work) as (lab, observe, probes, sides):
+            server = sides.start("server", student=student == "server")
+            client = sides.start("client", student=student == "client")
+            tunnel = Tunnel(lab, probes, observe, client, server, lambda: client)
 
-                def check() -> str:
-                    for problem in (tunnel.wait_server_up(), tunnel.wait_client_up()):
-                        if problem is not None:
-                            raise Failed(problem)
-                    return f"with {tunnel.server.who} and {tunnel.client.who}: " + (
-                        tunnel.round_trip()
-                    )
+            def check() -> str:
+                for problem in (tunnel.wait_server_up(), tunnel.wait_client_up()):
+                    if problem is not None:
+                        raise Failed(problem)
+                return f"with {tunnel.server.who} and {tunnel.client.who}: " + (tunnel.round_trip())
 
-                self._attempt(task, lab, observe, tunnel.log, check)
-            finally:
-                sides.cleanup()
-                probes.close()
-                observe.stop()
+            self._attempt(task, lab, observe, tunnel.log, check)
 
     def _hint(self) -> None:
         """Point a failing end-to-end task at the side that the interop runs blame."""
@@ -219,11 +199,29 @@ class _Grading:
         )
 
     @contextlib.contextmanager
+    def _run(
+        self, run: str, letter: str, work: Path
+    ) -> Iterator[tuple[Lab, Observation, Probes, Sides]]:
+        """A fresh lab with its links captured, probes, and the submission's ends to start;
+        all stopped and removed after, whatever the programs did."""
+        with self._lab(run, letter) as lab:
+            observe = Observation(lab)
+            probes = Probes(lab, None, PROBE_TIMEOUT)
+            sides = Sides(lab, work, self.submission.client, self.submission.server, self._limits())
+            try:
+                yield lab, observe, probes, sides
+            finally:
+                sides.cleanup()
+                probes.close()
+                observe.stop()
+
+    @contextlib.contextmanager
     def _lab(self, run: str, letter: str) -> Iterator[Lab]:
         lab = build_lab(
             builtin_scenario("seed-tunnel"),
             name=f"gr{self.token}{letter}",
             log_dir=self.folder / run / "logs",
+            owner_pid=os.getpid(),  # `vpnsim clean` elsewhere must not pull it from under us
         )
         self.run_name = run
         try:
