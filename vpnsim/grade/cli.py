@@ -65,8 +65,7 @@ def run(args: argparse.Namespace) -> int:
     rubric = load_rubric(Path(args.rubric) if args.rubric else None)
     shard = Shard.parse(args.shard) if args.shard else None
     paths = discover([Path(p) for p in args.paths])
-    out = Path(args.out)
-    report_dir = Path(args.json).parent if args.json else out
+    out, report_dir = _places(args)
     options = GradeOptions(
         rubric=rubric,
         artifacts_root=out / "artifacts",
@@ -87,13 +86,18 @@ def run(args: argparse.Namespace) -> int:
 def _merge(args: argparse.Namespace, reports: list[Path]) -> int:
     from vpnsim.grade.report import merge_reports
 
-    out = Path(args.out)
-    report_dir = Path(args.json).parent if args.json else out
+    out, report_dir = _places(args)
     merged = merge_reports(reports, report_dir)
     written = _write(merged, args, out, report_dir)
     _summary(merged)
     print("reports: " + ", ".join(str(p) for p in written))
     return EXIT_OK
+
+
+def _places(args: argparse.Namespace) -> tuple[Path, Path]:
+    """OUT, and the folder the report's artifact paths are relative to (the JSON's)."""
+    out = Path(args.out)
+    return out, Path(args.json).parent if args.json else out
 
 
 def _write(

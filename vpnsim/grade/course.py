@@ -17,7 +17,7 @@ from typing import Any
 
 from vpnsim.errors import HarnessError
 from vpnsim.grade.grader import GradeOptions, grade_submission
-from vpnsim.grade.report import GradeReport, SubmissionResult
+from vpnsim.grade.report import GradeReport, SubmissionResult, unique
 from vpnsim.grade.submission import CONFIG, load_submission
 from vpnsim.grade.tasks import Verdict
 from vpnsim.impl import SEED_CLIENT, SEED_SERVER
@@ -78,17 +78,8 @@ def discover(paths: list[Path]) -> list[Path]:
 
 def unique_names(paths: list[Path]) -> dict[Path, str]:
     """A page and folder name per submission: its folder name, with -2, -3 on clashes."""
-    names: dict[Path, str] = {}
-    taken: set[str] = set()
-    for path in sorted(paths):
-        base = _safe(path.name) or "submission"
-        name, n = base, 1
-        while name in taken:
-            n += 1
-            name = f"{base}-{n}"
-        names[path] = name
-        taken.add(name)
-    return names
+    ordered = sorted(paths)
+    return dict(zip(ordered, unique([_safe(p.name) or "submission" for p in ordered]), strict=True))
 
 
 def _safe(name: str) -> str:
@@ -110,13 +101,7 @@ def grade_course(
     notify = listener or (lambda event: None)
     if jobs <= 1:
         for path in chosen:
-            notify((names[path], "", None))
-            report.submissions.append(
-                grade_submission(
-                    load_submission(path), names[path], options,
-                    lambda name, task, verdict: notify((name, task, verdict)),
-                )
-            )  # fmt: skip
+            report.submissions.append(_grade(path, names[path], options, notify))
     else:
         report.submissions = _in_parallel(chosen, names, options, jobs, notify)
     report.submissions.sort(key=lambda s: s.path)
@@ -152,12 +137,15 @@ def _relay(events: queue.Queue[Event], notify: Listener, timeout: float) -> None
         return
 
 
+def _grade(path: Path, name: str, options: GradeOptions, notify: Listener) -> SubmissionResult:
+    notify((name, "", None))
+    return grade_submission(
+        load_submission(path), name, options,
+        lambda sub, task, verdict: notify((sub, task, verdict)),
+    )  # fmt: skip
+
+
 def _worker(
     path: str, name: str, options: GradeOptions, events: queue.Queue[Event]
 ) -> dict[str, Any]:
-    events.put((name, "", None))
-    result = grade_submission(
-        load_submission(Path(path)), name, options,
-        lambda sub, task, verdict: events.put((sub, task, verdict)),
-    )  # fmt: skip
-    return result.to_dict()
+    return _grade(Path(path), name, options, events.put).to_dict()

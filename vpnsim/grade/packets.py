@@ -8,7 +8,13 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from vpnsim.traffic.capture import LINKTYPE_ETHERNET, Frame, UdpDatagram, parse_udp
+from vpnsim.traffic.capture import (
+    LINKTYPE_ETHERNET,
+    Frame,
+    UdpDatagram,
+    ipv4_packet,
+    parse_udp,
+)
 
 ETH_P_IP = 0x0800
 ICMP = 1
@@ -67,12 +73,8 @@ def ip_summary(packet: bytes) -> IpSummary | None:
 
 def frame_ip(frame: Frame, linktype: int = LINKTYPE_ETHERNET) -> IpSummary | None:
     """The IPv4 packet a captured frame carries (Ethernet or raw IP, as on a TUN)."""
-    data = frame.data
-    if linktype == LINKTYPE_ETHERNET:
-        if len(data) < 14 or struct.unpack_from("!H", data, 12)[0] != ETH_P_IP:
-            return None
-        data = data[14:]
-    return ip_summary(data)
+    data = ipv4_packet(frame.data, linktype)
+    return None if data is None else ip_summary(data)
 
 
 @dataclass(frozen=True)

@@ -138,17 +138,22 @@ def merge_reports(paths: list[Path], out_dir: Path) -> GradeReport:
             sub.artifacts = os.path.relpath(where, out_dir.resolve())
             merged.submissions.append(sub)
     merged.submissions.sort(key=lambda s: s.path)
-    _unique_names(merged.submissions)
+    for sub, name in zip(
+        merged.submissions, unique([s.name for s in merged.submissions]), strict=True
+    ):
+        sub.name = name
     return merged
 
 
-def _unique_names(submissions: list[SubmissionResult]) -> None:
-    """Folder names are pages and test names: keep them unique (a, a-2, a-3...)."""
+def unique(names: list[str]) -> list[str]:
+    """Names made unique in order (a, a-2, a-3...): they are pages, folders and test names."""
     taken: set[str] = set()
-    for sub in submissions:
-        name, n = sub.name, 1
+    result = []
+    for base in names:
+        name, n = base, 1
         while name in taken:
             n += 1
-            name = f"{sub.name}-{n}"
-        sub.name = name
+            name = f"{base}-{n}"
+        result.append(name)
         taken.add(name)
+    return result

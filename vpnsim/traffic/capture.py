@@ -128,14 +128,21 @@ class Capture:
         return path
 
 
-def parse_udp(data: bytes, linktype: int = LINKTYPE_ETHERNET) -> UdpDatagram | None:
+def ipv4_packet(data: bytes, linktype: int = LINKTYPE_ETHERNET) -> bytes | None:
+    """What follows the link header of an IPv4 frame (a raw-IP frame as it is); None for an
+    Ethernet frame carrying anything else."""
+    if linktype != LINKTYPE_ETHERNET:
+        return data
+    if len(data) < 14 or struct.unpack_from("!H", data, 12)[0] != ETH_P_IP:
+        return None
+    return data[14:]
+
+
+def parse_udp(frame: bytes, linktype: int = LINKTYPE_ETHERNET) -> UdpDatagram | None:
     """The UDP datagram in an Ethernet (or raw IP) frame; None for anything else, and for
     non-first fragments (they carry no UDP header)."""
-    if linktype == LINKTYPE_ETHERNET:
-        if len(data) < 14 or struct.unpack_from("!H", data, 12)[0] != ETH_P_IP:
-            return None
-        data = data[14:]
-    if len(data) < 20 or data[0] >> 4 != 4 or data[9] != socket.IPPROTO_UDP:
+    data = ipv4_packet(frame, linktype)
+    if data is None or len(data) < 20 or data[0] >> 4 != 4 or data[9] != socket.IPPROTO_UDP:
         return None
     if struct.unpack_from("!H", data, 6)[0] & 0x1FFF:  # fragment offset != 0
         return None
