@@ -220,12 +220,12 @@ class Tunnel:
         answered = self.ping(64, "task3") is None
         arrived = self.tunneled_to_server(since, ECHO_REQUEST, V_ADDR)
         on_port = [t for t in arrived if t.outer.dport == PORT]
-        if on_port:
+        # V answering through a server that listens on 9090 proves it as well: a flooded
+        # link makes the capture, not the tunnel, drop frames. One reason either way, so a
+        # regrade says the same; the log says which proof it was.
+        if on_port or (answered and _udp_bound(self.lab, SERVER, PORT)):
+            self.say("  seen inside UDP to port 9090" if on_port else "  answered via UDP 9090")
             return f"the ping to {V_ADDR} arrived at the server inside UDP to port {PORT}"
-        if answered and _udp_bound(self.lab, SERVER, PORT):
-            # V answered through a server that listens on 9090; the capture, not the
-            # tunnel, missed the datagram (a flooded link drops captured frames first).
-            return f"the ping to {V_ADDR} went through the server, which listens on UDP {PORT}"
         raise Failed(self._why_not_at_server(arrived, since))
 
     def _why_not_at_server(self, arrived: list[Tunneled], since: float) -> str:
@@ -281,10 +281,9 @@ class Tunnel:
 
         frames = self.observe.wait_for("V-eth0", since, lambda fr: bool(at_v(fr)))
         found = at_v(frames)
-        if found:
-            return f"the ping left the server's TUN and reached V from {found[0].src}"
-        if answered:  # V's reply is proof it got the request, whatever the capture missed
-            return "the ping left the server's TUN and V answered it"
+        if found or answered:  # V's reply is proof it got the request, whatever the capture missed
+            self.say(f"  seen at V from {found[0].src}" if found else "  V answered")
+            return "the ping left the server's TUN and reached V"
         raise Failed(self._why_not_at_v(before))
 
     def _why_not_at_v(self, before: int) -> str:
