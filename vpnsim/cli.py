@@ -22,11 +22,13 @@ from vpnsim.model import ScenarioError
 from vpnsim.net.namespace import NETNS_DIR
 from vpnsim.proc import ProgramFailed
 from vpnsim.seed import BUILTIN, DEFAULT_SCENARIO, builtin_scenario
+from vpnsim.traffic.errors import ProbeFailed
 
 if TYPE_CHECKING:
     from vpnsim.impair.spec import Impairment
     from vpnsim.model import Scenario
     from vpnsim.topology import Lab
+    from vpnsim.traffic.icmp import EchoSeries
 
 # Commands import the netlink layer (pyroute2) only after `preflight()`: a user without root
 # gets the one-line explanation fast, even where pyroute2 is not importable for them.
@@ -113,6 +115,19 @@ def _parser() -> argparse.ArgumentParser:
     kind.add_argument("--tcp", action="store_true", help="TCP to the echo service (port 7)")
     probe.add_argument("--size", type=int, default=56, help="payload bytes (default 56)")
     probe.add_argument("--timeout", type=float, default=2.0, help="seconds (default 2)")
+    probe.add_argument(
+        "--count",
+        type=int,
+        metavar="N",
+        help="ICMP only: N echo requests, as ping -c; reports which were lost, damaged, doubled",
+    )
+    probe.add_argument(
+        "--interval",
+        type=float,
+        default=0.01,
+        metavar="S",
+        help="seconds between the --count requests (default 0.01)",
+    )
     probe.add_argument("--pcap", metavar="FILE", help="save the server's outer link capture")
     probe.set_defaults(run=_lab_probe)
 
@@ -384,8 +399,11 @@ def _lab_exec(args: argparse.Namespace) -> int:
 
 
 def _lab_probe(args: argparse.Namespace) -> int:
+    if args.count is not None and (args.udp or args.tcp):
+        raise HarnessError("--count sends ICMP echo requests: leave out --udp/--tcp")
+    if args.count is not None and args.count < 1:
+        raise HarnessError(f"--count {args.count}: at least 1")
     lab = _attach(args.name)
-    from vpnsim.traffic.errors import ProbeFailed
     from vpnsim.traffic.probes import Probes
     from vpnsim.vpn import find_tunnel
 
@@ -395,21 +413,30 @@ def _lab_probe(args: argparse.Namespace) -> int:
     payload = bytes(i % 256 for i in range(args.size))
     kind = "UDP" if args.udp else "TCP" if args.tcp else "ICMP"
 
-    def send() -> bytes:
+    def send() -> str:
+        """The probe's one-line outcome; raises ProbeFailed when it fails outright."""
+        if args.count is not None:
+            return _series_line(
+                probes.ping_series(args.host, args.dst, args.count, payload, args.interval)
+            )
         if args.udp:
-            return probes.udp(args.host, args.dst, payload)
-        if args.tcp:
-            return probes.tcp(args.host, args.dst, payload)
-        return probes.ping(args.host, args.dst, payload).payload
+            got = probes.udp(args.host, args.dst, payload)
+        elif args.tcp:
+            got = probes.tcp(args.host, args.dst, payload)
+        else:
+            got = probes.ping(args.host, args.dst, payload).payload
+        if got != payload:
+            raise ProbeFailed(f"{len(got)} bytes back, not what was sent")
+        return f"{len(got)} bytes back, identical"
 
-    got, failure = b"", ""
+    outcome, failure = "", ""
     try:
         if tunnel is None:
-            got = send()
+            outcome = send()
         else:
             with probes.evidence(Path(args.pcap) if args.pcap else None) as rec:
                 try:
-                    got = send()
+                    outcome = send()
                 except ProbeFailed as exc:
                     failure = str(exc)
     except ProbeFailed as exc:
@@ -418,16 +445,38 @@ def _lab_probe(args: argparse.Namespace) -> int:
         raise HarnessError(str(exc)) from None
     finally:
         lab.close()
-    if failure:
-        print(f"{kind} {args.host} -> {args.dst}: FAIL: {failure}")
-    elif got == payload:
-        print(f"{kind} {args.host} -> {args.dst}: {len(got)} bytes back, identical")
-    else:
-        print(f"{kind} {args.host} -> {args.dst}: FAIL: {len(got)} bytes back, not what was sent")
+    print(f"{kind} {args.host} -> {args.dst}: " + (f"FAIL: {failure}" if failure else outcome))
     if tunnel is not None:
         for line in rec.result.lines():
             print(f"  {line}")
-    return 0 if not failure and got == payload else EXIT_FINDING
+    return EXIT_FINDING if failure else 0
+
+
+def _series_line(series: EchoSeries) -> str:
+    """`ping -c` in one line. Raises ProbeFailed when no reply came back intact: a lossy link
+    loses packets, but a tunnel must never change one."""
+    answered = len(series.replies)
+    line = f"{series.sent} sent, {answered} answered, {series.loss:.0%} lost"
+    if series.lost:
+        line += f" ({_numbered(series.lost)})"
+    if series.damaged:
+        line += f", {len(series.damaged)} damaged ({_numbered(series.damaged)})"
+    if series.duplicates:
+        line += f", {series.duplicates} duplicate replies"
+    if answered:
+        rtts = sorted(reply.rtt * 1000 for reply in series.replies.values())
+        line += f"; rtt min/avg/max {rtts[0]:.2f}/{sum(rtts) / answered:.2f}/{rtts[-1]:.2f} ms"
+    if series.errors:
+        line += f"; {len(series.errors)} ICMP errors, first: {series.errors[min(series.errors)]}"
+    if answered == len(series.damaged):
+        raise ProbeFailed(line)
+    return line
+
+
+def _numbered(seqs: list[int], most: int = 20) -> str:
+    """'#3 #7 #12', the first `most` of them, then how many more."""
+    shown = " ".join(f"#{seq}" for seq in seqs[:most])
+    return shown if len(seqs) <= most else f"{shown} and {len(seqs) - most} more"
 
 
 def _impairment_of(args: argparse.Namespace) -> Impairment | None:

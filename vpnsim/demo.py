@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from vpnsim.impair import Impairment
+from vpnsim.impair.link import client_outer_link, impair
 from vpnsim.impl import TunnelImpl
 from vpnsim.leaks import leftovers
 from vpnsim.seed import seed_tunnel
@@ -107,6 +109,7 @@ def _show_tunnel(lab: Lab, impl: TunnelImpl, out: Callable[[str], None]) -> bool
         for line in rec.result.lines():
             out(f"  {line}")
     probes.close()
+    ok = _show_seeded_loss(lab, probes, out) and ok
 
     out("the client stopped: U -> V again")
     tunnel.client.stop()
@@ -119,4 +122,34 @@ def _show_tunnel(lab: Lab, impl: TunnelImpl, out: Callable[[str], None]) -> bool
     return ok
 
 
+def _show_seeded_loss(lab: Lab, probes: Probes, out: Callable[[str], None]) -> bool:
+    """A seeded 30% loss on the client's outer link, twice: the same echoes are lost."""
+    link = client_outer_link(lab)
+    loss = Impairment(seed=7, loss=0.3)
+    out(f"{link}, the internet link, through a seeded wire: {loss.describe()}")
+    wire = impair(lab, link)
+    try:
+        runs = []
+        for _ in range(2):
+            wire.set(loss)  # the same seed from packet 1: the same fates for the same traffic
+            runs.append(probes.ping_series("U", "192.168.60.5", LOSS_ECHOES, timeout=0.5))
+            out(f"  {LOSS_ECHOES} echoes U -> V: {len(runs[-1].replies)} answered")
+        for line in wire.stats().lines()[1:]:  # the counters of the second run
+            out(f"  wire {line.strip()}")
+    finally:
+        wire.remove()
+    first, again = runs[0].lost, runs[1].lost
+    replayed = bool(first) and first == again and len(first) < LOSS_ECHOES
+    if replayed:
+        out(f"  the same {len(first)} lost both times: {_numbered(first)}")
+    else:
+        out(f"  FAIL: lost {_numbered(first)}, then {_numbered(again)}")
+    return replayed
+
+
+def _numbered(seqs: list[int]) -> str:
+    return " ".join(f"#{seq}" for seq in seqs) or "none"
+
+
+LOSS_ECHOES = 30
 DATA = bytes(range(256)) * 400  # 102400 bytes, every byte value

@@ -115,3 +115,42 @@ def test_capture_of_an_unknown_link_lists_the_hosts_links(lab_name: str, tmp_pat
     result = vpnsim("lab", "capture", lab_name, "U:eth7", str(tmp_path / "x.pcap"))
     assert result.returncode == 2
     assert result.stderr == "vpnsim: error: link 'U:eth7': U has U:eth0, U:tun0\n"
+
+
+def test_probe_count_names_each_lost_echo_as_the_schedule_decides(lab_name: str) -> None:
+    # Requests are the outer link's packets 1..6 out; replies its packets 1..5 in, in order.
+    # Dropping request 2 loses echo #2; doubling reply 3 (echo #4's) doubles one reply.
+    vpnsim("lab", "impair", lab_name, "U:eth0", "--schedule", "2:drop@out,3:dup@in")
+    series = vpnsim(
+        "lab", "probe", lab_name, "U", "192.168.60.5", "--count", "6", "--timeout", "0.5"
+    )  # fmt: skip
+    first = series.stdout.splitlines()[0]
+    assert series.returncode == 0, series.stdout + series.stderr
+    assert first.startswith(
+        "ICMP U -> 192.168.60.5: 6 sent, 5 answered, 17% lost (#2), 1 duplicate replies; rtt "
+    )
+    assert "  U:tun0: 6 packets into the tunnel (504 bytes), 6 out of it (504 bytes)" in (
+        series.stdout
+    )  # the duplicate reached the client's TUN too: 5 + 1
+
+    vpnsim("lab", "impair", lab_name, "U:eth0", "--loss", "1")
+    lost = vpnsim(
+        "lab", "probe", lab_name, "U", "192.168.60.5", "--count", "3", "--timeout", "0.3"
+    )  # fmt: skip
+    assert lost.returncode == 1
+    assert lost.stdout.splitlines()[0] == (
+        "ICMP U -> 192.168.60.5: FAIL: 3 sent, 0 answered, 100% lost (#1 #2 #3)"
+    )
+    vpnsim("lab", "impair", lab_name, "U:eth0", "--remove")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--count", "3", "--udp"], "--count sends ICMP echo requests: leave out --udp/--tcp"),
+        (["--count", "0"], "--count 0: at least 1"),
+    ],
+)
+def test_probe_count_usage_errors(lab_name: str, args: list[str], message: str) -> None:
+    result = vpnsim("lab", "probe", lab_name, "U", "192.168.60.5", *args)
+    assert (result.returncode, result.stderr) == (2, f"vpnsim: error: {message}\n")

@@ -21,7 +21,7 @@ from vpnsim.traffic.echo import _bound as echo_socket
 from vpnsim.traffic.errors import NoRoute, ProbeFailed
 from vpnsim.traffic.evidence import describe_inner
 from vpnsim.traffic.exchange import udp_exchange
-from vpnsim.traffic.icmp import _match6 as match6
+from vpnsim.traffic.icmp import _heard6 as heard6
 from vpnsim.traffic.icmp import echo_request6, family_of, icmp6_filter, ipv6_upper_layer, ping
 from vpnsim.traffic.probes import Probes
 from vpnsim.tunnel.netconf import Netconf
@@ -33,6 +33,16 @@ IDENT, SEQ = 0x1234, 7
 WHAT = "ICMPv6 echo of 6 bytes from U to fd00:60::5"
 
 HOP_BY_HOP, FRAGMENT, ICMPV6 = 0, 44, 58
+
+
+def match6(message: bytes, ident: int, seq: int, source: str, what: str) -> bytes | None:
+    """The payload of our reply to `seq`, raising the error that quotes it; None otherwise."""
+    found = heard6(message, ident, {seq}, source, what)
+    if found is None:
+        return None
+    if found.error is not None:
+        raise found.error
+    return found.payload
 
 
 def ipv6_packet(src: str, dst: str, next_header: int, payload: bytes, hop_limit: int = 64) -> bytes:

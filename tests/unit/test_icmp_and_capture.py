@@ -20,7 +20,7 @@ from vpnsim.traffic.capture import (
     write_pcap,
 )
 from vpnsim.traffic.errors import NoRoute, ProbeFailed
-from vpnsim.traffic.icmp import _match as match_reply
+from vpnsim.traffic.icmp import _heard as heard
 from vpnsim.traffic.icmp import checksum, echo_request
 
 US = "10.9.0.5"
@@ -28,6 +28,18 @@ ROUTER = "10.9.0.11"
 HOST_V = "192.168.60.5"
 IDENT, SEQ = 0x1234, 7
 WHAT = "ICMP echo of 6 bytes to 192.168.60.5"
+
+
+def match_reply(
+    packet: bytes, ident: int, seq: int, source: str, what: str
+) -> tuple[int, bytes] | None:
+    """(ttl, payload) of our reply to `seq`, raising the error that quotes it; None otherwise."""
+    found = heard(packet, ident, {seq}, source, what)
+    if found is None:
+        return None
+    if found.error is not None:
+        raise found.error
+    return found.ttl, found.payload
 
 
 def rfc1071(data: bytes) -> int:

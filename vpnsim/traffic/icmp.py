@@ -3,7 +3,7 @@
 Large payloads are fragmented by the sending kernel (DF off, as `ping -s 3000` does) and
 reassembled by the receiver's; the reply's payload must come back byte for byte.
 
-An IPv6 destination gets ICMPv6 echo (`ping6`, chosen by `ping` from the address): the kernel
+An IPv6 destination gets ICMPv6 echo (chosen by `ping` from the address): the kernel
 computes the ICMPv6 checksum (it covers a pseudo-header with the addresses it picks), delivers
 the message without its IPv6 header, and fragments a large request itself, as IPv6 senders do.
 """
@@ -11,6 +11,7 @@ the message without its IPv6 header, and fragments a large request itself, as IP
 from __future__ import annotations
 
 import array
+import dataclasses
 import errno
 import itertools
 import os
@@ -18,7 +19,7 @@ import select
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Container
 from dataclasses import dataclass
 
 from vpnsim.net import namespace
@@ -70,45 +71,172 @@ def echo_request(ident: int, seq: int, payload: bytes) -> bytes:
 _idents = itertools.count(os.getpid() & 0xFFFF)
 
 
+@dataclass(frozen=True)
+class Heard:
+    """An answer to one of our requests: its reply (ttl, payload) or the ICMP error about it."""
+
+    seq: int
+    ttl: int = -1
+    payload: bytes = b""
+    error: ProbeFailed | None = None
+
+
+@dataclass(frozen=True)
+class EchoSeries:
+    """What `ping_series` saw: replies by sequence number (1..sent), and errors about requests."""
+
+    dst: str
+    payload: bytes
+    sent: int
+    replies: dict[int, EchoReply]
+    errors: dict[int, ProbeFailed]
+    duplicates: int  # extra replies to a request already answered
+
+    @property
+    def lost(self) -> list[int]:
+        """Sequence numbers that got no reply."""
+        return [seq for seq in range(1, self.sent + 1) if seq not in self.replies]
+
+    @property
+    def damaged(self) -> list[int]:
+        """Sequence numbers whose reply carried another payload than the request."""
+        return [seq for seq, reply in sorted(self.replies.items()) if reply.payload != self.payload]
+
+    @property
+    def loss(self) -> float:
+        return len(self.lost) / self.sent if self.sent else 0.0
+
+
 def ping(
     ns: str, dst: str, payload: bytes = b"vpnsim", timeout: float = 2.0, *, src: str = ""
 ) -> EchoReply:
-    """One echo request from namespace `ns` to `dst`; the matching reply, or ProbeFailed.
+    """One echo request from namespace `ns` to `dst`; the matching reply, or ProbeFailed
+    (NoRoute when an ICMP error says the destination is unreachable).
 
     `src` names the sender in messages (a host name); the namespace name by default. An IPv6
-    `dst` gets an ICMPv6 echo (`ping6`).
+    `dst` gets an ICMPv6 echo; the reply's `ttl` is then the hop limit it arrived with.
     """
-    if family_of(dst) == socket.AF_INET6:
-        return ping6(ns, dst, payload, timeout, src=src)
-    if len(payload) > MAX_ICMP_PAYLOAD:
-        raise ValueError(f"ICMP payload of {len(payload)} bytes: at most {MAX_ICMP_PAYLOAD}")
+    series = ping_series(ns, dst, 1, payload, timeout=timeout, src=src)
+    if 1 in series.errors:
+        raise series.errors[1]
+    if 1 not in series.replies:
+        raise ProbeFailed(f"{_what(series.dst, payload, src or ns)}: no reply within {timeout:g} s")
+    return series.replies[1]
+
+
+def ping_series(
+    ns: str,
+    dst: str,
+    count: int,
+    payload: bytes = b"vpnsim",
+    *,
+    interval: float = 0.0,
+    timeout: float = 2.0,
+    src: str = "",
+) -> EchoSeries:
+    """`count` echo requests (seq 1..count, one socket, `interval` s apart) from namespace `ns`
+    to `dst`, as `ping -c` sends them; waits up to `timeout` s after the last for the answers.
+
+    Ends early once every request is answered (a reply or an ICMP error), so a duplicate
+    arriving after that is not counted. Raises NoRoute when the kernel has no route to `dst`.
+    """
+    if count < 1:
+        raise ValueError(f"a series of {count} echo requests: at least 1")
+    v6 = family_of(dst) == socket.AF_INET6
+    limit = MAX_ICMP6_PAYLOAD if v6 else MAX_ICMP_PAYLOAD
+    if len(payload) > limit:
+        name = "ICMPv6" if v6 else "ICMP"
+        raise ValueError(f"{name} payload of {len(payload)} bytes: at most {limit}")
     ident = next(_idents) & 0xFFFF
-    seq = 1
-    what = f"ICMP echo of {len(payload)} bytes from {src or ns} to {dst}"
-    with namespace.socket_in(ns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as sock:
+    what = _what(dst, payload, src or ns)
+    replies: dict[int, EchoReply] = {}
+    errors: dict[int, ProbeFailed] = {}
+    sent_at: dict[int, float] = {}
+    duplicates = 0
+    with _echo_socket(ns, v6) as sock:
+        receive = _receiver6 if v6 else _receiver4
+        request = echo_request6 if v6 else echo_request
+        seqs = range(1, count + 1)
+        next_send = time.monotonic()
+        deadline = float("inf")
+        while len(replies) + len(errors) < count:
+            now = time.monotonic()
+            if len(sent_at) < count and now >= next_send:
+                seq = len(sent_at) + 1
+                _send(sock, request(ident, seq, payload), dst, what)
+                sent_at[seq] = now
+                next_send = now + interval
+                if seq == count:
+                    deadline = now + timeout
+                continue
+            wake = next_send if len(sent_at) < count else deadline
+            if wake <= now:
+                break
+            if not select.select([sock], [], [], wake - now)[0]:
+                continue
+            heard, source = receive(sock, ident, seqs, what)
+            if heard is None or heard.seq not in sent_at:
+                continue
+            if heard.error is not None:
+                errors.setdefault(heard.seq, heard.error)
+            elif heard.seq in replies:
+                duplicates += 1
+            else:
+                rtt = time.monotonic() - sent_at[heard.seq]
+                replies[heard.seq] = EchoReply(source, heard.payload, heard.ttl, rtt)
+    return EchoSeries(dst, payload, len(sent_at), replies, errors, duplicates)
+
+
+def _what(dst: str, payload: bytes, src: str) -> str:
+    name = "ICMPv6" if family_of(dst) == socket.AF_INET6 else "ICMP"
+    return f"{name} echo of {len(payload)} bytes from {src} to {dst}"
+
+
+def _echo_socket(ns: str, v6: bool) -> socket.socket:
+    """A raw ICMP (or ICMPv6) socket in `ns` that lets only echo replies and errors through."""
+    if v6:
+        sock = namespace.socket_in(ns, socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        passed = (ICMP6_ECHO_REPLY, ICMP6_DEST_UNREACHABLE, ICMP6_PACKET_TOO_BIG)
+        sock.setsockopt(
+            socket.IPPROTO_ICMPV6, ICMP6_FILTER, icmp6_filter(*passed, ICMP6_TIME_EXCEEDED)
+        )
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+    else:
+        sock = namespace.socket_in(ns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
         wanted = (1 << ECHO_REPLY) | (1 << DEST_UNREACHABLE) | (1 << TIME_EXCEEDED)
         sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("I", ~wanted & 0xFFFFFFFF))
+        # Large payloads are fragmented by the kernel, as `ping -s 3000` does.
         sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DONT)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-
-        def receive(sent_at: float) -> EchoReply | None:
-            packet, (source, _) = sock.recvfrom(65535 + 60)
-            reply = _match(packet, ident, seq, source, what)
-            if reply is None:
-                return None
-            ttl, data = reply
-            return EchoReply(source, data, ttl, time.monotonic() - sent_at)
-
-        return _exchange(sock, echo_request(ident, seq, payload), dst, what, timeout, receive)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    return sock
 
 
-def _match(packet: bytes, ident: int, seq: int, source: str, what: str) -> tuple[int, bytes] | None:
-    """(ttl, payload) of our echo reply; raises on an error about our request; None otherwise."""
+def _send(sock: socket.socket, request: bytes, dst: str, what: str) -> None:
+    try:
+        sock.sendto(request, (dst, 0))
+    except OSError as exc:
+        if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            raise NoRoute(f"{what}: no route ({exc.strerror})") from None
+        raise ProbeFailed(f"{what}: send failed: {exc.strerror}") from None
+
+
+def _receiver4(
+    sock: socket.socket, ident: int, seqs: Container[int], what: str
+) -> tuple[Heard | None, str]:
+    packet, (source, _) = sock.recvfrom(65535 + 60)
+    return _heard(packet, ident, seqs, source, what), source
+
+
+def _heard(packet: bytes, ident: int, seqs: Container[int], source: str, what: str) -> Heard | None:
+    """Our echo reply, or the ICMP error about one of our requests, in an IPv4 packet from a
+    raw socket; None for anything else."""
     ihl = (packet[0] & 0x0F) * 4
     ttl = packet[8]
     icmp_type, code, _csum, r_ident, r_seq = struct.unpack_from("!BBHHH", packet, ihl)
     if icmp_type == ECHO_REPLY:
-        return (ttl, packet[ihl + 8 :]) if (r_ident, r_seq) == (ident, seq) else None
+        if r_ident == ident and r_seq in seqs:
+            return Heard(r_seq, ttl, packet[ihl + 8 :])
+        return None
     # An error quotes our request's IP header and first 8 bytes: match its ident and seq.
     inner = ihl + 8
     if len(packet) < inner + 28 or packet[inner + 9] != socket.IPPROTO_ICMP:
@@ -117,12 +245,14 @@ def _match(packet: bytes, ident: int, seq: int, source: str, what: str) -> tuple
     if len(packet) < quoted + 8:  # the quote stops short of our ICMP header
         return None
     q_type, _, _, q_ident, q_seq = struct.unpack_from("!BBHHH", packet, quoted)
-    if (q_type, q_ident, q_seq) != (ECHO_REQUEST, ident, seq):
+    if q_type != ECHO_REQUEST or q_ident != ident or q_seq not in seqs:
         return None
     if icmp_type == DEST_UNREACHABLE:
         reason = UNREACHABLE_CODES.get(code, f"unreachable code {code}")
-        raise NoRoute(f"{what}: {reason} (ICMP from {source})")
-    raise ProbeFailed(f"{what}: time exceeded (ICMP from {source}): a routing loop?")
+        return Heard(q_seq, error=NoRoute(f"{what}: {reason} (ICMP from {source})"))
+    return Heard(
+        q_seq, error=ProbeFailed(f"{what}: time exceeded (ICMP from {source}): a routing loop?")
+    )
 
 
 # ICMPv6 (RFC 4443) ------------------------------------------------------------------------
@@ -187,61 +317,6 @@ def ipv6_upper_layer(packet: bytes) -> tuple[int, int, bool] | None:
     return next_header, offset, first
 
 
-def ping6(
-    ns: str, dst: str, payload: bytes = b"vpnsim", timeout: float = 2.0, *, src: str = ""
-) -> EchoReply:
-    """One ICMPv6 echo request from namespace `ns` to `dst`; the matching reply (its `ttl`
-    is the hop limit it arrived with), or ProbeFailed."""
-    if len(payload) > MAX_ICMP6_PAYLOAD:
-        raise ValueError(f"ICMPv6 payload of {len(payload)} bytes: at most {MAX_ICMP6_PAYLOAD}")
-    ident = next(_idents) & 0xFFFF
-    seq = 1
-    what = f"ICMPv6 echo of {len(payload)} bytes from {src or ns} to {dst}"
-    with namespace.socket_in(ns, socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as sock:
-        passed = (ICMP6_ECHO_REPLY, ICMP6_DEST_UNREACHABLE, ICMP6_PACKET_TOO_BIG)
-        sock.setsockopt(
-            socket.IPPROTO_ICMPV6, ICMP6_FILTER, icmp6_filter(*passed, ICMP6_TIME_EXCEEDED)
-        )
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-
-        def receive(sent_at: float) -> EchoReply | None:
-            message, ancillary, _flags, address = sock.recvmsg(65535, socket.CMSG_SPACE(4))
-            data = _match6(message, ident, seq, address[0], what)
-            if data is None:
-                return None
-            return EchoReply(address[0], data, _hop_limit(ancillary), time.monotonic() - sent_at)
-
-        return _exchange(sock, echo_request6(ident, seq, payload), dst, what, timeout, receive)
-
-
-def _exchange(
-    sock: socket.socket,
-    request: bytes,
-    dst: str,
-    what: str,
-    timeout: float,
-    receive: Callable[[float], EchoReply | None],
-) -> EchoReply:
-    """Send `request`; call `receive(sent_at)` for each packet that arrives until it returns
-    our reply or `timeout` passes. Errors about our request raise from `receive`."""
-    sent_at = time.monotonic()
-    try:
-        sock.sendto(request, (dst, 0))
-    except OSError as exc:
-        if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-            raise NoRoute(f"{what}: no route ({exc.strerror})") from None
-        raise ProbeFailed(f"{what}: send failed: {exc.strerror}") from None
-    deadline = sent_at + timeout
-    while (left := deadline - time.monotonic()) > 0:
-        if not select.select([sock], [], [], left)[0]:
-            break
-        reply = receive(sent_at)
-        if reply is not None:
-            return reply
-    raise ProbeFailed(f"{what}: no reply within {timeout:g} s")
-
-
 def _hop_limit(ancillary: list[tuple[int, int, bytes]]) -> int:
     for level, kind, data in ancillary:
         if (level, kind) == (socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT) and len(data) >= 4:
@@ -249,14 +324,28 @@ def _hop_limit(ancillary: list[tuple[int, int, bytes]]) -> int:
     return -1  # not reported (cannot happen with IPV6_RECVHOPLIMIT on)
 
 
-def _match6(message: bytes, ident: int, seq: int, source: str, what: str) -> bytes | None:
-    """The payload of our ICMPv6 echo reply (`message` starts at the ICMPv6 header: raw IPv6
-    sockets get no IP header); raises on an error quoting our request; None otherwise."""
+def _receiver6(
+    sock: socket.socket, ident: int, seqs: Container[int], what: str
+) -> tuple[Heard | None, str]:
+    message, ancillary, _flags, address = sock.recvmsg(65535, socket.CMSG_SPACE(4))
+    heard = _heard6(message, ident, seqs, address[0], what)
+    if heard is not None and heard.error is None:
+        heard = dataclasses.replace(heard, ttl=_hop_limit(ancillary))
+    return heard, address[0]
+
+
+def _heard6(
+    message: bytes, ident: int, seqs: Container[int], source: str, what: str
+) -> Heard | None:
+    """Our ICMPv6 echo reply (`message` starts at the ICMPv6 header: raw IPv6 sockets get no
+    IP header), or the error quoting one of our requests; None otherwise."""
     if len(message) < 8:
         return None
     icmp_type, code, _csum, word = struct.unpack_from("!BBHI", message)
     if icmp_type == ICMP6_ECHO_REPLY:
-        return message[8:] if word == (ident << 16 | seq) else None
+        if word >> 16 == ident and word & 0xFFFF in seqs:
+            return Heard(word & 0xFFFF, payload=message[8:])
+        return None
     if icmp_type not in (ICMP6_DEST_UNREACHABLE, ICMP6_PACKET_TOO_BIG, ICMP6_TIME_EXCEEDED):
         return None
     # An error quotes as much of our request as fits: its IPv6 header, any extension headers
@@ -269,15 +358,18 @@ def _match6(message: bytes, ident: int, seq: int, source: str, what: str) -> byt
     if next_header != socket.IPPROTO_ICMPV6 or not first or len(quoted) < offset + 8:
         return None
     q_type, _, _, q_ident, q_seq = struct.unpack_from("!BBHHH", quoted, offset)
-    if (q_type, q_ident, q_seq) != (ICMP6_ECHO_REQUEST, ident, seq):
+    if q_type != ICMP6_ECHO_REQUEST or q_ident != ident or q_seq not in seqs:
         return None
+    error: ProbeFailed
     if icmp_type == ICMP6_DEST_UNREACHABLE:
         reason = UNREACHABLE6_CODES.get(code, f"unreachable code {code}")
-        raise NoRoute(f"{what}: {reason} (ICMPv6 from {source})")
-    if icmp_type == ICMP6_PACKET_TOO_BIG:
-        raise ProbeFailed(f"{what}: packet too big for MTU {word} (ICMPv6 from {source})")
-    if icmp_type == ICMP6_TIME_EXCEEDED and code == 1:
-        raise ProbeFailed(
+        error = NoRoute(f"{what}: {reason} (ICMPv6 from {source})")
+    elif icmp_type == ICMP6_PACKET_TOO_BIG:
+        error = ProbeFailed(f"{what}: packet too big for MTU {word} (ICMPv6 from {source})")
+    elif code == 1:
+        error = ProbeFailed(
             f"{what}: fragment reassembly time exceeded (ICMPv6 from {source}): fragments lost?"
         )
-    raise ProbeFailed(f"{what}: time exceeded (ICMPv6 from {source}): a routing loop?")
+    else:
+        error = ProbeFailed(f"{what}: time exceeded (ICMPv6 from {source}): a routing loop?")
+    return Heard(q_seq, error=error)

@@ -25,7 +25,7 @@ from vpnsim.traffic.echo import ECHO_PORT
 from vpnsim.traffic.errors import ProbeFailed
 from vpnsim.traffic.evidence import EvidenceRecorder, TunnelEnds
 from vpnsim.traffic.exchange import TcpSession, tcp_exchange, udp_exchange
-from vpnsim.traffic.icmp import EchoReply, ping
+from vpnsim.traffic.icmp import EchoReply, EchoSeries, ping, ping_series
 
 ECHO_READY_TIMEOUT = 10.0
 DEFAULT_TIMEOUT = 2.0
@@ -48,6 +48,21 @@ class Probes:
         """An ICMP echo (ICMPv6 to an IPv6 `dst`) from `host` to `dst`; raises ProbeFailed
         without a matching reply."""
         return ping(self.lab.ns(host), dst, payload, timeout or self.timeout, src=host)
+
+    def ping_series(
+        self,
+        host: str,
+        dst: str,
+        count: int,
+        payload: bytes = b"vpnsim",
+        interval: float = 0.0,
+        timeout: float | None = None,
+    ) -> EchoSeries:
+        """`count` echo requests from `host` to `dst`, as `ping -c` sends them: which were
+        answered, lost, damaged or duplicated (a lossy link is a result, not an error)."""
+        wait = timeout or self.timeout
+        ns = self.lab.ns(host)
+        return ping_series(ns, dst, count, payload, interval=interval, timeout=wait, src=host)
 
     def reaches(self, host: str, dst: str, timeout: float = 1.0) -> bool:
         """Whether an ICMP echo from `host` to `dst` gets its reply."""
