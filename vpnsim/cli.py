@@ -429,6 +429,7 @@ def _lab_probe(args: argparse.Namespace) -> int:
             raise ProbeFailed(f"{len(got)} bytes back, not what was sent")
         return f"{len(got)} bytes back, identical"
 
+    running = [program for program in lab.programs if program.running()]
     outcome, failure = "", ""
     try:
         if tunnel is None:
@@ -449,7 +450,11 @@ def _lab_probe(args: argparse.Namespace) -> int:
     if tunnel is not None:
         for line in rec.result.lines():
             print(f"  {line}")
-    return EXIT_FINDING if failure else 0
+    died = [program for program in running if not program.running()]
+    for program in died:  # a finding about that program: its last words are the evidence
+        print(f"  program {program.label} exited during the probe; its stderr ends:")
+        print("\n".join(f"    {line}" for line in program.stderr_tail(6).splitlines()))
+    return EXIT_FINDING if failure or died else 0
 
 
 def _series_line(series: EchoSeries) -> str:

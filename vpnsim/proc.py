@@ -24,6 +24,7 @@ from vpnsim.net.namespace import CLONE_NEWNS, NETNS_DIR
 MS_REC = 0x4000
 MS_SLAVE = 1 << 19
 MNT_DETACH = 2
+SETTLE_INTERVAL = 0.002
 POLL_INTERVAL = 0.002
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -87,6 +88,21 @@ class Program:
             if time.monotonic() > deadline:
                 raise ProgramFailed(self, f"{what} did not happen within {timeout:g} s")
             time.sleep(POLL_INTERVAL)
+
+    def wait_settled(self, timeout: float = 1.0) -> bool:
+        """Wait until the program has exited or sits waiting for input with nothing unread
+        on its sockets (seen twice, SETTLE_INTERVAL apart): whatever it was sent has had
+        its effect, a crash included. False if it is still busy after `timeout`."""
+        deadline = time.monotonic() + timeout
+        calm = 0
+        while calm < 2:
+            if not self.running():
+                return True
+            calm = calm + 1 if settled(self.pid) else 0
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(SETTLE_INTERVAL)
+        return True
 
     def signal(self, sig: int) -> None:
         if self.running():
@@ -165,6 +181,58 @@ def is_alive(pid: int) -> bool:
             return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
+
+
+def settled(pid: int) -> bool:
+    """Whether `pid` and its descendants all sleep (in a wait for input, a timer or a lock),
+    none running, with no unread data on their IP sockets. A dead `pid` counts as settled."""
+    inodes: set[str] = set()
+    for member in _process_tree(pid):
+        try:
+            for task in os.listdir(f"/proc/{member}/task"):
+                stat = _read(Path(f"/proc/{member}/task/{task}/stat"))
+                if stat and stat.rsplit(")", 1)[1].split()[0] not in ("S", "Z"):
+                    return False
+            for fd in os.listdir(f"/proc/{member}/fd"):
+                target = os.readlink(f"/proc/{member}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(target[len("socket:[") : -1])
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # it exited meanwhile
+    return not inodes or not any(_unread(pid, table, inodes) for table in SOCKET_TABLES)
+
+
+SOCKET_TABLES = ("udp", "udp6", "tcp", "tcp6", "raw", "raw6")
+
+
+def _unread(pid: int, table: str, inodes: set[str]) -> bool:
+    """Whether one of the sockets `inodes` in /proc/<pid>/net/<table> has data queued to read
+    (the table shows the network namespace of `pid`)."""
+    try:
+        with open(f"/proc/{pid}/net/{table}") as f:
+            next(f)
+            for line in f:
+                fields = line.split()  # ... tx_queue:rx_queue ... inode
+                if fields[9] in inodes and int(fields[4].split(":")[1], 16):
+                    return True
+    except (FileNotFoundError, ProcessLookupError, StopIteration):
+        pass
+    return False
+
+
+def _process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (threads' children included)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                children = _read(Path(f"/proc/{current}/task/{task}/children"))
+                todo += [int(child) for child in children.split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return found
 
 
 def kill_and_wait(pids: Sequence[int], timeout: float = 2.0) -> list[int]:

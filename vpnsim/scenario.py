@@ -254,7 +254,9 @@ class ImpairmentModel(Strict):
     corrupt_bytes: ByteRange | None = Field(
         None, description="[start, end): the byte offsets corruption may hit"
     )
-    fix_checksums: bool = Field(False, description="recompute IP/UDP/TCP checksums if corrupted")
+    fix_checksums: bool = Field(
+        False, description="recompute IP, UDP, TCP and ICMP checksums if corrupted"
+    )
     delay_ms: Milliseconds = 0.0
     jitter_ms: Milliseconds = Field(0.0, description="uniform +- around delay_ms (reorders)")
     rate: Rate | None = None

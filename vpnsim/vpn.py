@@ -67,6 +67,20 @@ class RunningTunnel:
         self.server_tun = wait_server_ready(self.lab, self.spec, self.server, timeout)
         return time.monotonic() - start
 
+    def revive(self, timeout: float = READY_TIMEOUT) -> list[str]:
+        """Start again whichever end has exited, server first; the sides restarted.
+
+        Property tests share one lab across Hypothesis examples: an example that kills a
+        program must not fail every later one too, or the failure could never shrink."""
+        revived = []
+        if not self.server.running():
+            self.start_server(timeout)
+            revived.append("server")
+        if not self.client.running():
+            self.start_client(timeout)
+            revived.append("client")
+        return revived
+
     def stop(self) -> None:
         self.client.stop()
         self.server.stop()

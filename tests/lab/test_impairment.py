@@ -233,3 +233,59 @@ def test_a_bad_control_request_is_answered_and_the_wire_carries_on(
     assert errors[1:] == ["bad request: expected a JSON object", "unknown request 'explode'"]
     tunnel_wire.clear()
     assert probes.ping("U", V).source == V
+
+
+def test_a_control_client_that_never_reads_its_replies_holds_up_neither_forwarding_nor_others(
+    vpn_tunnel: RunningTunnel, tunnel_wire: ImpairedLink, sink: Sink, probes: Probes
+) -> None:
+    import json
+    import socket
+
+    from vpnsim.impair.control import WireClient, address
+    from vpnsim.net import namespace
+
+    tunnel_wire.clear()
+    with Source(vpn_tunnel.lab.ns("U"), V, PORT) as source:
+        source.send(numbered(5000), gap=0.002, every=50)
+    tunnel_wire.wait_idle()
+    sink.drain()
+    pid = tunnel_wire.stats().pid
+    log = [entry.to_dict() for entry in tunnel_wire.log()]
+    assert len(log) >= 5000
+    reply_size = len(json.dumps({"ok": True, "log": log}))
+
+    fabric = vpn_tunnel.lab.fabric_ns
+    rogue = namespace.socket_in(fabric, socket.AF_UNIX, socket.SOCK_STREAM)
+    other: WireClient | None = None
+    try:
+        rogue.settimeout(5)
+        rogue.connect(address(tunnel_wire.link))
+        # Each reply is several times what a Unix socket buffers: a wire that waited for the
+        # rogue to read would wait forever on the first.
+        assert reply_size > 3 * rogue.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        rogue.sendall(b'{"op": "log"}\n' * 200)
+        # Accepted after the rogue, so served after the wire took the rogue's first request.
+        other = WireClient(fabric, tunnel_wire.link)
+        stats = other.request("stats")
+        assert (stats["pid"], stats["paused"]) == (pid, False)
+        assert rogue.recv(1, socket.MSG_PEEK) == b"{"  # it was answered
+
+        assert probes.ping("U", V).source == V  # within the probe's usual timeout
+        assert run(vpn_tunnel, tunnel_wire, sink, Impairment(), 100) == list(range(1, 101))
+        assert other.request("stats")["out"]["delivered"] == 100
+
+        # The reply the rogue left waiting is whole when it does read it.
+        buffer = b""
+        while b"\n" not in buffer:
+            chunk = rogue.recv(1 << 20)
+            assert chunk, "the wire closed the rogue client"
+            buffer += chunk
+        first = json.loads(buffer.partition(b"\n")[0])
+        assert first["ok"] and first["log"][: len(log)] == log
+    finally:
+        rogue.close()
+        if other is not None:
+            other.close()
+    # The rogue's leaving (with replies still pending) leaves the wire serving.
+    assert tunnel_wire.stats().pid == pid
+    assert probes.ping("U", V).source == V

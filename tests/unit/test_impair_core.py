@@ -1,5 +1,6 @@
 """The wire's sans-IO core with a fake clock: forwarding, loss, duplication, delay, the rate
-limit, reordering and its hold limit, the queue limit, frames that pass untouched, the fate
+limit, reordering and its hold limit (after which a held packet still gets its delay, the
+rate limit and the queue limit), the queue limit, frames that pass untouched, the fate
 log, resetting with set(), and the stats a wire reports."""
 
 from __future__ import annotations
@@ -155,6 +156,115 @@ def test_reordered_packets_follow_a_delayed_successor() -> None:
     assert core.next_deadline() == 0.01 + 20 / 1000
     assert numbers(core.due(0.03)) == [("out", 2), ("out", 1)]
     counts(core, seen=2, delivered=2, reordered=1, delayed=2)
+
+
+def balanced(core: WireCore) -> None:
+    """Every copy of every packet seen is delivered, dropped, overflowed or still queued."""
+    c = core.counters["out"]
+    assert c.seen + c.duplicated == (
+        c.delivered + c.dropped + c.oversize + c.overflow + core.queued()
+    ), c
+
+
+def test_a_held_packet_released_by_the_hold_limit_still_gets_its_delay() -> None:
+    core = WireCore(Impairment(events=(Event(1, "reorder"), Event(1, "delay", 20))))
+    assert core.receive("out", frame(1), 10.0) == []
+    assert core.next_deadline() == 10.0 + HOLD_LIMIT
+    assert core.due(10.0 + HOLD_LIMIT) == []  # released from the hold into the queue
+    assert core.queued() == 1
+    leaves = 10.0 + HOLD_LIMIT + 20 / 1000
+    assert core.next_deadline() == pytest.approx(leaves, abs=1e-12)
+    assert core.due(leaves - 0.001) == []
+    balanced(core)
+    assert numbers(core.due(leaves + 1e-9)) == [("out", 1)]
+    assert core.queued() == 0 and core.next_deadline() is None
+    counts(core, seen=1, delivered=1, reordered=1, delayed=1)
+    balanced(core)
+
+
+def test_a_late_due_releases_and_sends_a_held_packet_whose_delay_has_passed() -> None:
+    core = WireCore(Impairment(delay_ms=20, events=(Event(1, "reorder"), Event(1, "dup"))))
+    assert core.receive("out", frame(1), 0.0) == []
+    assert numbers(core.due(1.0)) == [("out", 1), ("out", 1)]  # released, queued and sent
+    counts(core, seen=1, delivered=2, duplicated=1, reordered=1, delayed=2)
+    assert core.queued() == 0
+
+
+def test_a_held_packet_released_by_the_hold_limit_gets_its_jitter() -> None:
+    imp = Impairment(seed=11, reorder=1.0, delay_ms=30, jitter_ms=20)
+    core = WireCore(imp)
+    assert core.receive("out", frame(1), 0.0) == []
+    (fate,) = predict(imp, "out", [IP_LENGTH])
+    assert fate.reorder and fate.delay_ms != 30  # a jittered delay
+    assert core.log[0].fate == fate
+    assert core.due(HOLD_LIMIT) == []
+    assert core.next_deadline() == pytest.approx(HOLD_LIMIT + fate.delay_ms / 1000, abs=1e-12)
+    assert numbers(core.due(HOLD_LIMIT + fate.delay_ms / 1000 + 1e-9)) == [("out", 1)]
+
+
+def test_a_held_packet_released_by_the_hold_limit_waits_for_the_rate_limit() -> None:
+    # 100 kbit/s: a 1500-byte frame takes 120 ms, longer than the hold limit.
+    core = WireCore(Impairment(rate=100_000, events=(Event(2, "reorder"),)))
+    assert core.receive("out", frame(1, 1500), 0.0) == []
+    assert core.receive("out", frame(2, 1500), 0.001) == []  # held until 0.051
+    assert core.due(0.001 + HOLD_LIMIT) == []  # the link is busy with frame 1 until 0.12
+    assert core.queued() == 2
+    assert core.next_deadline() == pytest.approx(0.12, abs=1e-12)
+    assert numbers(core.due(0.1201)) == [("out", 1)]
+    assert core.next_deadline() == pytest.approx(0.24, abs=1e-12)  # serialised after frame 1
+    assert core.due(0.2399) == []
+    assert numbers(core.due(0.2401)) == [("out", 2)]
+    counts(core, seen=2, delivered=2, reordered=1, delayed=2)
+    # An idle link: a released packet is serialised from its release, not from its arrival.
+    core = WireCore(Impairment(rate=100_000, events=(Event(1, "reorder"),)))
+    assert core.receive("out", frame(3, 1500), 1.0) == []
+    assert core.due(1.0 + HOLD_LIMIT) == []
+    assert core.next_deadline() == pytest.approx(1.0 + HOLD_LIMIT + 0.12, abs=1e-12)
+    assert numbers(core.due(1.0 + HOLD_LIMIT + 0.1201)) == [("out", 3)]
+    counts(core, seen=1, delivered=1, reordered=1, delayed=1)
+
+
+def test_a_held_packet_released_by_the_hold_limit_respects_the_queue_limit() -> None:
+    # Its two copies are released into a queue with room for one.
+    held = QUEUE_LIMIT
+    imp = Impairment(delay_ms=100, events=(Event(held, "reorder"), Event(held, "dup")))
+    core = WireCore(imp)
+    for n in range(1, held):
+        assert core.receive("out", frame(n), 0.0) == []
+    assert core.receive("out", frame(held), 0.0) == []
+    assert core.queued() == QUEUE_LIMIT + 1  # QUEUE_LIMIT - 1 queued, two copies held
+    balanced(core)
+    assert core.due(HOLD_LIMIT) == []
+    assert core.queued() == QUEUE_LIMIT
+    counts(core, seen=held, duplicated=1, reordered=1, delayed=QUEUE_LIMIT, overflow=1)
+    balanced(core)
+    out = numbers(core.due(0.1))
+    assert out == [("out", n) for n in range(1, held)]
+    assert numbers(core.due(HOLD_LIMIT + 0.1)) == [("out", held)]
+    counts(
+        core, seen=held, delivered=QUEUE_LIMIT, duplicated=1, reordered=1,
+        delayed=QUEUE_LIMIT, overflow=1,
+    )  # fmt: skip
+    balanced(core)
+
+
+def test_counters_balance_at_every_step_of_a_busy_impaired_run() -> None:
+    imp = Impairment(
+        seed=8, loss=0.1, dup=0.2, reorder=0.3, delay_ms=5, jitter_ms=5, rate=2_000_000
+    )
+    core = WireCore(imp)
+    now, sent = 0.0, 0
+    for n in range(400):
+        now += 0.0005 if n % 50 < 40 else 0.02  # bursts, then gaps longer than the hold limit
+        sent += len(core.receive("out", frame(n, 200 + n % 7 * 100), now))
+        balanced(core)
+        sent += len(core.due(now))
+        balanced(core)
+    sent += len(core.due(now + 10.0))
+    c = core.counters["out"]
+    assert core.queued() == 0 and sent == c.delivered
+    assert c.seen + c.duplicated == c.delivered + c.dropped + c.overflow
+    assert c.reordered > 20 and c.dropped > 20 and c.duplicated > 20
 
 
 def test_queue_overflow_is_counted() -> None:

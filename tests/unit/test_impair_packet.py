@@ -1,6 +1,6 @@
 """The wire's packet handling without root: which Ethernet frames are impairable and where their
-IP packet is, the Internet checksum, and corruption with and without fixing the checksums, as
-scapy checks them."""
+IP packet is, the Internet checksum, and corruption with and without fixing the checksums
+(IPv4, UDP, TCP, ICMP and ICMPv6, behind IPv6 extension headers too), as scapy checks them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from scapy.layers.inet import IP, TCP, UDP, IPOption_Router_Alert
+from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_Router_Alert
 from scapy.layers.inet6 import (
     ICMPv6EchoRequest,
     ICMPv6MLQuery,
@@ -17,7 +17,11 @@ from scapy.layers.inet6 import (
     ICMPv6ND_NS,
     ICMPv6ND_RS,
     IPv6,
+    IPv6ExtHdrDestOpt,
+    IPv6ExtHdrFragment,
     IPv6ExtHdrHopByHop,
+    IPv6ExtHdrRouting,
+    IPv6ExtHdrSegmentRouting,
     RouterAlert,
 )
 from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
@@ -54,24 +58,79 @@ def tcp6() -> bytes:
     return eth(IPv6(**V6) / TCP(sport=1234, dport=80, seq=1000, flags="PA") / PAYLOAD)
 
 
+def icmp4() -> bytes:
+    return eth(IP(**V4) / ICMP(id=7, seq=1) / PAYLOAD)
+
+
+def icmp6() -> bytes:
+    return eth(IPv6(**V6) / ICMPv6EchoRequest(id=7, seq=1, data=PAYLOAD))
+
+
+def udp6_hop_by_hop() -> bytes:
+    return eth(IPv6(**V6) / IPv6ExtHdrHopByHop() / UDP(sport=1234, dport=5678) / PAYLOAD)
+
+
+def udp6_destination_options() -> bytes:
+    return eth(IPv6(**V6) / IPv6ExtHdrDestOpt() / UDP(sport=1234, dport=5678) / PAYLOAD)
+
+
+def icmp6_two_headers() -> bytes:
+    headers = IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt()
+    return eth(IPv6(**V6) / headers / ICMPv6EchoRequest(id=7, seq=1, data=PAYLOAD))
+
+
+def tcp6_routed() -> bytes:
+    # Segments left: the pseudo-header holds the final destination, the routing header's last
+    # address (bytes 64-79 of the packet), not the IPv6 header's destination.
+    routing = IPv6ExtHdrRouting(addresses=["fd00::7", "fd00::9"], segleft=2)
+    return eth(IPv6(**V6) / routing / TCP(sport=1234, dport=80, seq=1000, flags="PA") / PAYLOAD)
+
+
+def udp6_segment_routed() -> bytes:
+    # A segment routing header: the final destination is its first segment (bytes 48-63).
+    routing = IPv6ExtHdrSegmentRouting(addresses=["fd00::7", "fd00::9"], segleft=1)
+    return eth(IPv6(**V6) / routing / UDP(sport=1234, dport=5678) / PAYLOAD)
+
+
+# Each checksummed layer's checksum field: its name, and its offset in the layer.
+CHECKSUM_FIELDS = {
+    "IP": ("chksum", 10),
+    "UDP": ("chksum", 6),
+    "TCP": ("chksum", 16),
+    "ICMP": ("chksum", 2),
+    "ICMPv6EchoRequest": ("cksum", 2),
+}
+
+
+def checksummed(parsed: Packet) -> list[Any]:
+    return [layer for layer in parsed.layers() if layer.__name__ in CHECKSUM_FIELDS]
+
+
 def bad_checksums(frame: bytes) -> set[str]:
     """The layers whose stored checksum differs from the one scapy computes afresh."""
     parsed = Ether(frame)
     rebuilt = parsed.copy()
-    layers = [layer for layer in (IP, UDP, TCP) if layer in parsed]
+    layers = checksummed(parsed)
     assert layers, "no checksummed layer"
     for layer in layers:
-        del rebuilt[layer].chksum
+        delattr(rebuilt[layer], CHECKSUM_FIELDS[layer.__name__][0])
     fresh = Ether(bytes(rebuilt))
-    return {layer.__name__ for layer in layers if parsed[layer].chksum != fresh[layer].chksum}
+    return {
+        layer.__name__
+        for layer in layers
+        if getattr(parsed[layer], CHECKSUM_FIELDS[layer.__name__][0])
+        != getattr(fresh[layer], CHECKSUM_FIELDS[layer.__name__][0])
+    }
 
 
 def checksum_bytes(frame: bytes) -> set[int]:
-    """Where the IPv4 header checksum and the UDP or TCP checksum are in an untagged frame."""
-    v6 = frame[14] >> 4 == 6
-    l4 = 14 + (40 if v6 else 20)
-    fields = {l4 + (16 if TCP in Ether(frame) else 6)} | (set() if v6 else {14 + 10})
-    return {i for start in fields for i in (start, start + 1)}
+    """Where the checksums of the frame's checksummed layers are."""
+    parsed = Ether(frame)
+    starts = {
+        len(frame) - len(bytes(parsed[layer])) + CHECKSUM_FIELDS[layer.__name__][1]
+        for layer in checksummed(parsed)
+    }
+    return {i for start in starts for i in (start, start + 1)}
 
 
 def changed(a: bytes, b: bytes) -> set[int]:
@@ -215,6 +274,45 @@ UDP6_CASES = [
     (48, {"UDP"}),  # payload
 ]
 TCP6_CASES = [(7, set()), (8, {"TCP"}), (56, {"TCP"}), (91, {"TCP"})]
+ICMP4_CASES = [
+    (8, {"IP"}),  # time to live
+    (12, {"IP"}),  # source address: ICMP has no pseudo header
+    (21, {"ICMP"}),  # code
+    (22, {"ICMP"}),  # the ICMP checksum itself
+    (24, {"ICMP"}),  # identifier
+    (28, {"ICMP"}),  # payload
+    (59, {"ICMP"}),  # the last byte
+]
+ECHO6 = {"ICMPv6EchoRequest"}
+ICMP6_CASES = [
+    (7, set()),
+    (8, ECHO6),
+    (39, ECHO6),
+    (41, ECHO6),
+    (42, ECHO6),
+    (44, ECHO6),
+    (79, ECHO6),
+]
+UDP6_BEHIND_ONE_HEADER_CASES = [  # an 8-byte extension header at 40-47, UDP at 48
+    (7, set()),  # hop limit
+    (8, {"UDP"}),  # source address
+    (39, {"UDP"}),  # destination address
+    (46, set()),  # padding in the extension header: no checksum covers it
+    (48, {"UDP"}),  # source port
+    (54, {"UDP"}),  # the UDP checksum
+    (56, {"UDP"}),  # payload
+    (87, {"UDP"}),  # the last byte
+]
+ICMP6_TWO_HEADERS_CASES = [(8, ECHO6), (46, set()), (54, set()), (58, ECHO6), (95, ECHO6)]
+TCP6_ROUTED_CASES = [
+    (8, {"TCP"}),  # source address
+    (39, set()),  # the IPv6 header's destination: not the final one
+    (50, set()),  # the routing header's first address
+    (79, {"TCP"}),  # its last address: the final destination
+    (96, {"TCP"}),  # the TCP checksum
+    (131, {"TCP"}),  # the last byte
+]
+UDP6_SEGMENT_ROUTED_CASES = [(39, set()), (63, {"UDP"}), (79, set()), (86, {"UDP"}), (119, {"UDP"})]
 
 CASES = [
     pytest.param(build, at, broken, id=f"{build.__name__}@{at}")
@@ -223,6 +321,13 @@ CASES = [
         (tcp4, TCP4_CASES),
         (udp6, UDP6_CASES),
         (tcp6, TCP6_CASES),
+        (icmp4, ICMP4_CASES),
+        (icmp6, ICMP6_CASES),
+        (udp6_hop_by_hop, UDP6_BEHIND_ONE_HEADER_CASES),
+        (udp6_destination_options, UDP6_BEHIND_ONE_HEADER_CASES),
+        (icmp6_two_headers, ICMP6_TWO_HEADERS_CASES),
+        (tcp6_routed, TCP6_ROUTED_CASES),
+        (udp6_segment_routed, UDP6_SEGMENT_ROUTED_CASES),
     )
     for at, broken in cases
 ]
@@ -300,11 +405,37 @@ def test_fragments_get_their_header_fixed_but_not_l4() -> None:
     assert bad_checksums(corrupt(udp4(flags="DF"), 14, 30, 0x42, fix_checksums=True)) == set()
 
 
+@pytest.mark.parametrize(
+    ("frame", "at"),
+    [
+        (eth(IPv6(**V6) / IPv6ExtHdrFragment(m=1) / UDP() / PAYLOAD), 60),
+        (eth(IPv6(**V6) / IPv6ExtHdrHopByHop() / IPv6ExtHdrFragment(m=1) / UDP() / PAYLOAD), 70),
+        # Authentication header (51): not one fix() looks past.
+        (eth(IPv6(**V6, nh=51) / Raw(bytes([17, 2]) + bytes(14)) / UDP() / PAYLOAD), 70),
+        # A routing header of a type it does not know (3), segments left: no final destination.
+        (eth(IPv6(**V6, nh=43) / Raw(bytes([17, 2, 3, 1, 0, 0, 0, 0]) + bytes(16)) / UDP()), 70),
+        # A hop-by-hop header longer than the packet.
+        (eth(IPv6(**V6, nh=0) / Raw(bytes([17, 200]) + bytes(6)) / UDP() / PAYLOAD), 60),
+        (eth(IPv6(**V6, nh=1) / ICMP() / PAYLOAD), 50),  # ICMP for IPv4 in IPv6
+    ],
+    ids=["fragment", "fragment behind hop-by-hop", "AH", "unknown routing", "cut short", "ICMP"],
+)
+def test_fixing_leaves_ipv6_transport_it_cannot_find(frame: bytes, at: int) -> None:
+    damaged = corrupt(frame, 14, at, 0x01, fix_checksums=True)
+    assert changed(frame, damaged) == {14 + at}
+
+
+def test_icmpv4_in_a_fragment_and_icmpv6_in_ipv4_are_not_fixed() -> None:
+    first = eth(IP(**V4, flags="MF") / ICMP() / PAYLOAD)
+    damaged = corrupt(first, 14, 30, 0x42, fix_checksums=True)
+    assert changed(first, damaged) == {14 + 30}  # the IP header does not cover the payload
+    assert bad_checksums(damaged) == {"ICMP"}
+    icmpv6 = eth(IP(**V4, proto=58) / ICMPv6EchoRequest(data=PAYLOAD))
+    damaged = corrupt(icmpv6, 14, 30, 0x42, fix_checksums=True)
+    assert changed(icmpv6, damaged) == {14 + 30}
+
+
 def test_fixing_leaves_what_it_cannot_fix() -> None:
-    # IPv6 behind an extension header: the transport is not found, only the flip is made.
-    frame = eth(IPv6(**V6) / IPv6ExtHdrHopByHop() / UDP() / PAYLOAD)
-    damaged = corrupt(frame, 14, 60, 0x01, fix_checksums=True)
-    assert changed(frame, damaged) == {14 + 60}
     # A non-IP version nibble after the flip: nothing is recomputed.
     damaged = corrupt(udp4(), 14, 0, 0x30, fix_checksums=True)  # version 4 -> 7
     assert changed(udp4(), damaged) == {14}

@@ -3,8 +3,10 @@
 `WireCore.receive(direction, frame, now)` returns the frames to send at once; the rest wait in
 a queue that `due(now)` empties and `next_deadline()` times. Fates come from one `Schedule`
 per direction. Queueing follows netem's order: the rate limit serialises a packet, then the
-delay (and jitter) is added; a reordered packet waits for the next packet of its direction,
-or `HOLD_LIMIT` seconds if none comes.
+delay (and jitter) is added; a reordered packet waits for the next packet of its direction and
+goes right after it, or, if none comes within `HOLD_LIMIT` seconds, is released then as if it
+had been received at that moment: the rate limit as of its release, then its own delay (and
+jitter), and the queue limit, as for any other packet.
 """
 
 from __future__ import annotations
@@ -69,8 +71,11 @@ class WireCore:
         self._tie = itertools.count()
         self._queue: list[tuple[float, int, Direction, bytes]] = []
         self._waiting = dict.fromkeys(DIRECTIONS, 0)  # frames of each direction in _queue
-        # Frames held for reordering, with when they go if no successor comes; kept by set().
-        self._held: dict[Direction, list[tuple[float, bytes]]] = {d: [] for d in DIRECTIONS}
+        # Packets held for reordering: when they are released if no successor comes, their
+        # fate's delay (ms) and copies, and the frame; kept by set().
+        self._held: dict[Direction, list[tuple[float, float, int, bytes]]] = {
+            d: [] for d in DIRECTIONS
+        }
         self.set(impairment or Impairment())
 
     def set(self, impairment: Impairment) -> None:
@@ -88,7 +93,8 @@ class WireCore:
         return [LogEntry(*entry) for entry in self._log]
 
     def queued(self) -> int:
-        return len(self._queue) + sum(len(held) for held in self._held.values())
+        held = sum(copies for queue in self._held.values() for _, _, copies, _ in queue)
+        return len(self._queue) + held
 
     def receive(self, direction: Direction, frame: bytes, now: float) -> list[Outgoing]:
         counters = self.counters[direction]
@@ -115,13 +121,21 @@ class WireCore:
         counters.duplicated += fate.copies - 1
         if fate.reorder:
             counters.reordered += 1
-            self._held[direction].extend((now + HOLD_LIMIT, frame) for _ in range(fate.copies))
+            self._held[direction].append((now + HOLD_LIMIT, fate.delay_ms, fate.copies, frame))
             return []
         departure = self._departure(direction, len(frame) * fate.copies, now, fate.delay_ms)
         frames = [frame] * fate.copies
         # Packets held for reordering go right after this one.
-        frames += [held for _, held in self._held[direction]]
+        for _, _, copies, held in self._held[direction]:
+            frames += [held] * copies
         self._held[direction].clear()
+        return self._dispatch(direction, frames, departure, now)
+
+    def _dispatch(
+        self, direction: Direction, frames: list[bytes], departure: float, now: float
+    ) -> list[Outgoing]:
+        """`frames`, received (or released) at `now`, to send at once or queue for `departure`."""
+        counters = self.counters[direction]
         if departure <= now and not self._waiting[direction]:
             counters.delivered += len(frames)
             return [(direction, f) for f in frames]
@@ -143,17 +157,22 @@ class WireCore:
         return done + delay_ms / 1000
 
     def due(self, now: float) -> list[Outgoing]:
-        """Frames whose time has come (and reordered ones that waited long enough)."""
+        """Frames whose time has come.
+
+        Reordered packets whose hold limit has passed are released first, each at its hold
+        limit: sent at once if neither the rate limit nor a delay holds them back and nothing
+        of their direction waits, else queued like any other packet."""
         out: list[Outgoing] = []
+        for direction, held in self._held.items():
+            while held and held[0][0] <= now:
+                release, delay_ms, copies, frame = held.pop(0)
+                departure = self._departure(direction, len(frame) * copies, release, delay_ms)
+                out += self._dispatch(direction, [frame] * copies, departure, release)
         while self._queue and self._queue[0][0] <= now:
             _, _, direction, frame = heapq.heappop(self._queue)
             self._waiting[direction] -= 1
             self.counters[direction].delivered += 1
             out.append((direction, frame))
-        for direction, held in self._held.items():
-            while held and held[0][0] <= now:
-                self.counters[direction].delivered += 1
-                out.append((direction, held.pop(0)[1]))
         return out
 
     def next_deadline(self) -> float | None:

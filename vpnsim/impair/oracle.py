@@ -19,8 +19,10 @@ if TYPE_CHECKING:
     from vpnsim.traffic.datagrams import Sink, Source
 
 # Outer IPv4 (20) + UDP (8), then the inner IPv4 (20) + UDP (8): where a UDP tunnel's inner
-# payload starts on the wire.
+# packet and its payload start on the wire.
+UDP_TUNNEL_INNER_AT = 28
 UDP_TUNNEL_PAYLOAD_AT = 56
+INNER_UDP_HEADER = 8
 
 
 def expected_arrivals(
@@ -33,9 +35,12 @@ def expected_arrivals(
 ) -> Counter[bytes]:
     """The datagrams that must arrive, with how many times each (one outer packet each).
 
-    Corruption is assumed to hit the inner payload (`corrupt_bytes` from `payload_at`): the
-    outer UDP checksum drops it, unless the wire fixed the outer checksums; then the inner
-    UDP checksum drops it, unless the datagram was sent without one.
+    Corruption must hit the inner packet (`corrupt_bytes` from its start). The outer UDP
+    checksum drops it, unless the wire fixed the outer checksums. Then damage to the inner IP
+    header is dropped by its header checksum (or, in the version nibble, by the TUN device);
+    damage to the inner UDP header or payload by the inner UDP checksum, unless the datagram
+    was sent without one: then a damaged payload arrives as damaged, and a damaged UDP header
+    (another port, a shorter length) has no single outcome to predict.
     """
     expected: Counter[bytes] = Counter()
     for data, fate in zip(sent, fates, strict=True):
@@ -43,10 +48,20 @@ def expected_arrivals(
             continue
         if fate.corrupt_at is None:
             expected[data] += fate.copies
-        elif fix_checksums and not inner_checksum:
-            damaged = bytearray(data)
-            damaged[fate.corrupt_at - payload_at] ^= fate.xor
-            expected[bytes(damaged)] += fate.copies
+            continue
+        if fate.corrupt_at < payload_at - INNER_UDP_HEADER - 20:
+            raise ValueError(f"corruption at byte {fate.corrupt_at}: outside the inner packet")
+        caught = not fix_checksums or inner_checksum
+        if caught or fate.corrupt_at < payload_at - INNER_UDP_HEADER:
+            continue  # the outer checksum, the inner IP header's or the inner UDP checksum
+        if fate.corrupt_at < payload_at:
+            raise ValueError(
+                f"corruption at byte {fate.corrupt_at}, in the inner UDP header of a datagram "
+                "without a checksum: no single outcome to predict"
+            )
+        damaged = bytearray(data)
+        damaged[fate.corrupt_at - payload_at] ^= fate.xor
+        expected[bytes(damaged)] += fate.copies
     return expected
 
 

@@ -15,10 +15,19 @@ ETH_P_IP = 0x0800
 ETH_P_IPV6 = 0x86DD
 VLAN_TAGS = (0x8100, 0x88A8)
 IPPROTO_HOPOPTS = 0
+IPPROTO_ICMP = 1
 IPPROTO_ICMPV6 = 58
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17
 IPPROTO_IGMP = 2
+IPPROTO_ROUTING = 43
+IPPROTO_DSTOPTS = 60
+IPV6_EXTENSIONS = (IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_DSTOPTS)  # fix() looks past these
+# Where the checksum is in each upper-layer header fix() recomputes, by IP version.
+CHECKSUM_AT = {
+    4: {IPPROTO_UDP: 6, IPPROTO_TCP: 16, IPPROTO_ICMP: 2},
+    6: {IPPROTO_UDP: 6, IPPROTO_TCP: 16, IPPROTO_ICMPV6: 2},
+}
 ICMPV6_CONTROL = range(130, 144)  # MLD (130-132, 143), router/neighbour discovery (133-137)
 
 
@@ -60,7 +69,7 @@ def checksum(data: bytes | bytearray | memoryview) -> int:
 
 def corrupt(frame: bytes, ip_offset: int, at: int, xor: int, fix_checksums: bool) -> bytes:
     """`frame` with byte `at` of its IP packet XORed with `xor`; with `fix_checksums`, the
-    IPv4 header and UDP/TCP checksums are recomputed, as if the damage came before them."""
+    checksums are recomputed (see `fix`), as if the damage came before them."""
     data = bytearray(frame)
     data[ip_offset + at] ^= xor
     if fix_checksums:
@@ -69,7 +78,14 @@ def corrupt(frame: bytes, ip_offset: int, at: int, xor: int, fix_checksums: bool
 
 
 def fix(data: bytearray, ip_offset: int) -> None:
-    """Recompute the checksums of the IP packet at `ip_offset`, in place, where it can."""
+    """Recompute the checksums of the IP packet at `ip_offset`, in place, where it can.
+
+    IPv4: the header checksum, then UDP's and TCP's (with the pseudo-header) or ICMP's (over
+    the ICMP message alone), but not in a fragment, whose transport checksum covers bytes not
+    in this frame; a UDP datagram without a checksum stays without one. IPv6: UDP's, TCP's or
+    ICMPv6's (with the pseudo-header), found behind hop-by-hop, routing and destination options
+    headers; none behind a fragment header or any other it does not know.
+    """
     version = data[ip_offset] >> 4
     if version == 4:
         ihl = (data[ip_offset] & 0x0F) * 4
@@ -83,21 +99,56 @@ def fix(data: bytearray, ip_offset: int) -> None:
         proto = data[ip_offset + 9]
         l4 = ip_offset + ihl
         end = min(ip_offset + total, len(data))
-        pseudo = data[ip_offset + 12 : ip_offset + 20] + struct.pack("!BBH", 0, proto, end - l4)
+        pseudo = b""  # ICMP's checksum covers the ICMP message alone
+        if proto != IPPROTO_ICMP:
+            addresses = bytes(data[ip_offset + 12 : ip_offset + 20])
+            pseudo = addresses + struct.pack("!BBH", 0, proto, end - l4)
     elif version == 6:
-        proto = data[ip_offset + 6]
-        l4 = ip_offset + 40
-        end = min(l4 + struct.unpack_from("!H", data, ip_offset + 4)[0], len(data))
-        pseudo = data[ip_offset + 8 : ip_offset + 40] + struct.pack("!IxxxB", end - l4, proto)
+        found = _upper_layer_v6(data, ip_offset)
+        if found is None:
+            return
+        proto, l4, end, destination = found
+        source = bytes(data[ip_offset + 8 : ip_offset + 24])
+        pseudo = source + destination + struct.pack("!IxxxB", end - l4, proto)
     else:
         return
-    field = {IPPROTO_UDP: 6, IPPROTO_TCP: 16}.get(proto)
+    field = CHECKSUM_AT[version].get(proto)
     if field is None or end - l4 < field + 2:
         return
     if proto == IPPROTO_UDP and version == 4 and data[l4 + 6 : l4 + 8] == b"\0\0":
         return  # IPv4 UDP without a checksum stays without one
     struct.pack_into("!H", data, l4 + field, 0)
-    value = checksum(bytes(pseudo) + bytes(data[l4:end]))
+    value = checksum(pseudo + bytes(data[l4:end]))
     if proto == IPPROTO_UDP and value == 0:
         value = 0xFFFF  # 0 means "no checksum" in UDP
     struct.pack_into("!H", data, l4 + field, value)
+
+
+def _upper_layer_v6(data: bytes | bytearray, ip_offset: int) -> tuple[int, int, int, bytes] | None:
+    """(protocol, offset, end, final destination) of the header after the IPv6 header at
+    `ip_offset` and any hop-by-hop, routing and destination options headers: the upper-layer
+    header, unless it is a fragment header or another one `fix` leaves alone. None if the
+    packet ends within those extension headers.
+
+    The final destination, which the upper-layer pseudo-header holds, is the IPv6 header's
+    unless a routing header has segments left: then it is the last address of a type 0 or 2
+    routing header, the first segment of a segment routing header (4), or unknown (None)."""
+    end = min(ip_offset + 40 + struct.unpack_from("!H", data, ip_offset + 4)[0], len(data))
+    proto, at = data[ip_offset + 6], ip_offset + 40
+    destination = bytes(data[ip_offset + 24 : ip_offset + 40])
+    while proto in IPV6_EXTENSIONS:
+        if at + 8 > end:
+            return None
+        length = (data[at + 1] + 1) * 8
+        if at + length > end:
+            return None
+        if proto == IPPROTO_ROUTING and data[at + 3]:  # segments left
+            kind = data[at + 2]
+            if kind in (0, 2) and length >= 24:
+                destination = bytes(data[at + length - 16 : at + length])
+            elif kind == 4 and length >= 24:
+                destination = bytes(data[at + 8 : at + 24])
+            else:
+                return None
+        proto, at = data[at], at + length
+    return proto, at, end, destination

@@ -129,7 +129,7 @@ class Impairment(ShortRepr):
     reorder: float = 0.0  # chance a packet is held back to go after the next one
     corrupt: float = 0.0  # chance one byte of the IP packet is flipped
     corrupt_bytes: tuple[int, int] | None = None  # [start, end) offsets allowed; None: any
-    fix_checksums: bool = False  # recompute IP/UDP/TCP checksums after corrupting
+    fix_checksums: bool = False  # recompute IP, UDP, TCP and ICMP checksums after corrupting
     delay_ms: float = 0.0
     jitter_ms: float = 0.0  # uniform in [-jitter, +jitter] around delay_ms (reorders)
     rate: int | None = None  # bits per second

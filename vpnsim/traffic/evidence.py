@@ -33,9 +33,12 @@ class CounterDelta:
     tx_packets: int
     rx_bytes: int
     tx_bytes: int
+    gone: bool = False  # the device was deleted during the probe (its program exited?)
 
     @classmethod
-    def between(cls, before: Counters, after: Counters) -> CounterDelta:
+    def between(cls, before: Counters | None, after: Counters | None) -> CounterDelta:
+        if before is None or after is None:
+            return cls(0, 0, 0, 0, gone=True)
         return cls(
             after.rx_packets - before.rx_packets,
             after.tx_packets - before.tx_packets,
@@ -71,6 +74,14 @@ class TunnelEvidence:
             f"({c.tx_bytes} bytes), {c.rx_packets} out of it ({c.rx_bytes} bytes)",
             f"{self.server_tun}: {_n(s.rx_packets, 'packet')} out of the tunnel "
             f"({s.rx_bytes} bytes), {s.tx_packets} into it ({s.tx_bytes} bytes)",
+        ]
+        lines = [
+            f"{name}: {GONE}" if delta.gone else line
+            for name, delta, line in zip(
+                (self.client_tun, self.server_tun), (c, s), lines, strict=True
+            )
+        ]
+        lines += [
             f"{self.link}: {_n(len(self.to_server), 'UDP datagram')} to {self.server_address}:"
             f"{self.port}, {len(self.from_server)} from it",
         ]
@@ -85,6 +96,9 @@ class TunnelEvidence:
         if self.pcap is not None:
             lines.append(f"  capture: {self.pcap}")
         return lines
+
+
+GONE = "deleted during the probe (did its program exit?)"
 
 
 def _n(count: int, noun: str) -> str:
@@ -187,12 +201,22 @@ class EvidenceRecorder:
             mode=spec.mode,
         )
 
-    def _counters(self) -> tuple[Counters, Counters]:
+    def _counters(self) -> tuple[Counters | None, Counters | None]:
+        """Both TUN devices' counters; None for one that no longer exists."""
         lab, spec = self.tunnel.lab, self.tunnel.spec
         return (
-            lab.rtnl(spec.client).counters(self.tunnel.client_tun),
-            lab.rtnl(spec.server).counters(self.tunnel.server_tun),
+            _counters_of(lab, spec.client, self.tunnel.client_tun),
+            _counters_of(lab, spec.server, self.tunnel.server_tun),
         )
+
+
+def _counters_of(lab: Lab, host: str, device: str) -> Counters | None:
+    from vpnsim.net.rtnl import NetlinkFailure  # loaded already: the lab's rtnl uses it
+
+    try:
+        return lab.rtnl(host).counters(device)
+    except NetlinkFailure:  # deleted: a program that exits takes its TUN device with it
+        return None
 
 
 def outer_interface(lab: Lab, host: str, address: str) -> str:
