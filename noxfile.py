@@ -49,7 +49,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def slow(session: nox.Session) -> None:
-    """Meta tests (~1 min): the properties catch a real student bug and shrink it exactly."""
+    """Meta tests (~1 min): the properties catch two real student bugs and shrink them exactly."""
     _pytest(session, "slow")
 
 
