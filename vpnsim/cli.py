@@ -23,6 +23,7 @@ from vpnsim.net.namespace import NETNS_DIR
 from vpnsim.proc import ProgramFailed
 from vpnsim.seed import BUILTIN, DEFAULT_SCENARIO, builtin_scenario
 from vpnsim.traffic.errors import ProbeFailed
+from vpnsim.traffic.icmp import numbered
 
 if TYPE_CHECKING:
     from vpnsim.impair.spec import Impairment
@@ -463,9 +464,9 @@ def _series_line(series: EchoSeries) -> str:
     answered = len(series.replies)
     line = f"{series.sent} sent, {answered} answered, {series.loss:.0%} lost"
     if series.lost:
-        line += f" ({_numbered(series.lost)})"
+        line += f" ({numbered(series.lost)})"
     if series.damaged:
-        line += f", {len(series.damaged)} damaged ({_numbered(series.damaged)})"
+        line += f", {len(series.damaged)} damaged ({numbered(series.damaged)})"
     if series.duplicates:
         line += f", {series.duplicates} duplicate replies"
     if answered:
@@ -476,12 +477,6 @@ def _series_line(series: EchoSeries) -> str:
     if answered == len(series.damaged):
         raise ProbeFailed(line)
     return line
-
-
-def _numbered(seqs: list[int], most: int = 20) -> str:
-    """'#3 #7 #12', the first `most` of them, then how many more."""
-    shown = " ".join(f"#{seq}" for seq in seqs[:most])
-    return shown if len(seqs) <= most else f"{shown} and {len(seqs) - most} more"
 
 
 def _impairment_of(args: argparse.Namespace) -> Impairment | None:

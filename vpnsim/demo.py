@@ -16,6 +16,7 @@ from vpnsim.leaks import leftovers
 from vpnsim.seed import seed_tunnel
 from vpnsim.topology import Lab, build_lab
 from vpnsim.traffic.errors import NoRoute, ProbeFailed
+from vpnsim.traffic.icmp import numbered
 from vpnsim.traffic.probes import Probes
 from vpnsim.vpn import start_tunnel
 
@@ -141,14 +142,10 @@ def _show_seeded_loss(lab: Lab, probes: Probes, out: Callable[[str], None]) -> b
     first, again = runs[0].lost, runs[1].lost
     replayed = bool(first) and first == again and len(first) < LOSS_ECHOES
     if replayed:
-        out(f"  the same {len(first)} lost both times: {_numbered(first)}")
+        out(f"  the same {len(first)} lost both times: {numbered(first)}")
     else:
-        out(f"  FAIL: lost {_numbered(first)}, then {_numbered(again)}")
+        out(f"  FAIL: lost {numbered(first)}, then {numbered(again)}")
     return replayed
-
-
-def _numbered(seqs: list[int]) -> str:
-    return " ".join(f"#{seq}" for seq in seqs) or "none"
 
 
 LOSS_ECHOES = 30

@@ -24,7 +24,6 @@ from vpnsim.net.namespace import CLONE_NEWNS, NETNS_DIR
 MS_REC = 0x4000
 MS_SLAVE = 1 << 19
 MNT_DETACH = 2
-SETTLE_INTERVAL = 0.002
 POLL_INTERVAL = 0.002
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -91,7 +90,7 @@ class Program:
 
     def wait_settled(self, timeout: float = 1.0) -> bool:
         """Wait until the program has exited or sits waiting for input with nothing unread
-        on its sockets (seen twice, SETTLE_INTERVAL apart): whatever it was sent has had
+        on its sockets (seen twice, POLL_INTERVAL apart): whatever it was sent has had
         its effect, a crash included. False if it is still busy after `timeout`."""
         deadline = time.monotonic() + timeout
         calm = 0
@@ -101,7 +100,7 @@ class Program:
             calm = calm + 1 if settled(self.pid) else 0
             if time.monotonic() > deadline:
                 return False
-            time.sleep(SETTLE_INTERVAL)
+            time.sleep(POLL_INTERVAL)
         return True
 
     def signal(self, sig: int) -> None:

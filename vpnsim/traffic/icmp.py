@@ -107,6 +107,13 @@ class EchoSeries:
         return len(self.lost) / self.sent if self.sent else 0.0
 
 
+def numbered(seqs: list[int], most: int = 20) -> str:
+    """Sequence numbers as ping-like reports name them, '#3 #7 #12', the first `most` of them
+    and then how many more; 'none' for none."""
+    shown = " ".join(f"#{seq}" for seq in seqs[:most]) or "none"
+    return shown if len(seqs) <= most else f"{shown} and {len(seqs) - most} more"
+
+
 def ping(
     ns: str, dst: str, payload: bytes = b"vpnsim", timeout: float = 2.0, *, src: str = ""
 ) -> EchoReply:
