@@ -189,3 +189,32 @@ def test_short_non_traceback_stderr_is_kept() -> None:
 @pytest.mark.parametrize("stderr", ["", "\n", "   \n\t\n", "\n\n\n"])
 def test_empty_stderr(stderr: str) -> None:
     assert crash_summary(stderr) == ""
+
+
+def test_interleaved_tracebacks_of_forked_processes_end_at_the_last_finished_one() -> None:
+    # A fork bomb's children fail os.fork() together, each writing a traceback line by line
+    # into the same stderr; the last one is killed (SIGKILL) before its exception line.
+    stderr = (
+        "bye\n"
+        "Traceback (most recent call last):\n"
+        "Traceback (most recent call last):\n"
+        '  File "tun_client.py", line 24, in <module>\n'
+        '  File "tun_client.py", line 24, in <module>\n'
+        "    os.fork()\n"
+        "BlockingIOError: [Errno 11] Resource temporarily unavailable\n"
+        "    os.fork()\n"
+        "bye\n"
+        "Traceback (most recent call last):\n"
+        '  File "tun_client.py", line 24, in <module>\n'
+    )
+
+    assert crash_summary(stderr) == (
+        'File "tun_client.py", line 24, in <module>: os.fork()\n'
+        "BlockingIOError: [Errno 11] Resource temporarily unavailable"
+    )
+
+
+def test_a_traceback_cut_before_its_exception_line_still_gives_what_there_is() -> None:
+    stderr = 'Traceback (most recent call last):\n  File "tun_server.py", line 9, in <module>\n'
+
+    assert crash_summary(stderr) == 'File "tun_server.py", line 9, in <module>'  # once

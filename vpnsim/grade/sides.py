@@ -7,6 +7,7 @@ and time. Its exit is a finding, reported with the last lines of its stderr.
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 import sys
@@ -52,28 +53,47 @@ class Side:
 
 def crash_summary(stderr: str) -> str:
     """The few stderr lines a student needs: for a Python traceback, the deepest line of
-    their own code and the exception; otherwise the last lines."""
+    their own code and the exception; otherwise the last lines.
+
+    Several processes (a program that forks) may write tracebacks into one stderr at once,
+    line by line, and a process killed mid-traceback leaves one unfinished: the summary is
+    taken from the last traceback that reached its exception line."""
     lines = [line.rstrip() for line in stderr.strip().splitlines() if line.strip()]
     if not lines:
         return ""
     if not any(line.startswith("Traceback") for line in lines):
         return "\n".join(lines[-STDERR_LINES:])
+    first = next(i for i, line in enumerate(lines) if line.startswith("Traceback"))
+    ends = [i for i in range(first + 1, len(lines)) if EXCEPTION_LINE.match(lines[i])]
+    end = ends[-1] if ends else len(lines) - 1
     own = [
         i
-        for i, line in enumerate(lines)
+        for i, line in enumerate(lines[:end])
         if line.lstrip().startswith('File "') and "/lib/python" not in line
         and "site-packages" not in line and not line.lstrip().startswith('File "<')
     ]  # fmt: skip
     picked = []
     if own:
         where = lines[own[-1]].strip()
-        after = lines[own[-1] + 1] if own[-1] + 1 < len(lines) else ""
-        code = after.strip() if after.startswith("    ") else ""  # source lines are indented
-        if code and not code.startswith(("File ", "^")):
+        # Its source line: the next indented line that is neither a frame nor a caret line.
+        code = next(
+            (
+                line.strip()
+                for line in lines[own[-1] + 1 : end]
+                if line.startswith("    ") and not line.strip().startswith(("File ", "^"))
+            ),
+            "",
+        )
+        if code:
             where += f": {code}"
         picked.append(where)
-    picked.append(lines[-1].strip())
+    picked.append(lines[end].strip())
     return "\n".join(picked)
+
+
+# "OSError: [Errno 22] ...", "KeyboardInterrupt", "mod.CustomError: ...": a traceback's last
+# line (a capitalised name, so a stray "bye" printed by a sibling process is not one).
+EXCEPTION_LINE = re.compile(r"(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:: .*)?$")
 
 
 class Sides:
