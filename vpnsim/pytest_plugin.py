@@ -238,8 +238,14 @@ def tunnel_wire(vpn_tunnel: RunningTunnel) -> Iterator[ImpairedLink]:
     """A seeded wire (clean to start with) on the client's outer link of the `vpn_tunnel`
     lab, U:eth0 in the SEED lab: `tunnel_wire.set(Impairment(...))` per example."""
     from vpnsim.impair.link import client_outer_link, impair
+    from vpnsim.traffic.icmp import ping
 
-    wire = impair(vpn_tunnel.lab, client_outer_link(vpn_tunnel.lab))
+    lab = vpn_tunnel.lab
+    wire = impair(lab, client_outer_link(lab))
+    # Resolve the client's and the server's neighbours (ARP) now: packets sent while a
+    # neighbour resolves are queued, and the kernel may send newer ones before them, so a
+    # first burst would reach the wire in another order than the same burst sent later.
+    ping(lab.ns(vpn_tunnel.spec.client), vpn_tunnel.spec.server_address, timeout=2.0)
     yield wire
     wire.close()
 

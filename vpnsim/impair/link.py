@@ -136,6 +136,16 @@ class ImpairedLink:
                 raise HarnessError(f"wire {self.link}: {stats.queued} frames still queued")
             time.sleep(POLL)
 
+    def wait_seen(self, count: int, direction: str = "out", timeout: float = 2.0) -> int:
+        """Wait until the wire has seen `count` impairable packets in `direction` since its
+        impairment was set (or `timeout`: some were lost before reaching it); how many."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self.stats().direction(direction)["seen"]
+            if seen >= count or time.monotonic() > deadline:
+                return seen
+            time.sleep(POLL)
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()

@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 from vpnsim.impair.control import address
 from vpnsim.impair.core import WireCore
 from vpnsim.impair.spec import Direction, Impairment, ImpairmentError
+from vpnsim.net.buffers import enlarge
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 ETH_P_ALL = 0x0003
 PACKET_IGNORE_OUTGOING = 23
-SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33  # not in Python's socket module; root may exceed rmem_max
 SOL_PACKET = 263
 SOCKET_BUFFER = 8 << 20
 BATCH = 256  # frames read from one socket before looking at the other
@@ -43,8 +43,7 @@ MAX_PENDING = 64 << 20  # bytes of a control client's request or replies kept be
 
 def packet_socket(ifname: str) -> socket.socket:
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-    sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, SOCKET_BUFFER)
-    sock.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, SOCKET_BUFFER)
+    enlarge(sock, SOCKET_BUFFER, send=True)  # the wire runs as root: past rmem_max
     sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)  # not our own sends
     sock.bind((ifname, ETH_P_ALL))
     sock.setblocking(False)

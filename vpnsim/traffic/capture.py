@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vpnsim.net import namespace
+from vpnsim.net.buffers import enlarge
 
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
@@ -58,7 +59,7 @@ class Capture:
         self._sock = namespace.socket_in(
             ns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)
         )
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        enlarge(self._sock, 8 << 20)  # frames wait here while the test process is busy
         self._sock.bind((ifname, ETH_P_ALL))
         self._sock.setblocking(False)
         self.linktype = (

@@ -7,7 +7,6 @@ tests drive the same code with the in-memory doubles of `vpnsim.testing`.
 
 from __future__ import annotations
 
-import contextlib
 import select
 import socket
 import time
@@ -15,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Protocol
 
+from vpnsim.net.buffers import enlarge
 from vpnsim.tunnel.protocol import Address, Deliver, Endpoint, Send
 
 # Packets handled per readiness event before looking at the other side again: bursts (a
@@ -23,8 +23,6 @@ BATCH = 64
 # How often idle clients are expired when no traffic wakes the loop.
 TICK = 1.0
 SOCKET_BUFFER = 4 * 1024 * 1024
-SO_SNDBUFFORCE = 32  # asm-generic/socket.h; Python's socket module does not export them
-SO_RCVBUFFORCE = 33
 
 
 class TunDevice(Protocol):
@@ -50,10 +48,7 @@ class UdpTransport:
 
     def __init__(self, bind: Address) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        for option in (SO_RCVBUFFORCE, SO_SNDBUFFORCE):
-            # FORCE needs CAP_NET_ADMIN; without it the kernel's default size stays.
-            with contextlib.suppress(PermissionError):
-                self.sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+        enlarge(self.sock, SOCKET_BUFFER, send=True)
         self.sock.bind(bind)
         self.sock.setblocking(False)
 
