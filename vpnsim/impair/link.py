@@ -29,6 +29,8 @@ from vpnsim.impair.spec import DIRECTIONS, Impairment
 from vpnsim.net.ethtool import set_offloads
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from vpnsim.topology import Lab
 
 READY_TIMEOUT = 5.0
@@ -127,24 +129,23 @@ class ImpairedLink:
 
     def wait_idle(self, timeout: float = 5.0) -> WireStats:
         """Wait until nothing is queued or held on the wire; returns the counters then."""
-        deadline = time.monotonic() + timeout
-        while True:
-            stats = self.stats()
-            if stats.queued == 0:
-                return stats
-            if time.monotonic() > deadline:
-                raise HarnessError(f"wire {self.link}: {stats.queued} frames still queued")
-            time.sleep(POLL)
+        stats = self._poll(lambda stats: stats.queued == 0, timeout)
+        if stats.queued:
+            raise HarnessError(f"wire {self.link}: {stats.queued} frames still queued")
+        return stats
 
     def wait_seen(self, count: int, direction: str = "out", timeout: float = 2.0) -> int:
         """Wait until the wire has seen `count` impairable packets in `direction` since its
         impairment was set (or `timeout`: some were lost before reaching it); how many."""
+        stats = self._poll(lambda stats: stats.direction(direction)["seen"] >= count, timeout)
+        return stats.direction(direction)["seen"]
+
+    def _poll(self, done: Callable[[WireStats], bool], timeout: float) -> WireStats:
+        """The counters once `done` holds for them, or the last ones read at `timeout`."""
         deadline = time.monotonic() + timeout
-        while True:
-            seen = self.stats().direction(direction)["seen"]
-            if seen >= count or time.monotonic() > deadline:
-                return seen
+        while not done(stats := self.stats()) and time.monotonic() <= deadline:
             time.sleep(POLL)
+        return stats
 
     def close(self) -> None:
         if self._client is not None:
