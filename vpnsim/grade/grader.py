@@ -29,6 +29,7 @@ from vpnsim.grade.checks import (
     Tunnel,
     lab_damage,
 )
+from vpnsim.grade.environment import StudentEnvironment
 from vpnsim.grade.jail import JailLimits, limits_mechanism
 from vpnsim.grade.observe import Observation, host_state
 from vpnsim.grade.report import SubmissionResult
@@ -53,6 +54,7 @@ class GradeOptions:
     report_dir: Path  # `artifacts` paths in the report are relative to this
     timeout: float = 120.0  # seconds for one whole submission
     limits: JailLimits = field(default_factory=JailLimits)
+    environment: StudentEnvironment | None = None
 
 
 def grade_submission(
