@@ -161,9 +161,12 @@ def build_lab(
     name: str | None = None,
     log_dir: Path | None = None,
     owner_pid: int | None = None,
+    confined: frozenset[str] = frozenset(),
 ) -> Lab:
     """Create the namespaces, bridges, veths, addresses, routes and sysctls of `scenario`.
 
+    The hosts named in `confined` get a network namespace owned by a user namespace of its
+    own (`namespace.create(confined=True)`): where untrusted programs run as root.
     On any failure everything already created is removed before the error propagates.
     """
     preflight()
@@ -181,18 +184,21 @@ def build_lab(
     )
     try:
         lab.save()
-        _build(lab)
+        _build(lab, confined)
     except BaseException:
         lab.teardown()
         raise
     return lab
 
 
-def _build(lab: Lab) -> None:
+def _build(lab: Lab, confined: frozenset[str]) -> None:
     scenario = lab.scenario
+    unknown = confined - {host.name for host in scenario.hosts}
+    if unknown:
+        raise HarnessError(f"confined hosts not in the scenario: {', '.join(sorted(unknown))}")
     namespace.create(lab.fabric_ns)
     for host in scenario.hosts:
-        namespace.create(lab.ns(host.name))
+        namespace.create(lab.ns(host.name), confined=host.name in confined)
         sysctl.set_sysctls(lab.ns(host.name), dict(host.sysctls))
     # The fabric only switches frames: no IPv6 chatter of its own on the bridges.
     sysctl.set_sysctls(

@@ -12,6 +12,7 @@ the student's programs did.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 import shutil
@@ -29,7 +30,7 @@ from vpnsim.grade.checks import (
     Tunnel,
     lab_damage,
 )
-from vpnsim.grade.environment import StudentEnvironment
+from vpnsim.grade.environment import StudentEnvironment, ensure_environment
 from vpnsim.grade.jail import JailLimits, limits_mechanism
 from vpnsim.grade.observe import Observation, host_state
 from vpnsim.grade.report import SubmissionResult
@@ -37,12 +38,14 @@ from vpnsim.grade.rubric import Rubric
 from vpnsim.grade.sides import Side, Sides
 from vpnsim.grade.submission import Submission
 from vpnsim.grade.tasks import TASK_IDS, Outcome, Verdict
+from vpnsim.grade.workcopy import SubmissionTooLarge, work_copy
 from vpnsim.seed import builtin_scenario
 from vpnsim.topology import Lab, build_lab
 from vpnsim.traffic.errors import ProbeFailed
 from vpnsim.traffic.probes import Probes
 
 WORK_ROOT = Path("/var/lib/vpnsim/grade")  # copies of submissions while they run
+CONFINED_HOSTS = frozenset({"U", "server"})
 BUILD_TIMEOUT = 60.0
 Progress = Callable[[str, str, Verdict | None], None]  # submission name, task id, verdict
 
@@ -97,24 +100,26 @@ class _Grading:
         self.outcome = Outcome()
         self.deadline = time.monotonic() + options.timeout
         self.token = secrets.token_hex(3)
+        # Built once and cached: a grade_submission call without one gets the default.
+        self.environment = options.environment or ensure_environment()
 
     def run(self) -> None:
         if self.submission.problem:
             for task in TASK_IDS:
                 self._record(task, Verdict(False, f"cannot be graded: {self.submission.problem}"))
             return
-        WORK_ROOT.mkdir(parents=True, exist_ok=True)
         work = WORK_ROOT / f"{self.name[:40]}-{self.token}"
         try:
-            shutil.copytree(self.submission.path, work, symlinks=True)
-            self._pair(work)
-            if len(self.outcome.verdicts) == len(TASK_IDS):  # the build failed
-                return
-            self._interop(work, "client_interop", student="client")
-            self._interop(work, "server_interop", student="server")
-            self._hint()
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+            with work_copy(self.submission.path, work, self.options.limits.disk_bytes):
+                self._pair(work)
+                if len(self.outcome.verdicts) == len(TASK_IDS):  # the build failed
+                    return
+                self._interop(work, "client_interop", student="client")
+                self._interop(work, "server_interop", student="server")
+                self._hint()
+        except SubmissionTooLarge as exc:
+            for task in TASK_IDS:
+                self._record(task, Verdict(False, f"cannot be graded: {exc}"))
 
     # -- the runs -------------------------------------------------------------------------
 
@@ -192,13 +197,8 @@ class _Grading:
 
     def _limits(self) -> JailLimits:
         left = max(1.0, self.deadline - time.monotonic())
-        limits = self.options.limits
-        return JailLimits(
-            memory_bytes=limits.memory_bytes,
-            max_processes=limits.max_processes,
-            cpu_seconds=limits.cpu_seconds,
-            wall_seconds=left + 5.0,  # the grader stops them first; this is the backstop
-        )
+        # The grader stops them first; this is the backstop.
+        return dataclasses.replace(self.options.limits, wall_seconds=left + 5.0)
 
     @contextlib.contextmanager
     def _run(
@@ -209,7 +209,10 @@ class _Grading:
         with self._lab(run, letter) as lab:
             observe = Observation(lab)
             probes = Probes(lab, None, PROBE_TIMEOUT)
-            sides = Sides(lab, work, self.submission.client, self.submission.server, self._limits())
+            sides = Sides(
+                lab, work, self.submission.client, self.submission.server, self._limits(),
+                self.environment,
+            )  # fmt: skip
             try:
                 yield lab, observe, probes, sides
             finally:
@@ -224,6 +227,7 @@ class _Grading:
             name=f"gr{self.token}{letter}",
             log_dir=self.folder / run / "logs",
             owner_pid=os.getpid(),  # `vpnsim clean` elsewhere must not pull it from under us
+            confined=CONFINED_HOSTS,  # where student programs run as root
         )
         self.run_name = run
         try:

@@ -10,19 +10,18 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from vpnsim import proc
-from vpnsim.grade.jail import JailLimits, jail_cleanup, jailed_argv
+from vpnsim.grade.environment import StudentEnvironment
+from vpnsim.grade.jail import JailLimits, JailView, jail_cleanup, jailed_argv
 from vpnsim.impl import reference_argv
 from vpnsim.topology import Lab
 
 Role = Literal["client", "server"]
 STDERR_LINES = 4  # of a crashed program, in a reason (the whole log is evidence)
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass
@@ -96,12 +95,22 @@ def crash_summary(stderr: str) -> str:
 EXCEPTION_LINE = re.compile(r"(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:: .*)?$")
 
 
+def jail_view(environment: StudentEnvironment) -> JailView:
+    """What student programs see of the course's Python: its venv first on PATH, the venv
+    and its base interpreter read-only, the base interpreter's own packages hidden."""
+    return JailView(
+        bins=(environment.bin_dir,),
+        read_only=environment.visible_dirs(),
+        hidden=environment.hidden_dirs(),
+    )
+
+
 class Sides:
     """Starts and stops the ends of one lab's tunnel; cleans up every jail it made."""
 
     def __init__(
         self, lab: Lab, work: Path, client: tuple[str, ...], server: tuple[str, ...],
-        limits: JailLimits,
+        limits: JailLimits, environment: StudentEnvironment,
     ) -> None:  # fmt: skip
         self.lab = lab
         self.work = work
@@ -109,11 +118,7 @@ class Sides:
         self.limits = limits
         self.jails: list[str] = []
         self.starts = {"client": 0, "server": 0}
-        self.env = {
-            "PATH": f"{Path(sys.executable).parent}:{SYSTEM_PATH}",
-            "HOME": str(work),
-            "PYTHONDONTWRITEBYTECODE": "1",
-        }
+        self.view = jail_view(environment)
 
     def start(self, role: Role, student: bool) -> Side:
         spec = self.lab.scenario.tunnel
@@ -125,10 +130,10 @@ class Sides:
             program = self.lab.start(host, argv, log_name=f"reference-{role}")
             return Side(role, host, False, program)
         self.jails.append(name)
-        argv = jailed_argv(self.commands[role], self.work, self.limits, name)
+        argv = jailed_argv(self.commands[role], self.work, self.limits, name, view=self.view)
         self.starts[role] += 1
         log_name = role if self.starts[role] == 1 else f"{role}-start{self.starts[role]}"
-        program = self.lab.start(host, argv, log_name=log_name, cwd=self.work, env=self.env)
+        program = self.lab.start(host, argv, log_name=log_name, cwd=self.work)
         return Side(role, host, True, program, name, self.work)
 
     def build(self, argv: tuple[str, ...], timeout: float) -> str | None:
@@ -138,8 +143,8 @@ class Sides:
         assert spec is not None
         name = f"{self.lab.name}-build"
         self.jails.append(name)
-        jailed = jailed_argv(argv, self.work, self.limits, name)
-        program = self.lab.start(spec.server, jailed, log_name="build", cwd=self.work, env=self.env)
+        jailed = jailed_argv(argv, self.work, self.limits, name, view=self.view)
+        program = self.lab.start(spec.server, jailed, log_name="build", cwd=self.work)
         side = Side("server", spec.server, True, program, name, self.work)
         try:
             code = program.popen.wait(timeout) if program.popen else None

@@ -15,8 +15,11 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +32,7 @@ MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_SHARED = 1 << 20
 MNT_DETACH = 2
+NS_GET_USERNS = 0xB701  # ioctl on a namespace fd: a fd of the user namespace owning it
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -53,12 +57,15 @@ def list_names(prefix: str = "") -> list[str]:
         return []
 
 
-def create(name: str) -> None:
+def create(name: str, *, confined: bool = False) -> None:
     """Create the named namespace; fails if it exists (names are per run, never reused).
 
     As `ip netns add` does it, on the calling thread only (no fork): /run/netns made a shared
     mount, an empty file, unshare(CLONE_NEWNET), the new namespace bind-mounted on the file,
     and the thread set back to where it was.
+
+    `confined`: owned by a user namespace of its own (see `confined_netns`), so a program
+    that enters that user namespace is root in this namespace and nowhere else.
     """
     if exists(name):
         raise NamespaceError(f"network namespace {name!r} already exists")
@@ -68,6 +75,9 @@ def create(name: str) -> None:
         os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
     except OSError as exc:
         raise NamespaceError(f"cannot create network namespace {name!r}: {exc}") from exc
+    if confined:
+        _create_confined(name, path)
+        return
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         unshare(CLONE_NEWNET)
@@ -81,6 +91,32 @@ def create(name: str) -> None:
         raise NamespaceError(f"cannot create network namespace {name!r}: {exc}") from exc
     finally:
         os.close(home)
+
+
+def _create_confined(name: str, path: Path) -> None:
+    helper = Path(__file__).with_name("confined_netns.py")
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", str(helper), str(path)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        why = done.stderr.strip().removeprefix("confined_netns: ") or f"status {done.returncode}"
+        raise NamespaceError(f"cannot create confined network namespace {name!r}: {why}")
+
+
+def owned_by_our_user_namespace(name: str) -> bool:
+    """Whether namespace `name` belongs to this process's user namespace (not confined)."""
+    fd = os.open(path_of(name), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        owner = fcntl.ioctl(fd, NS_GET_USERNS)
+    finally:
+        os.close(fd)
+    try:
+        return os.fstat(owner).st_ino == os.stat("/proc/self/ns/user").st_ino
+    finally:
+        os.close(owner)
 
 
 def remove(name: str) -> None:

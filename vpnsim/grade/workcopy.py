@@ -1,0 +1,65 @@
+"""A submission's work copy: the folder its programs run in, on a filesystem of its own.
+
+The copy lives on a tmpfs of `disk_bytes`, so a program that fills its folder gets ENOSPC
+there and the grader's disk is untouched. It is mounted in the grader's mount namespace
+(each jail binds it in) and unmounted and removed afterwards, whatever happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from vpnsim.errors import HarnessError
+
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MNT_DETACH = 2
+INODES = 16_384  # files and folders on the copy's filesystem
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class SubmissionTooLarge(Exception):
+    """The submission's folder does not fit in its work copy's quota (the student's)."""
+
+
+@contextlib.contextmanager
+def work_copy(source: Path, where: Path, disk_bytes: int) -> Iterator[Path]:
+    """`source` copied into `where` (a new folder, on a tmpfs of `disk_bytes`)."""
+    where.mkdir(parents=True)
+    try:
+        options = f"size={disk_bytes},nr_inodes={INODES},mode=755".encode()
+        if _libc.mount(b"tmpfs", bytes(where), b"tmpfs", MS_NOSUID | MS_NODEV, options) != 0:
+            err = ctypes.get_errno()
+            raise HarnessError(f"cannot mount a tmpfs for the work copy {where}: "
+                               f"{os.strerror(err)}")  # fmt: skip
+        try:
+            try:
+                shutil.copytree(source, where, symlinks=True, dirs_exist_ok=True)
+            except shutil.Error as exc:
+                if any(_no_space(detail) for detail in exc.args[0]):
+                    raise SubmissionTooLarge(_too_large(source, disk_bytes)) from None
+                raise
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    raise SubmissionTooLarge(_too_large(source, disk_bytes)) from None
+                raise
+            yield where
+        finally:
+            _libc.umount2(bytes(where), MNT_DETACH)
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def _no_space(detail: object) -> bool:
+    return isinstance(detail, tuple) and len(detail) == 3 and "No space left" in str(detail[2])
+
+
+def _too_large(source: Path, disk_bytes: int) -> str:
+    return f"the folder {source.name}/ holds more than {disk_bytes // 2**20} MiB"
