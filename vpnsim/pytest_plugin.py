@@ -170,7 +170,10 @@ class LabFactory:
         self._registry = registry
         self._labs: list[Lab] = []
 
-    def build(self, scenario_name: str = "seed-tunnel") -> Lab:
+    def build(
+        self, scenario_name: str = "seed-tunnel", confined: frozenset[str] = frozenset()
+    ) -> Lab:
+        """A lab of the shipped scenario; `confined` hosts as `build_lab` makes them."""
         from vpnsim.seed import builtin_scenario
         from vpnsim.topology import build_lab, new_lab_name
 
@@ -178,7 +181,10 @@ class LabFactory:
         name = new_lab_name("pt")
         self._registry.append(name)
         try:
-            lab = build_lab(scenario, name=name, log_dir=self._base / name, owner_pid=os.getpid())
+            lab = build_lab(
+                scenario, name=name, log_dir=self._base / name, owner_pid=os.getpid(),
+                confined=confined,
+            )  # fmt: skip
         except HarnessError as exc:
             pytest.fail(str(exc), pytrace=False)
         self._labs.append(lab)

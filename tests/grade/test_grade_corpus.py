@@ -52,6 +52,10 @@ REASONS = {
     },
     "hostile_fork_bomb": {"task3": "os.fork()"},
     "syntax_error": {"task2": "SyntaxError"},
+    "hostile_runs_grader_tunnel": {
+        "task2": "ModuleNotFoundError: No module named 'vpnsim'",
+        "server_interop": "ModuleNotFoundError: No module named 'vpnsim'",
+    },
 }
 
 
@@ -200,3 +204,50 @@ def test_the_same_submissions_graded_again_in_parallel_get_the_same_verdicts(
         assert {t: (v.passed, v.reason) for t, v in sub.tasks.items()} == {
             t: (v["passed"], v["reason"]) for t, v in before.items()
         }, sub.name
+
+
+def _pair_log(graded: tuple[Path, dict[str, Any]], name: str, log: str) -> Path:
+    out, report = graded
+    return out / "all" / _by_name(report)[name]["artifacts"] / "pair" / "logs" / log
+
+
+def test_a_root_program_cannot_reach_past_its_lab_host(
+    graded: tuple[Path, dict[str, Any]],
+) -> None:
+    # The first line of the client's stderr: what each attempt got (escape_attempts.py).
+    err = _pair_log(graded, "hostile_reaches_out", "client.err").read_text()
+    attempts = json.loads(err.splitlines()[0])
+    assert {k: v for k, v in attempts.items() if k not in ("root", "environment")} == {
+        "list_fabric_links": "EACCES",
+        "macvlan_on_fabric": "EPERM",
+        "new_user_namespace": "EPERM",
+        "new_net_namespace": "EPERM",
+        "setns": "EPERM",
+        "init_namespaces": "EACCES",
+        "ptrace_init": "EPERM",
+        "init_memory": "EACCES",
+        "grader_work": False,
+        "vpnsim_importable": False,
+        "pyroute2_importable": False,
+    }
+    assert attempts["environment"] == [
+        "HOME", "LANG", "PATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED",
+    ]  # fmt: skip
+    assert {"bin", "dev", "etc", "proc", "run", "sys", "tmp", "usr", "var"} <= set(attempts["root"])
+    assert not {"home", "srv", "mnt", "opt", "boot", "work"} & set(attempts["root"])
+
+
+def test_a_program_sees_no_other_submission(graded: tuple[Path, dict[str, Any]]) -> None:
+    err = _pair_log(graded, "hostile_snoops", "client.err").read_text()
+    assert err.splitlines()[0] == "snooped: []"
+
+
+def test_the_work_copy_has_a_quota_and_logs_are_cut(graded: tuple[Path, dict[str, Any]]) -> None:
+    from vpnsim.grade.jail import JailLimits
+
+    err = _pair_log(graded, "hostile_fills_disk_and_log", "client.err").read_text()
+    assert err.splitlines()[0] == "ballast stopped: No space left on device"
+    out = _pair_log(graded, "hostile_fills_disk_and_log", "client.out").read_bytes()
+    marker = f"\n[vpnsim: output cut here, after {JailLimits.log_bytes} bytes]\n".encode()
+    assert len(out) == JailLimits.log_bytes + len(marker)
+    assert out.endswith(marker)

@@ -16,7 +16,6 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from vpnsim import proc
+from vpnsim.grade.environment import ensure_environment
 from vpnsim.grade.jail import (
     JailLimits,
     Mechanism,
@@ -34,16 +34,17 @@ from vpnsim.grade.jail import (
     jailed_argv,
     limits_mechanism,
 )
+from vpnsim.grade.sides import jail_view
 from vpnsim.net import namespace, sysctl
 from vpnsim.net.rtnl import Rtnl
+from vpnsim.pytest_plugin import LabFactory
 from vpnsim.topology import Lab
 
 pytestmark = pytest.mark.lab
 
 LIMITS = JailLimits(memory_bytes=256 * 2**20, max_processes=16, wall_seconds=10)
-# `python3` is this interpreter (not a pyenv shim), as the grader runs student programs.
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-ENV = {"PATH": f"{Path(sys.executable).parent}:{SYSTEM_PATH}"}
+# `python3` is the course's (the student environment), as the grader runs student programs.
+VIEW = jail_view(ensure_environment())
 TIMEOUT = 5.0
 AT_FDCWD = -100
 MAX_HANDLE_SZ = 128
@@ -74,8 +75,8 @@ class Jails:
     ) -> proc.Program:
         name = f"{self.lab.name}-{secrets.token_hex(3)}"
         self.names.append(name)
-        jailed = jailed_argv(argv, self.workdir, limits, name, cgroup_root=cgroup_root)
-        program = self.lab.start(host, jailed, log_name=name, cwd=self.workdir, env=ENV)
+        jailed = jailed_argv(argv, self.workdir, limits, name, cgroup_root=cgroup_root, view=VIEW)
+        program = self.lab.start(host, jailed, log_name=name, cwd=self.workdir)
         self.programs.append(program)
         return program
 
@@ -106,11 +107,20 @@ class Jails:
         assert [d for name in self.names for d in cgroup_dirs(name) if d.exists()] == []
 
 
+@pytest.fixture(scope="module")
+def confined_lab(vpnsim_labs: LabFactory) -> Iterator[Lab]:
+    """A SEED lab whose U and server are confined, as the grader builds them (and V2, which
+    a test lets a program damage)."""
+    lab = vpnsim_labs.build(confined=frozenset({"U", "server", "V2"}))
+    yield lab
+    lab.teardown()
+
+
 @pytest.fixture
-def jails(seed_lab: Lab, tmp_path: Path) -> Iterator[Jails]:
+def jails(confined_lab: Lab, tmp_path: Path) -> Iterator[Jails]:
     workdir = tmp_path / "work"
     workdir.mkdir()
-    found = Jails(seed_lab, workdir)
+    found = Jails(confined_lab, workdir)
     try:
         yield found
     finally:
@@ -436,10 +446,25 @@ def test_a_fork_bomb_stops_at_max_processes_and_dies_at_wall_time(
 
 
 def test_without_cgroups_the_watchdog_kills_a_fork_bomb(jails: Jails, tmp_path: Path) -> None:
-    limits = JailLimits(memory_bytes=256 * 2**20, max_processes=16, wall_seconds=5)
-    code, out, err = jails.run(FORK_BOMB, limits=limits, cgroup_root=tmp_path / "no-cgroups")
+    # Without a pids cgroup nothing stops a fork: the watchdog counts the jail's processes
+    # and kills it once there are more than 16. The program says so just before it forks
+    # the child that makes 17 (and prints nothing after), so what it printed does not
+    # depend on how soon the watchdog runs: only the count decides, however busy the
+    # machine. No wall time: only the watchdog may end this jail.
+    bomb = """
+import os, time
+for child in range(1, 17):
+    if child == 16:
+        print("16 processes: forking a 17th", flush=True)
+    if os.fork() == 0:
+        time.sleep(60)
+        os._exit(0)
+time.sleep(60)
+"""
+    limits = JailLimits(memory_bytes=256 * 2**20, max_processes=16, wall_seconds=None)
+    code, out, err = jails.run(bomb, limits=limits, cgroup_root=tmp_path / "no-cgroups")
 
-    assert (code, out) == (128 + signal.SIGKILL, "")
+    assert (code, out) == (128 + signal.SIGKILL, "16 processes: forking a 17th\n")
     assert err == "vpnsim-jail: more than 16 processes: killed the jail\n"
 
 
