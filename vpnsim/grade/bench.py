@@ -1,8 +1,11 @@
-"""Grading throughput: a folder of N copies of one submission, graded with --jobs 1 and with
---jobs 2 in the same run, side by side (`python -m vpnsim.grade.bench`, `nox -s bench`).
+"""Grading throughput on a mixed class: correct submissions and the common failures (a crash,
+a hang, a one-way tunnel, no route, a flood, ...), graded with --jobs 1, 2 and 4 in the same
+run (`python -m vpnsim.grade.bench`, `nox -s bench`).
 
-Prints seconds per submission, submissions per minute, the jobs-2/jobs-1 ratio, and what a
-course of 150 would take at the faster rate.
+A report, never a pass/fail timing: per --jobs, wall time, seconds per submission and what a
+course of 150 would take at that rate; per submission, its score and seconds (failures cost
+differently from passes: a hang waits out its timeouts, a crash ends tasks early). Scores
+that differ between --jobs values are printed, since they would be a grading bug, not a cost.
 """
 
 from __future__ import annotations
@@ -11,58 +14,139 @@ import argparse
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from vpnsim.grade.course import grade_course
+from vpnsim.grade.environment import StudentEnvironment, ensure_environment, find_environment
 from vpnsim.grade.grader import GradeOptions
+from vpnsim.grade.preflight import check_imports
+from vpnsim.grade.report import GradeReport
 from vpnsim.grade.rubric import load_rubric
 
 COURSE = 150
+CORPUS = Path(__file__).parents[2] / "tests" / "data" / "submissions"
+# What a class hands in: passes, a crash, a hang, a one-way tunnel, no route, a flood, ...
+MIXED = (
+    "correct",
+    "classic",
+    "server_crashes",
+    "hostile_hang",
+    "server_never_reads_tun",
+    "no_client_route",
+    "hostile_flood",
+    "client_reads_1000",
+    "wrong_port",
+    "syntax_error",
+)
+JOBS = (1, 2, 4)
+TIMEOUT = 120.0  # `vpnsim grade`'s default
 
 
-def copies(submission: Path, count: int, into: Path) -> list[Path]:
+@dataclass(frozen=True)
+class Run:
+    jobs: int
+    seconds: float
+    report: GradeReport
+
+    @property
+    def count(self) -> int:
+        return len(self.report.submissions)
+
+    @property
+    def each(self) -> float:
+        return self.seconds / self.count
+
+    def scores(self) -> dict[str, float]:
+        return {sub.name: sub.score for sub in self.report.submissions}
+
+
+def class_of(names: list[str], copies: int, into: Path, corpus: Path = CORPUS) -> list[Path]:
+    """`copies` copies of each named corpus submission, as one class's folders."""
     folders = []
-    for n in range(1, count + 1):
-        folder = into / f"student{n:03d}"
-        shutil.copytree(submission, folder)
-        folders.append(folder)
+    for copy in range(1, copies + 1):
+        for name in names:
+            folder = into / (name if copies == 1 else f"{name}-{copy}")
+            shutil.copytree(corpus / name, folder)
+            folders.append(folder)
     return folders
 
 
-def grade_rate(folders: list[Path], jobs: int, out: Path) -> tuple[float, int]:
-    """Seconds to grade `folders` with `jobs` workers, and how many got every task."""
-    options = GradeOptions(load_rubric(), out / "artifacts", out)
+def grade_run(
+    folders: list[Path], jobs: int, out: Path, environment: StudentEnvironment, timeout: float
+) -> Run:
+    options = GradeOptions(load_rubric(), out / "artifacts", out, timeout=timeout)
     start = time.monotonic()
-    report = grade_course(folders, options, jobs=jobs)
-    seconds = time.monotonic() - start
-    perfect = sum(1 for s in report.submissions if s.score == s.max_score)
-    return seconds, perfect
+    report = grade_course(folders, options, jobs=jobs, environment=environment)
+    return Run(jobs, time.monotonic() - start, report)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vpnsim.grade.bench")
-    default = Path(__file__).parents[2] / "tests" / "data" / "submissions" / "correct"
-    parser.add_argument("--submission", type=Path, default=default)
-    parser.add_argument("--copies", type=int, default=20)
+    parser.add_argument(
+        "--submissions", default=",".join(MIXED), metavar="A,B,...",
+        help="corpus folders (tests/data/submissions) making up the class",
+    )  # fmt: skip
+    parser.add_argument("--copies", type=int, default=1, help="copies of each in the class")
+    parser.add_argument("--jobs", default=",".join(map(str, JOBS)), metavar="1,2,4")
+    parser.add_argument("--timeout", type=float, default=TIMEOUT, metavar="S")
     args = parser.parse_args(argv)
+    names = [n for n in args.submissions.split(",") if n]
+    jobs_list = [int(j) for j in args.jobs.split(",") if j]
+
+    start = time.monotonic()
+    cached = find_environment() is not None
+    environment = ensure_environment()
+    how = "found built" if cached else "built"
+    print(
+        f"student environment {environment.prefix}: {how} in {time.monotonic() - start:.2f} s",
+        flush=True,
+    )
+    runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="vpnsim-grade-bench-") as tmp:
-        folders = copies(args.submission, args.copies, Path(tmp) / "class")
-        figures = {}
-        for jobs in (1, 2):
-            seconds, perfect = grade_rate(folders, jobs, Path(tmp) / f"jobs{jobs}")
-            figures[jobs] = seconds
+        folders = class_of(names, args.copies, Path(tmp) / "class")
+        check_imports(folders, environment)
+        print(
+            f"a class of {len(folders)}: {', '.join(names)}"
+            + (f" (x{args.copies})" if args.copies > 1 else ""),
+            flush=True,
+        )
+        for jobs in jobs_list:
+            run = grade_run(folders, jobs, Path(tmp) / f"jobs{jobs}", environment, args.timeout)
+            runs.append(run)
             print(
-                f"--jobs {jobs}: {args.copies} submissions in {seconds:.1f} s = "
-                f"{seconds / args.copies:.2f} s each, {60 * args.copies / seconds:.1f} per "
-                f"minute ({perfect}/{args.copies} got every task)",
+                f"--jobs {jobs}: {run.count} submissions in {run.seconds:.1f} s = "
+                f"{run.each:.2f} s each, {60 / run.each:.1f} per minute; a course of {COURSE} "
+                f"would take {COURSE * run.each / 60:.1f} min",
                 flush=True,
             )
-    best = min(figures.values()) / args.copies
+    _per_submission(runs)
+    first = runs[0]
+    for run in runs[1:]:
+        print(
+            f"--jobs {run.jobs} vs --jobs {first.jobs}: {first.seconds / run.seconds:.2f}x the rate"
+        )
+        differ = {n: (s, run.scores().get(n)) for n, s in first.scores().items()}
+        differ = {n: pair for n, pair in differ.items() if pair[0] != pair[1]}
+        if differ:
+            print(f"  scores differ from --jobs {first.jobs}: {differ}")
+    best = min(runs, key=lambda r: r.each)
     print(
-        f"--jobs 2 vs --jobs 1: {figures[1] / figures[2]:.2f}x the rate; a course of {COURSE} "
-        f"would take {COURSE * best / 60:.1f} min at the faster rate"
+        f"fastest: --jobs {best.jobs}, {best.each:.2f} s per submission: a course of {COURSE} "
+        f"in {COURSE * best.each / 60:.1f} min"
     )
     return 0
+
+
+def _per_submission(runs: list[Run]) -> None:
+    """Each submission's score and seconds under every --jobs value (its own wall time)."""
+    width = max(len(sub.name) for sub in runs[0].report.submissions)
+    header = "  ".join(f"--jobs {run.jobs:<3}" for run in runs)
+    print(f"{'submission':<{width}}  score  {header}")
+    by_jobs = [{sub.name: sub for sub in run.report.submissions} for run in runs]
+    for sub in runs[0].report.submissions:
+        cells = "  ".join(f"{table[sub.name].seconds:8.1f} s" for table in by_jobs)
+        print(f"{sub.name:<{width}}  {sub.score:5g}  {cells}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,12 @@
 Without --json/--junit/--html, the report goes to OUT/report.json and OUT/index.html. Every
 submission's evidence goes to OUT/artifacts/<name>/, and report paths point there relatively,
 so OUT can be zipped, copied or served as it is.
+
+Student programs run `python3` from the student environment (`vpnsim.grade.environment`:
+vpnsim's grade extra plus `--requirements FILE`), never the grader's own. Before any lab is
+built, the preflight (`vpnsim.grade.preflight`) checks that it has every module the
+submissions import; when it lacks one, the command says what to install, exits 2 and grades
+nothing.
 """
 
 from __future__ import annotations
@@ -42,6 +48,11 @@ def add_parser(sub: Any) -> None:
     grade.add_argument("--memory", type=int, default=512, metavar="MIB", help="per submission side")
     grade.add_argument("--shard", metavar="I/N", help="grade only slice I of N (1-based)")
     grade.add_argument(
+        "--requirements", metavar="FILE",
+        help="a pip requirements file: what student programs may import besides vpnsim's "
+        "grade extra (scapy), installed once into the student environment",
+    )  # fmt: skip
+    grade.add_argument(
         "--progress", choices=["auto", "bar", "lines"], default="auto",
         help="a live bar (terminal) or a line per submission (auto: bar on a terminal, not in CI)",
     )  # fmt: skip
@@ -55,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
 
     preflight()
     from vpnsim.grade.course import CourseError, Shard, discover, grade_course
+    from vpnsim.grade.environment import ensure_environment, find_environment
     from vpnsim.grade.grader import GradeOptions
     from vpnsim.grade.jail import JailLimits
+    from vpnsim.grade.preflight import check_imports
     from vpnsim.grade.progress import ProgressDisplay
     from vpnsim.grade.rubric import load_rubric
 
@@ -65,6 +78,12 @@ def run(args: argparse.Namespace) -> int:
     rubric = load_rubric(Path(args.rubric) if args.rubric else None)
     shard = Shard.parse(args.shard) if args.shard else None
     paths = discover([Path(p) for p in args.paths])
+    requirements = Path(args.requirements) if args.requirements else None
+    if find_environment(requirements) is None:
+        print("building the student environment (once; later runs reuse it)...", flush=True)
+    environment = ensure_environment(requirements)
+    # Every submission, not only this shard's: all shards of a course stop alike.
+    check_imports(paths, environment, requirements)
     out, report_dir = _places(args)
     options = GradeOptions(
         rubric=rubric,
@@ -76,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
     count = len(shard.take(paths)) if shard else len(paths)
     live = {"auto": None, "bar": True, "lines": False}[args.progress]
     with ProgressDisplay(count, live=live) as display:
-        report = grade_course(paths, options, jobs=args.jobs, shard=shard, listener=display)
+        report = grade_course(
+            paths, options, jobs=args.jobs, shard=shard, listener=display, environment=environment
+        )
     written = _write(report, args, out, report_dir)
     _summary(report)
     print("reports: " + ", ".join(str(p) for p in written))

@@ -3,10 +3,12 @@
 Each submission is graded in a worker process of its own (labs, captures and jails never
 share a process), and workers report each task's verdict as it comes, for the progress
 display. Results are ordered by path, so a report does not depend on which worker was first.
+Every worker's student programs run the one student environment resolved here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import queue
 from collections.abc import Callable
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vpnsim.errors import HarnessError
+from vpnsim.grade.environment import StudentEnvironment, ensure_environment
 from vpnsim.grade.grader import GradeOptions, grade_submission
 from vpnsim.grade.report import GradeReport, SubmissionResult, unique
 from vpnsim.grade.submission import CONFIG, load_submission
@@ -93,8 +96,14 @@ def grade_course(
     jobs: int = 1,
     shard: Shard | None = None,
     listener: Listener | None = None,
+    environment: StudentEnvironment | None = None,
 ) -> GradeReport:
-    """Grade the submissions in `paths` (after `discover`), `jobs` at a time."""
+    """Grade the submissions in `paths` (after `discover`), `jobs` at a time.
+
+    Student programs run `python3` from `environment` (default: `options.environment`, else
+    the grade extra's environment, built the first time)."""
+    environment = environment or options.environment or ensure_environment()
+    options = dataclasses.replace(options, environment=environment)
     chosen = shard.take(paths) if shard else sorted(paths)
     names = unique_names(chosen)
     report = GradeReport("tunnel", options.rubric, shard=str(shard or ""))

@@ -71,11 +71,11 @@ class StudentEnvironment:
         venv = Path(os.path.realpath(self.prefix))
         base = self.base_prefix
         candidates = [
-            *sorted(base.glob("lib/python3*/site-packages")),
-            *sorted(base.glob("lib/python3*/dist-packages")),
+            *sorted(base.glob("lib/python3.*/site-packages")),
+            *sorted(base.glob("lib/python3.*/dist-packages")),
             base / "lib" / "python3" / "dist-packages",  # Debian's
-            *sorted(base.glob("local/lib/python3*/dist-packages")),  # Debian's pip installs
-            *sorted(base.glob("local/lib/python3*/site-packages")),
+            *sorted(base.glob("local/lib/python3.*/dist-packages")),  # Debian's pip installs
+            *sorted(base.glob("local/lib/python3.*/site-packages")),
         ]
         found: list[Path] = []
         for path in candidates:
