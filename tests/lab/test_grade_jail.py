@@ -12,10 +12,12 @@ import ctypes
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -592,3 +594,89 @@ def test_the_jail_refuses_to_run_outside_a_lab_host(tmp_path: Path) -> None:
         "vpnsim-jail: refusing to run outside a lab host's network namespace "
         "(one under /run/netns)\n"
     )
+
+
+ESCAPES = Path(__file__).parents[1] / "data" / "submissions" / "hostile_reaches_out"
+
+
+def _attempts(program: proc.Program) -> dict[str, object]:
+    assert program.popen is not None
+    assert program.popen.wait(TIMEOUT) == 0, program.stderr()
+    found: dict[str, object] = json.loads(program.stdout())
+    return found
+
+
+def test_root_in_the_jail_reaches_nothing_past_its_host(jails: Jails) -> None:
+    shutil.copy(ESCAPES / "escape_attempts.py", jails.workdir)
+    program = jails.start_argv(["python3", "escape_attempts.py"], "U", LIMITS, None)
+    attempts = _attempts(program)
+
+    assert {k: v for k, v in attempts.items() if k != "root"} == {
+        "list_fabric_links": "EACCES",  # IFLA_TARGET_NETNSID: no CAP_NET_ADMIN over it
+        "macvlan_on_fabric": "EPERM",
+        "new_user_namespace": "EPERM",
+        "new_net_namespace": "EPERM",
+        "setns": "EPERM",
+        "init_namespaces": "EACCES",
+        "ptrace_init": "EPERM",
+        "init_memory": "EACCES",
+        "grader_work": False,
+        "environment": ["HOME", "LANG", "PATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"],
+        "vpnsim_importable": False,
+        "pyroute2_importable": False,
+    }
+    assert not {"home", "srv", "mnt", "opt", "boot", "work"} & set(attempts["root"])  # type: ignore[arg-type]
+    fabric = jails.lab.rtnl("_fabric")
+    assert "sneak0" not in {link.name for link in fabric.links()}
+
+
+def test_the_same_attempts_reach_the_fabric_for_root_outside_a_jail(
+    confined_lab: Lab, tmp_path: Path
+) -> None:
+    # The attack works where it is not stopped (V is an ordinary host, root unjailed): the
+    # refusals above are the jail's doing, not a broken attack.
+    shutil.copy(ESCAPES / "escape_attempts.py", tmp_path)
+    program = confined_lab.start(
+        "V", [sys.executable, "escape_attempts.py"], log_name="unjailed-attempts", cwd=tmp_path
+    )
+    attempts = _attempts(program)
+    try:
+        assert str(attempts["list_fabric_links"]).endswith(" links")
+        assert attempts["macvlan_on_fabric"] == "ok"
+        assert attempts["new_user_namespace"] == "ok"
+    finally:
+        confined_lab.rtnl("V").delete_link("sneak0")
+
+
+def test_the_jail_refuses_a_host_that_is_not_confined(jails: Jails) -> None:
+    status, out, err = jails.run("print('ran')", host="V")
+
+    assert (status, out) == (125, "")
+    assert err == (
+        "vpnsim-jail: the lab host's network namespace is not confined (owned by the grader's "
+        "user namespace): root in the jail would reach every namespace by its id; build the "
+        "lab with confined hosts\n"
+    )
+
+
+def test_a_jail_gets_its_cpu_share_as_a_cfs_bandwidth_limit(
+    jails: Jails, cgroups: Mechanism
+) -> None:
+    program = jails.start(SLEEPS, limits=JailLimits(wall_seconds=10, cpu_share=0.25))
+    program.wait_ready(lambda: program.stdout() == "ready\n", TIMEOUT, "ready")
+    name = jails.names[-1]
+    if cgroups == "cgroup1":
+        cpu = [d for d in cgroup_dirs(name) if d.parts[-3] == "cpu"]
+        assert [(d / "cpu.cfs_quota_us").read_text().strip() for d in cpu] == ["25000"]
+        assert (cpu[0] / "cpu.cfs_period_us").read_text().strip() == "100000"
+    else:
+        assert (cgroup_dirs(name)[0] / "cpu.max").read_text().strip() == "25000 100000"
+
+
+def test_output_past_log_bytes_is_cut_with_a_marker(jails: Jails) -> None:
+    limits = JailLimits(wall_seconds=10, log_bytes=4096)
+    code = "import sys; sys.stdout.write('x' * 100000); sys.stderr.write('e' * 10)"
+    status, out, err = jails.run(code, limits=limits)
+
+    assert (status, err) == (0, "eeeeeeeeee")
+    assert out == "x" * 4096 + "\n[vpnsim: output cut here, after 4096 bytes]\n"

@@ -11,22 +11,26 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vpnsim.grade.jail import (
+from vpnsim.grade.cgroups import (
     CGROUP_ROOT,
     NAME_RE,
-    JailLimits,
-    JailRequest,
-    capability_mask,
-    cgroup_dirs,
     cgroup_hierarchies,
     create_cgroups,
+)
+from vpnsim.grade.jail import (
+    JailLimits,
+    JailRequest,
+    JailView,
+    capability_mask,
+    cgroup_dirs,
     detect_mechanism,
     jailed_argv,
     limits_mechanism,
     main,
     parse_command_line,
-    parse_mountinfo,
+    student_environment,
 )
+from vpnsim.grade.sandbox import parse_mountinfo
 
 WORK = Path("/srv/grading/alice")
 
@@ -42,6 +46,8 @@ def test_jailed_argv_puts_the_jail_in_front_of_the_command() -> None:
         "--workdir=/srv/grading/alice",
         f"--memory-bytes={512 * 2**20}",
         "--max-processes=64",
+        f"--log-bytes={2**20}",
+        "--cpu-share=0.5",
         "--",
         "python3",
         "tun_client.py",
@@ -49,14 +55,39 @@ def test_jailed_argv_puts_the_jail_in_front_of_the_command() -> None:
 
 
 def test_optional_limits_and_the_cgroup_root_appear_only_when_set() -> None:
-    limits = JailLimits(memory_bytes=2**30, max_processes=8, cpu_seconds=3, wall_seconds=2.5)
+    limits = JailLimits(
+        memory_bytes=2**30, max_processes=8, cpu_seconds=3, wall_seconds=2.5, cpu_share=None
+    )
     argv = jailed_argv(["./a.out", "--"], WORK, limits, "j", cgroup_root=Path("/tmp/cg"))
 
     assert argv[3:] == (
         "--name=j", "--workdir=/srv/grading/alice", f"--memory-bytes={2**30}",
-        "--max-processes=8", "--cpu-seconds=3", "--wall-seconds=2.5", "--cgroup-root=/tmp/cg",
-        "--", "./a.out", "--",
+        "--max-processes=8", f"--log-bytes={2**20}", "--cpu-seconds=3", "--wall-seconds=2.5",
+        "--cgroup-root=/tmp/cg", "--", "./a.out", "--",
     )  # fmt: skip
+
+
+def test_the_view_of_the_filesystem_round_trips_through_the_command_line() -> None:
+    view = JailView(
+        bins=(Path("/envs/e1/bin"),),
+        read_only=(Path("/envs/e1"), Path("/opt/python3.11")),
+        hidden=(Path("/opt/python3.11/lib/python3.11/site-packages"),),
+    )
+    argv = jailed_argv(["python3", "c.py"], WORK, JailLimits(cpu_share=0.25), "j", view=view)
+
+    assert argv[8:14] == (
+        "--cpu-share=0.25", "--bin=/envs/e1/bin", "--ro=/envs/e1", "--ro=/opt/python3.11",
+        "--hide=/opt/python3.11/lib/python3.11/site-packages", "--",
+    )  # fmt: skip
+    request = parse_command_line(argv[3:])
+    assert (request.view, request.limits.cpu_share) == (view, 0.25)
+    assert student_environment(WORK, view.bins) == {
+        "PATH": "/envs/e1/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": "/srv/grading/alice",
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
 
 
 limits_strategy = st.builds(
@@ -213,7 +244,7 @@ def test_a_v2_jail_gets_one_cgroup_with_memory_and_pids_limits(tmp_path: Path) -
     assert _tree(root) == {
         **V2,
         # Controllers enabled for the children of the root and of vpnsim/.
-        "cgroup.subtree_control": "+memory +pids",
+        "cgroup.subtree_control": "+cpu +memory +pids",
         "vpnsim/cgroup.subtree_control": "+memory +pids",
         "vpnsim/j1/memory.max": str(256 * 2**20),
         "vpnsim/j1/pids.max": "17",  # the program and 15 more, and the jail's init
@@ -221,14 +252,24 @@ def test_a_v2_jail_gets_one_cgroup_with_memory_and_pids_limits(tmp_path: Path) -
 
 
 def test_a_v2_jail_leaves_enabled_controllers_alone(tmp_path: Path) -> None:
-    enabled = {"cgroup.subtree_control": "memory pids\n"}
-    root = _files(tmp_path, {**V2, **enabled, "vpnsim/cgroup.subtree_control": "memory pids\n"})
+    enabled = {"cgroup.subtree_control": "cpu memory pids\n"}
+    root = _files(tmp_path, {**V2, **enabled, "vpnsim/cgroup.subtree_control": "cpu memory pids\n"})
 
     create_cgroups(root, "cgroup2", "j2", JailLimits())
 
-    assert (root / "cgroup.subtree_control").read_text() == "memory pids\n"
-    assert (root / "vpnsim" / "cgroup.subtree_control").read_text() == "memory pids\n"
+    assert (root / "cgroup.subtree_control").read_text() == "cpu memory pids\n"
+    assert (root / "vpnsim" / "cgroup.subtree_control").read_text() == "cpu memory pids\n"
     assert (root / "vpnsim" / "j2" / "memory.max").read_text() == str(512 * 2**20)
+
+
+def test_a_v1_jail_gets_a_cpu_bandwidth_limit_where_the_cpu_hierarchy_is(tmp_path: Path) -> None:
+    root = _files(tmp_path, {**V1, "cpu/cpu.cfs_quota_us": "-1\n"})
+
+    dirs = create_cgroups(root, "cgroup1", "j1", JailLimits(cpu_share=0.5))
+
+    assert dirs == (root / "memory/vpnsim/j1", root / "pids/vpnsim/j1", root / "cpu/vpnsim/j1")
+    assert (root / "cpu/vpnsim/j1/cpu.cfs_period_us").read_text() == "100000"
+    assert (root / "cpu/vpnsim/j1/cpu.cfs_quota_us").read_text() == "50000"
 
 
 def test_a_v1_jail_gets_a_memory_and_a_pids_cgroup(tmp_path: Path) -> None:

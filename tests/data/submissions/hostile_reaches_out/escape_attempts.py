@@ -11,7 +11,7 @@ import struct
 
 RTM_NEWLINK, RTM_GETLINK, NLMSG_ERROR, NLMSG_DONE = 16, 18, 2, 3
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE, NLM_F_DUMP = 1, 4, 0x200, 0x400, 0x300
-IFLA_IFNAME, IFLA_LINK, IFLA_LINKINFO, IFLA_LINK_NETNSID, IFLA_TARGET_NETNSID = 3, 5, 18, 37, 46
+IFLA_IFNAME, IFLA_MASTER, IFLA_LINK, IFLA_LINKINFO, IFLA_LINK_NETNSID, IFLA_TARGET_NETNSID = 3, 10, 5, 18, 37, 46
 IFLA_INFO_KIND = 1
 CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
 PTRACE_ATTACH = 16
@@ -42,7 +42,9 @@ def _talk(message):
                     return -struct.unpack_from("i", data, offset + 16)[0], links
                 if kind == NLMSG_DONE:  # a dump's end; it carries the dump's error
                     return -struct.unpack_from("i", data, offset + 16)[0], links
-                links.append(_attrs(data[offset + 32 : offset + length]))
+                attrs = _attrs(data[offset + 32 : offset + length])
+                attrs[-1] = data[offset + 20 : offset + 24]  # ifinfomsg's index
+                links.append(attrs)
                 offset += (length + 3) & ~3
             if not struct.unpack_from("H", message, 6)[0] & (NLM_F_DUMP | NLM_F_ACK):
                 return 0, links  # a single answer, with no end marker
@@ -76,9 +78,13 @@ def attempt_all():
     code, links = _talk(_request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP,
                                  _attr(IFLA_TARGET_NETNSID, struct.pack("i", nsid))))
     found["list_fabric_links"] = _errno_name(code) if code or not links else f"{len(links)} links"
-    # A macvlan of ours on eth0's peer in the fabric (on the bridge: reaches every host).
+    # A macvlan of ours on the bridge eth0's peer is a port of (then it talks to every host).
+    bridge = peer
+    for link in links:
+        if struct.unpack("i", link[-1])[0] == peer and IFLA_MASTER in link:
+            bridge = struct.unpack("I", link[IFLA_MASTER])[0]
     info = _attr(IFLA_LINKINFO, _attr(IFLA_INFO_KIND, b"macvlan\0"))
-    attrs = (_attr(IFLA_IFNAME, b"sneak0\0") + _attr(IFLA_LINK, struct.pack("I", peer))
+    attrs = (_attr(IFLA_IFNAME, b"sneak0\0") + _attr(IFLA_LINK, struct.pack("I", bridge))
              + _attr(IFLA_LINK_NETNSID, struct.pack("i", nsid)) + info)
     code, _ = _talk(_request(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
                              attrs))
