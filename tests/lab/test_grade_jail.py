@@ -9,6 +9,7 @@ cgroups are gone (the `jails` fixture checks).
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import os
 import secrets
@@ -28,6 +29,7 @@ from vpnsim import proc
 from vpnsim.grade.environment import ensure_environment
 from vpnsim.grade.jail import (
     JailLimits,
+    JailView,
     Mechanism,
     capability_mask,
     cgroup_dirs,
@@ -45,8 +47,15 @@ from vpnsim.topology import Lab
 pytestmark = pytest.mark.lab
 
 LIMITS = JailLimits(memory_bytes=256 * 2**20, max_processes=16, wall_seconds=10)
-# `python3` is the course's (the student environment), as the grader runs student programs.
-VIEW = jail_view(ensure_environment())
+
+
+@functools.cache
+def _view() -> JailView:
+    """`python3` is the course's (the student environment), as the grader runs student
+    programs; built on first use, not at collection."""
+    return jail_view(ensure_environment())
+
+
 TIMEOUT = 5.0
 AT_FDCWD = -100
 MAX_HANDLE_SZ = 128
@@ -77,7 +86,9 @@ class Jails:
     ) -> proc.Program:
         name = f"{self.lab.name}-{secrets.token_hex(3)}"
         self.names.append(name)
-        jailed = jailed_argv(argv, self.workdir, limits, name, cgroup_root=cgroup_root, view=VIEW)
+        jailed = jailed_argv(
+            argv, self.workdir, limits, name, cgroup_root=cgroup_root, view=_view()
+        )
         program = self.lab.start(host, jailed, log_name=name, cwd=self.workdir)
         self.programs.append(program)
         return program
