@@ -337,3 +337,50 @@ def test_hidden_dirs_never_hold_the_venv(tmp_path: Path) -> None:
     venv.mkdir(parents=True)
     assert StudentEnvironment(venv, (), base).hidden_dirs() == ()
     assert StudentEnvironment(venv, (), base).bin_dir == venv / "bin"
+
+
+# -- the course runner passes it on ---------------------------------------------------------
+
+
+def _graded_with(monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> list[StudentEnvironment | None]:
+    """The environment each submission's grading got from grade_course (one submission)."""
+    from vpnsim.grade import course
+    from vpnsim.grade.grader import GradeOptions
+    from vpnsim.grade.report import SubmissionResult
+    from vpnsim.grade.rubric import load_rubric
+
+    seen: list[StudentEnvironment | None] = []
+
+    def fake_grade(
+        path: Path, name: str, options: GradeOptions, notify: object
+    ) -> SubmissionResult:
+        seen.append(options.environment)
+        return SubmissionResult(str(path), name, {}, 0.0, 100.0, name)
+
+    monkeypatch.setattr(course, "_grade", fake_grade)
+    given = kwargs.pop("options_environment", None)
+    options = GradeOptions(load_rubric(), Path("/a"), Path("/r"), environment=given)
+    course.grade_course([Path("/course/alice")], options, **kwargs)
+    return seen
+
+
+def test_grade_course_passes_the_environment_to_every_submission(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vpnsim.grade import course
+
+    mine = StudentEnvironment(Path("/envs/mine"), ("scapy>=2.5",), Path("/base"))
+    other = StudentEnvironment(Path("/envs/other"), ("scapy>=2.5",), Path("/base"))
+    default = StudentEnvironment(Path("/envs/default"), ("scapy>=2.5",), Path("/base"))
+    monkeypatch.setattr(course, "ensure_environment", lambda: default)
+    assert _graded_with(monkeypatch, environment=mine) == [mine]
+    assert _graded_with(monkeypatch, environment=mine, options_environment=other) == [mine]
+    assert _graded_with(monkeypatch, options_environment=other) == [other]
+    assert _graded_with(monkeypatch) == [default]
+
+
+def test_it_travels_to_spawned_workers() -> None:
+    import pickle
+
+    env = StudentEnvironment(Path("/envs/k"), ("scapy>=2.5", "six"), Path("/base"))
+    assert pickle.loads(pickle.dumps(env)) == env

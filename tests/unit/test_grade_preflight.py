@@ -11,6 +11,7 @@ import pytest
 
 from vpnsim.grade.environment import StudentEnvironment, ensure_environment
 from vpnsim.grade.preflight import (
+    MAX_SOURCE_BYTES,
     Missing,
     MissingModules,
     Use,
@@ -159,6 +160,32 @@ def test_a_file_that_does_not_parse_is_skipped(tmp_path: Path) -> None:
     (tmp_path / "nul.py").write_bytes(b"import numpy\x00\n")
     (tmp_path / "latin.py").write_bytes(b"# -*- coding: latin-1 -*-\nimport scapy # \xe9\n")
     assert submission_imports(tmp_path) == {"scapy": [Use(tmp_path.name, "latin.py", 2)]}
+
+
+def test_symlinks_are_not_followed_but_count_as_own_modules(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "x.py").write_text("import numpy\n")
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "tun_client.py").write_text("import shared\nimport loop\nimport yaml\n")
+    (sub / "shared").symlink_to(elsewhere)
+    (sub / "loop").symlink_to(sub)
+    (sub / "zero.py").symlink_to("/dev/zero")
+    assert local_modules(sub) == {"tun_client", "shared", "loop", "zero"}
+    assert submission_imports(sub) == {"yaml": [Use("sub", "tun_client.py", 3)]}
+
+
+def test_a_huge_file_is_not_read(tmp_path: Path) -> None:
+    (tmp_path / "big.py").write_text("import numpy\n" + "#" * MAX_SOURCE_BYTES)
+    (tmp_path / "tun_client.py").write_text("import yaml\n")
+    assert submission_imports(tmp_path) == {"yaml": [Use(tmp_path.name, "tun_client.py", 1)]}
+
+
+def test_a_path_that_is_not_a_folder_imports_nothing(tmp_path: Path) -> None:
+    (tmp_path / "tun_client.py").write_text("import numpy\n")
+    assert submission_imports(tmp_path / "tun_client.py") == {}
+    assert submission_imports(tmp_path / "nothing-here") == {}
 
 
 def test_a_folder_without_python_files(tmp_path: Path) -> None:

@@ -53,6 +53,7 @@ PYPI_NAMES = {
     "yaml": "PyYAML",
     "zmq": "pyzmq",
 }
+MAX_SOURCE_BYTES = 2 * 2**20  # a larger "source" file is not read (not a program's own code)
 SHOWN_USES = 5  # submissions named per missing module; the rest are counted
 PROBE_TIMEOUT = 60.0
 
@@ -190,13 +191,19 @@ def find_missing(folders: Iterable[Path], environment: StudentEnvironment) -> li
 def submission_imports(folder: Path) -> dict[str, list[Use]]:
     """Top-level modules the submission in `folder` requires (its own modules left out; the
     standard library still in), each with where it is imported."""
+    if not folder.is_dir():  # an ungradable "submission": its report row says so
+        return {}
     files = list(python_files(folder))
     local = local_modules(folder)
     found: dict[str, list[Use]] = {}
     for path in files:
         try:
+            if path.stat().st_size > MAX_SOURCE_BYTES:
+                continue
             tree = ast.parse(path.read_bytes(), filename=str(path))
         except (SyntaxError, ValueError):  # the student's finding, when it runs
+            continue
+        except OSError:  # unreadable: the student's finding too
             continue
         relative = str(path.relative_to(folder))
         for module, line in required_imports(tree).items():
@@ -250,7 +257,9 @@ def local_modules(folder: Path) -> set[str]:
     while stack:
         current = stack.pop()
         for entry in current.iterdir():
-            if entry.is_dir() and not _skipped(entry):
+            if entry.is_symlink():  # not followed (loops), but its name may be imported
+                names.add(entry.name.split(".", 1)[0])
+            elif entry.is_dir() and not _skipped(entry):
                 names.add(entry.name)
                 stack.append(entry)
             elif entry.suffix in (".py", ".so", ".pyc", ".pyd"):
