@@ -31,7 +31,10 @@ ESCAPE_FILES = (Path("/etc/vpnsim-pwned"), Path("/root/vpnsim-pwned"), Path("/tm
 
 # What a failing task's reason must say (a student acts on it), by submission and task.
 REASONS = {
-    "classic": {"robust": 'your server exited with status 1: File "tun_server.py"'},
+    "classic": {
+        "robust": 'your server exited with status 1: File "tun_server.py", line 38, in <module>: '
+        "os.write(tun, data)\nOSError: [Errno 22] Invalid argument"
+    },
     "no_client_route": {
         "task3": "no route to 192.168.60.0/24 into the TUN on U",
         "client_interop": "no route to 192.168.60.0/24 into the TUN on U",
@@ -42,7 +45,10 @@ REASONS = {
         "server_interop": "your server never reads its TUN",
     },
     "server_crashes": {"task4": "your server exited with status 1"},
-    "client_no_tun": {"task2": "your client did not create a TUN within 10 s"},
+    "client_no_tun": {
+        "task2": "your client created no TUN: it waits in recvfrom() for input that nothing "
+        "sends it"
+    },
     "wrong_tun_address": {"task2": "has 192.168.53.100/24; it needs 192.168.53.99/24"},
     "tun_down": {"task2": "is down: bring it up"},
     "wrong_port": {"task3": "to UDP port 9091; the server listens on 9090"},
@@ -55,6 +61,25 @@ REASONS = {
     "hostile_runs_grader_tunnel": {
         "task2": "ModuleNotFoundError: No module named 'vpnsim'",
         "server_interop": "ModuleNotFoundError: No module named 'vpnsim'",
+    },
+    "cheat_server_answers_for_v": {
+        "task4": "answered by the server itself: V's link saw nothing (192.168.60.5 is an "
+        "address of the server, on lo)",
+        "server_interop": "answered by the server itself: V's link saw nothing",
+    },
+    "cheat_client_routes_around": {
+        "task3": "the ping left U in clear on eth0, not inside UDP to 10.9.0.11:9090: U routes "
+        "192.168.60.5 via 10.9.0.11 dev eth0, not into detour0",
+        "client_interop": "the ping left U in clear on eth0, not inside UDP to 10.9.0.11:9090",
+    },
+    "cheat_client_answers_for_v": {
+        "task3": "answered on U itself: no request left U (192.168.60.5 is an address of U, on lo)",
+        "client_interop": "answered on U itself: no request left U",
+    },
+    "cheat_server_injects_on_eth1": {
+        "task4": "the ping reached V without coming out of the server's TUN inject0 (nothing was "
+        "written to it): your server sent it onto eth1 another way",
+        "server_interop": "the ping reached V without coming out of the server's TUN inject0",
     },
 }
 
@@ -139,8 +164,12 @@ def test_a_task_after_a_failed_one_is_not_reached_with_its_reason(
     _, report = graded
     tasks = _by_name(report)["tun_down"]["tasks"]
     assert tasks["task3"]["passed"] is None
+    assert tasks["task2"]["reason"] == (
+        "the client's TUN silva0 is down: bring it up (ip link set dev silva0 up)"
+    )
+    # the cause's headline, not its whole reason
     assert tasks["task3"]["reason"] == (
-        f"needs task2 (TUN interface), which failed: {tasks['task2']['reason']}"
+        "needs task2 (TUN interface), which failed: the client's TUN silva0 is down"
     )
     assert tasks["task6"]["reason"] == tasks["task3"]["reason"]  # the root cause, not a chain
 

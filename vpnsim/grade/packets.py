@@ -101,3 +101,170 @@ def tunneled(
 def plain(frames: Iterable[Frame], linktype: int = LINKTYPE_ETHERNET) -> list[IpSummary]:
     """Every IPv4 packet among the frames."""
     return [ip for frame in frames if (ip := frame_ip(frame, linktype)) is not None]
+
+
+# -- probes: the grader's own echoes and TCP bytes, wherever a capture saw them ------------------
+
+MARK = 24  # payload bytes a frame must show to count as one probe's: its unique prefix
+
+
+@dataclass(frozen=True)
+class Echo:
+    """An ICMP echo request or reply seen on a link, in clear or inside a UDP datagram."""
+
+    kind: int  # ECHO_REQUEST or ECHO_REPLY
+    src: str
+    dst: str
+    data: bytes  # the echo's payload as far as the frame holds it (a first fragment: its start)
+    outgoing: bool  # sent by the host whose link it is (on a TUN: routed into it by the kernel)
+    outer: UdpDatagram | None  # the datagram it was tunneled in; None: in clear
+    time: float
+
+    def carries(self, payload: bytes) -> bool:
+        """Whether this is the echo of exactly `payload` (or, cut or fragmented, its start)."""
+        shown = len(self.data)
+        return shown >= min(len(payload), MARK) and payload[:shown] == self.data
+
+
+def _echo_in(packet: bytes) -> tuple[IpSummary, bytes] | None:
+    """The IPv4 echo (request or reply, first fragment) at the start of `packet`, and the
+    echo payload it holds."""
+    ip = ip_summary(packet)
+    if ip is None or not (ip.is_echo(ECHO_REQUEST) or ip.is_echo(ECHO_REPLY)):
+        return None
+    header = (packet[0] & 0xF) * 4
+    if len(packet) < header + 8:
+        return None
+    end = min(len(packet), ip.total_length) if ip.total_length >= header + 8 else len(packet)
+    return ip, packet[header + 8 : end]
+
+
+def echoes(frames: Iterable[Frame], linktype: int = LINKTYPE_ETHERNET) -> list[Echo]:
+    """Every ICMP echo among the frames: in clear, or tunneled (an IPv4 packet at the start
+    of a UDP datagram's payload, the lab's format)."""
+    found = []
+    for frame in frames:
+        data = ipv4_packet(frame.data, linktype)
+        if data is None:
+            continue
+        outer = parse_udp(frame.data, linktype)
+        inside = _echo_in(outer.payload) if outer is not None else _echo_in(data)
+        if inside is None:
+            continue
+        ip, payload = inside
+        kind = ECHO_REQUEST if ip.icmp_type == ECHO_REQUEST else ECHO_REPLY
+        found.append(Echo(kind, ip.src, ip.dst, payload, frame.outgoing, outer, frame.time))
+    return found
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A TCP segment seen on a link, in clear or inside a UDP datagram."""
+
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    data: bytes
+    outgoing: bool
+    tunneled: bool
+
+
+def _segment_in(packet: bytes) -> tuple[IpSummary, int, int, bytes] | None:
+    ip = ip_summary(packet)
+    if ip is None or ip.proto != TCP or ip.offset != 0:
+        return None
+    header = (packet[0] & 0xF) * 4
+    if len(packet) < header + 20:
+        return None
+    sport, dport = struct.unpack_from("!HH", packet, header)
+    offset = (packet[header + 12] >> 4) * 4
+    end = min(len(packet), ip.total_length)
+    return ip, sport, dport, packet[header + offset : end]
+
+
+def segments(frames: Iterable[Frame], linktype: int = LINKTYPE_ETHERNET) -> list[Segment]:
+    """Every TCP segment among the frames, in clear or tunneled."""
+    found = []
+    for frame in frames:
+        data = ipv4_packet(frame.data, linktype)
+        if data is None:
+            continue
+        outer = parse_udp(frame.data, linktype)
+        inside = _segment_in(outer.payload if outer is not None else data)
+        if inside is None:
+            continue
+        ip, sport, dport, payload = inside
+        found.append(
+            Segment(ip.src, ip.dst, sport, dport, payload, frame.outgoing, outer is not None)
+        )
+    return found
+
+
+def in_clear(frames: Iterable[Frame], dst_prefix: str) -> list[IpSummary]:
+    """Packets sent in clear (not inside UDP) to an address starting with `dst_prefix`."""
+    found = []
+    for frame in frames:
+        if not frame.outgoing or parse_udp(frame.data) is not None:
+            continue
+        ip = frame_ip(frame)
+        if ip is not None and ip.dst.startswith(dst_prefix):
+            found.append(ip)
+    return found
+
+
+def echo_answer(packet: bytes, ident: int, seq: int) -> tuple[int, int, bytes] | None:
+    """What an IPv4 packet read from a raw ICMP socket says about our echo (`ident`, `seq`):
+    (ECHO_REPLY, 0, payload) for its reply, (type, code, b"") for an ICMP error quoting our
+    request, else None."""
+    if len(packet) < 28 or packet[0] >> 4 != 4:
+        return None
+    header = (packet[0] & 0xF) * 4
+    if len(packet) < header + 8:
+        return None
+    kind, code, _sum, r_ident, r_seq = struct.unpack_from("!BBHHH", packet, header)
+    if kind == ECHO_REPLY:
+        return (ECHO_REPLY, 0, packet[header + 8 :]) if (r_ident, r_seq) == (ident, seq) else None
+    quoted = header + 8
+    if len(packet) < quoted + 28 or packet[quoted + 9] != ICMP:
+        return None
+    inner = quoted + (packet[quoted] & 0xF) * 4
+    if len(packet) < inner + 8:
+        return None
+    q_kind, _code, _sum, q_ident, q_seq = struct.unpack_from("!BBHHH", packet, inner)
+    if (q_kind, q_ident, q_seq) != (ECHO_REQUEST, ident, seq):
+        return None
+    return kind, code, b""
+
+
+# -- a BPF filter for the captures: no flood of junk datagrams reaches the grader -------------
+
+_BPF_LDH, _BPF_LDB, _BPF_LDXB_MSH, _BPF_LDB_IND = 0x28, 0x30, 0xB1, 0x50
+_BPF_JEQ, _BPF_JSET, _BPF_RET = 0x15, 0x45, 0x06
+KEEP_SNAP = 0x40000  # a filter's "keep the whole frame"
+
+# (code, jump if true, jump if false, k), jumps counted from the next instruction.
+# Keeps every frame except UDP datagrams (first fragments) whose payload is not an IPv4
+# packet (version 4, 20-byte header) carrying ICMP or TCP: the grader's probes are ICMP and
+# TCP, tunneled or not, and a flood of junk to the tunnel port is kept out in the kernel.
+TUNNEL_FILTER: tuple[tuple[int, int, int, int], ...] = (
+    (_BPF_LDH, 0, 0, 12),  # 0: ethertype
+    (_BPF_JEQ, 0, 10, ETH_P_IP),  # 1: not IPv4 -> keep
+    (_BPF_LDB, 0, 0, 23),  # 2: IP protocol
+    (_BPF_JEQ, 0, 8, UDP),  # 3: not UDP -> keep
+    (_BPF_LDH, 0, 0, 20),  # 4: flags and fragment offset
+    (_BPF_JSET, 6, 0, 0x1FFF),  # 5: a later fragment (no UDP header) -> keep
+    (_BPF_LDXB_MSH, 0, 0, 14),  # 6: X = IP header length
+    (_BPF_LDB_IND, 0, 0, 22),  # 7: the payload's first byte (14 + X + 8)
+    (_BPF_JEQ, 0, 4, 0x45),  # 8: not an IPv4 header of 20 bytes -> drop
+    (_BPF_LDB_IND, 0, 0, 31),  # 9: the inner packet's protocol
+    (_BPF_JEQ, 1, 0, ICMP),  # 10: ICMP -> keep
+    (_BPF_JEQ, 0, 1, TCP),  # 11: TCP -> keep, else drop
+    (_BPF_RET, 0, 0, KEEP_SNAP),  # 12: keep
+    (_BPF_RET, 0, 0, 0),  # 13: drop
+)
+
+
+def bpf_program(instructions: tuple[tuple[int, int, int, int], ...] = TUNNEL_FILTER) -> bytes:
+    """The instructions as struct sock_filter[] (for SO_ATTACH_FILTER)."""
+    return b"".join(struct.pack("=HBBI", *ins) for ins in instructions)

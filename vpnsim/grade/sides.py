@@ -90,6 +90,36 @@ def crash_summary(stderr: str) -> str:
     return "\n".join(picked)
 
 
+# A compiler's diagnostic: "vpnclient.c:77:13: warning: ...", "tun.h:3: error: ...".
+DIAGNOSTIC = re.compile(r"[^\s:]+:\d+(?::\d+)?: (?:fatal error|error|warning): ")
+ERROR = re.compile(r"[^\s:]+:\d+(?::\d+)?: (?:fatal error|error): ")
+# A linker's complaint: "vpnclient.c:(.text+0x1a): undefined reference to `tun_alloc'".
+LINKER = re.compile(r"undefined reference to|multiple definition of|cannot find -l")
+# The compiler driver's temporary files (/tmp/ccKSfN7H.o): another name on every run.
+TEMPORARY = re.compile(r"/tmp/cc[A-Za-z0-9]{6}\.(?:o|s|i|ii|res)\b")
+
+
+def build_summary(stderr: str) -> str:
+    """The lines of a failed build that a student reads first: the compiler's first
+    diagnostic (file:line, warning or error), then its first error if that came later, or
+    else the linker's first complaint; without diagnostics, the last lines. A temporary
+    file's name is replaced by a fixed one, so the same mistake reads the same each time."""
+    lines = [
+        TEMPORARY.sub("/tmp/ccXXXXXX.o", line.rstrip())
+        for line in stderr.strip().splitlines()
+        if line.strip()
+    ]
+    diagnostics = [line for line in lines if DIAGNOSTIC.match(line)]
+    errors = [line for line in diagnostics if ERROR.match(line)]
+    linker = [line for line in lines if LINKER.search(line)]
+    picked = diagnostics[:1]
+    for more in (errors[:1], [] if errors else linker[:1]):
+        picked += [line for line in more if line not in picked]
+    if not picked:
+        picked = linker[:1]
+    return "\n".join(picked) if picked else "\n".join(lines[-STDERR_LINES:])
+
+
 # "OSError: [Errno 22] ...", "KeyboardInterrupt", "mod.CustomError: ...": a traceback's last
 # line (a capitalised name, so a stray "bye" printed by a sibling process is not one).
 EXCEPTION_LINE = re.compile(r"(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:: .*)?$")
@@ -145,7 +175,6 @@ class Sides:
         self.jails.append(name)
         jailed = jailed_argv(argv, self.work, self.limits, name, view=self.view)
         program = self.lab.start(spec.server, jailed, log_name="build", cwd=self.work)
-        side = Side("server", spec.server, True, program, name, self.work)
         try:
             code = program.popen.wait(timeout) if program.popen else None
         except subprocess.TimeoutExpired:
@@ -153,8 +182,13 @@ class Sides:
             return f"the build ({shlex.join(argv)}) did not finish within {timeout:g} s"
         if code == 0:
             return None
-        why = side.exit_reason() or f"exited with status {code}"
-        return f"the build ({shlex.join(argv)}) failed: " + why.removeprefix("your server ")
+        how = f"exited with status {code}"
+        if code is not None and (code < 0 or code > 128):  # the jail reports N+128
+            how = f"was killed by signal {-code if code < 0 else code - 128}"
+        summary = build_summary(program.stderr().replace(f"{self.work}/", ""))
+        return f"the build ({shlex.join(argv)}) failed, {how}" + (
+            f": {summary}" if summary else " (nothing on stderr)"
+        )
 
     def stop(self, side: Side) -> None:
         side.program.stop()

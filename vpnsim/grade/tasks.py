@@ -1,7 +1,8 @@
 """The grading tasks: ids (as in the JSON report), what each checks, and what each needs.
 
 The ids and order follow the SEED VPN tunnel lab. A task whose prerequisite did not pass is
-"not reached" (passed=None) with that prerequisite's reason, never failed for it twice.
+"not reached" (passed=None) with the headline of that prerequisite's reason (one short
+line, not its traceback), never failed for it twice.
 """
 
 from __future__ import annotations
@@ -120,6 +121,20 @@ class Verdict:
         )
 
 
+HEADLINE = 100  # characters of a reason that a task it blocks repeats
+
+
+def headline(reason: str) -> str:
+    """A reason's first, short part: its first line up to the first ": " (reasons read
+    "what: detail"), at most HEADLINE characters. A task that is not reached names its
+    cause with this, not with a whole traceback."""
+    line = reason.strip().split("\n", 1)[0]
+    line = line.split(": ", 1)[0]
+    if len(line) > HEADLINE:
+        line = line[: HEADLINE - 1].rsplit(" ", 1)[0] + "…"
+    return line
+
+
 @dataclass
 class Outcome:
     """Verdicts as tasks run: a task is attempted only when its prerequisites passed."""
@@ -135,7 +150,9 @@ class Outcome:
             if verdict.passed is None:  # the root cause, not a chain of "needs"
                 return verdict.reason
             if verdict.passed is False:
-                return f"needs {need} ({BY_ID[need].title}), which failed: {verdict.reason}"
+                return (
+                    f"needs {need} ({BY_ID[need].title}), which failed: {headline(verdict.reason)}"
+                )
         return None
 
     def record(self, task_id: str, verdict: Verdict) -> None:
