@@ -643,6 +643,12 @@ def _clean(args: argparse.Namespace) -> int:
     for name in labs:
         destroy(name)
     print(f"removed {len(labs)} lab(s){': ' + ', '.join(labs) if labs else ''}")
+    from vpnsim.grade.grader import WORK_ROOT
+    from vpnsim.grade.workcopy import remove_stale
+
+    copies = remove_stale(WORK_ROOT)
+    if copies:
+        print(f"removed {len(copies)} work copies of killed graders under {WORK_ROOT}")
     return 0
 
 

@@ -691,3 +691,24 @@ def test_output_past_log_bytes_is_cut_with_a_marker(jails: Jails) -> None:
 
     assert (status, err) == (0, "eeeeeeeeee")
     assert out == "x" * 4096 + "\n[vpnsim: output cut here, after 4096 bytes]\n"
+
+
+def test_a_work_copy_is_a_tmpfs_of_its_quota_and_goes_away(tmp_path: Path) -> None:
+    from vpnsim.grade.workcopy import SubmissionTooLarge, work_copy
+
+    source = tmp_path / "alice"
+    source.mkdir()
+    (source / "tun_client.py").write_text("print('hi')\n")
+    where = tmp_path / "copy"
+    with work_copy(source, where, 2 * 2**20) as copy:
+        assert (copy / "tun_client.py").read_text() == "print('hi')\n"
+        assert os.statvfs(copy).f_blocks * os.statvfs(copy).f_frsize == 2 * 2**20
+        with pytest.raises(OSError, match="No space left on device"):
+            (copy / "ballast").write_bytes(b"\0" * 3 * 2**20)
+    assert not where.exists()
+
+    (source / "big.bin").write_bytes(b"\0" * 3 * 2**20)
+    too_large = pytest.raises(SubmissionTooLarge, match=r"the folder alice/ holds more than 2 MiB")
+    with too_large, work_copy(source, where, 2 * 2**20):
+        pass
+    assert not where.exists()

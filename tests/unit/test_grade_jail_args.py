@@ -337,3 +337,18 @@ def test_this_machines_mountinfo_parses() -> None:
         mounts = parse_mountinfo(f.read())
     assert "/" in [m.mount_point for m in mounts]
     assert all(os.path.isabs(m.mount_point) for m in mounts)
+
+
+def test_clean_removes_only_the_work_copies_of_graders_that_are_gone(tmp_path: Path) -> None:
+    from vpnsim.grade.workcopy import folder_name, remove_stale
+
+    mine = tmp_path / folder_name("alice", "a1b2c3")
+    gone = tmp_path / "bob-d4e5f6.999999999"  # no such PID
+    other = tmp_path / "notes"
+    for folder in (mine, gone, other):
+        folder.mkdir()
+        (folder / "tun_client.py").write_text("")
+
+    assert mine.name == f"alice-a1b2c3.{os.getpid()}"
+    assert remove_stale(tmp_path) == [gone]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, "notes"])

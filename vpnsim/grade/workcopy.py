@@ -29,6 +29,25 @@ class SubmissionTooLarge(Exception):
     """The submission's folder does not fit in its work copy's quota (the student's)."""
 
 
+def folder_name(name: str, token: str) -> str:
+    """A work copy's folder name: readable, unique, and naming the grader's PID, so that
+    `vpnsim clean` can tell the copies of a killed grader (`remove_stale`)."""
+    return f"{name[:40]}-{token}.{os.getpid()}"
+
+
+def remove_stale(root: Path) -> list[Path]:
+    """Unmount and remove the work copies under `root` whose grader no longer runs."""
+    removed = []
+    for folder in sorted(root.glob("*.*")) if root.is_dir() else []:
+        pid = folder.name.rsplit(".", 1)[1]
+        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        _libc.umount2(bytes(folder), MNT_DETACH)
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
 @contextlib.contextmanager
 def work_copy(source: Path, where: Path, disk_bytes: int) -> Iterator[Path]:
     """`source` copied into `where` (a new folder, on a tmpfs of `disk_bytes`)."""
