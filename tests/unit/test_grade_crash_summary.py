@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from vpnsim.grade.sides import STDERR_LINES, crash_summary
+from vpnsim.grade.sides import STDERR_LINES, build_summary, crash_summary
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "submissions"
 
@@ -218,3 +218,89 @@ def test_a_traceback_cut_before_its_exception_line_still_gives_what_there_is() -
     stderr = 'Traceback (most recent call last):\n  File "tun_server.py", line 9, in <module>\n'
 
     assert crash_summary(stderr) == 'File "tun_server.py", line 9, in <module>'  # once
+
+
+# -- a failed build: the compiler's first diagnostic, not the middle of its caret lines -------
+
+
+def _gcc(work: Path, source: str, name: str = "vpnclient.c") -> str:
+    """gcc's stderr for `source` (compiled and linked in `work`, as a student's make would)."""
+    (work / name).write_text(source)
+    result = subprocess.run(
+        ["gcc", "-Wall", "-o", "vpnclient", name],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    return result.stderr
+
+
+IMPLICIT = (
+    "#include <stdio.h>\n\nint main(void)\n{\n"
+    '    int fd = tun_alloc("tun0");\n    printf("%d\\n", fd);\n    return 0;\n}\n'
+)
+
+
+def test_build_summary_starts_at_the_first_warning_and_names_the_link_error(tmp_path: Path) -> None:
+    stderr = _gcc(tmp_path, IMPLICIT)
+    assert stderr.startswith("vpnclient.c: In function ")  # not a diagnostic: no line number
+    assert "/tmp/cc" in stderr  # the linker names the compiler's temporary object file
+    summary = build_summary(stderr)
+    first, second = summary.split("\n")
+    assert first.startswith("vpnclient.c:5:14: warning: implicit declaration of function ")
+    assert first.endswith("[-Wimplicit-function-declaration]")
+    assert second.startswith("vpnclient.c:(.text+0x")  # the offset is the compiler's
+    assert second.endswith("undefined reference to `tun_alloc'")
+
+
+def test_build_summary_is_the_same_on_every_run(tmp_path: Path) -> None:
+    first = _gcc(tmp_path, IMPLICIT)
+    again = _gcc(tmp_path, IMPLICIT)
+    assert first != again  # another temporary file name each time
+    assert build_summary(first) == build_summary(again)
+
+
+def test_build_summary_of_an_error_before_a_warning(tmp_path: Path) -> None:
+    source = "int main(void)\n{\n    int x = 1\n    return x;\n}\n"
+    summary = build_summary(_gcc(tmp_path, source, "bad.c"))
+    assert summary.startswith("bad.c:4:5: error: expected ")
+    assert "\n" not in summary  # the first diagnostic is the first error: one line
+
+
+def test_build_summary_adds_the_first_error_after_a_warning() -> None:
+    stderr = (
+        "vpnserver.c: In function 'main':\n"
+        "vpnserver.c:12:5: warning: unused variable 'n' [-Wunused-variable]\n"
+        "   12 |     int n;\n"
+        "      |         ^\n"
+        "vpnserver.c:20:9: error: 'sockfd' undeclared (first use in this function)\n"
+        "vpnserver.c:21:9: error: 'tunfd' undeclared (first use in this function)\n"
+        "make: *** [Makefile:4: vpnserver] Error 1\n"
+    )
+    assert build_summary(stderr) == (
+        "vpnserver.c:12:5: warning: unused variable 'n' [-Wunused-variable]\n"
+        "vpnserver.c:20:9: error: 'sockfd' undeclared (first use in this function)"
+    )
+
+
+def test_build_summary_of_a_link_error_alone_hides_the_temporary_file() -> None:
+    stderr = (
+        "/usr/bin/ld: /tmp/ccKSfN7H.o: in function `main':\n"
+        "/usr/bin/ld: /tmp/ccKSfN7H.o: undefined reference to `tun_alloc'\n"
+        "collect2: error: ld returned 1 exit status\n"
+    )
+    assert (
+        build_summary(stderr) == "/usr/bin/ld: /tmp/ccXXXXXX.o: undefined reference to `tun_alloc'"
+    )
+
+
+def test_build_summary_without_diagnostics_gives_the_last_lines() -> None:
+    stderr = "cc vpnclient.c\none\ntwo\nthree\nmake: *** No rule to make target 'all'.  Stop.\n"
+    assert (
+        build_summary(stderr) == "one\ntwo\nthree\nmake: *** No rule to make target 'all'.  Stop."
+    )
+    assert build_summary("") == ""

@@ -286,3 +286,187 @@ def test_plain_raw_linktype() -> None:
     frames = [_frame(_ping()), _frame(GARBAGE), _frame(_ping(src=V, dst=CLIENT_TUN, kind=0))]
     assert [ip.icmp_type for ip in plain(frames, LINKTYPE_RAW)] == [8, 0]
     assert plain([]) == []
+
+
+# -- the grader's own probes, wherever a capture saw them -------------------------------------
+
+PROBE = b"vpnsim 0a1b2c3d0001 task3, try 1 " * 2  # 66 bytes: a unique prefix, then more
+
+
+def _echo_packet(
+    payload: bytes = PROBE, kind: int = 8, src: str = CLIENT_TUN, dst: str = V
+) -> bytes:
+    return bytes(IP(src=src, dst=dst, id=9) / ICMP(type=kind, id=7, seq=1) / Raw(payload))
+
+
+def test_echoes_in_clear_and_tunneled() -> None:
+    request, reply = _echo_packet(), _echo_packet(kind=0, src=V, dst=CLIENT_TUN)
+    frames = [
+        _frame(_eth(IP(request)), 1.0, outgoing=True),
+        _frame(_udp_frame(request), 2.0, outgoing=True),
+        _frame(_udp_frame(reply, src=SERVER, dst=U, sport=9090, dport=40000), 3.0),
+        _frame(_eth(ARP(psrc=U, pdst=SERVER)), 4.0),
+        _frame(_udp_frame(GARBAGE), 5.0),
+    ]
+    found = packets.echoes(frames)
+    assert [(e.kind, e.src, e.dst, e.outgoing, e.time) for e in found] == [
+        (ECHO_REQUEST, CLIENT_TUN, V, True, 1.0),
+        (ECHO_REQUEST, CLIENT_TUN, V, True, 2.0),
+        (ECHO_REPLY, V, CLIENT_TUN, False, 3.0),
+    ]
+    assert found[0].outer is None
+    assert found[1].outer == UdpDatagram(U, 40000, SERVER, 9090, len(request), request)
+    assert found[2].outer is not None and found[2].outer.sport == 9090
+    assert all(e.data == PROBE and e.carries(PROBE) for e in found)
+
+
+def test_echoes_on_a_tun_capture() -> None:
+    found = packets.echoes([_frame(_echo_packet(), 1.0, outgoing=True)], LINKTYPE_RAW)
+    assert [(e.kind, e.outer, e.data) for e in found] == [(ECHO_REQUEST, None, PROBE)]
+
+
+def test_echo_carries_its_own_payload_only() -> None:
+    (echo,) = packets.echoes([_frame(_eth(IP(_echo_packet())))])
+    assert echo.carries(PROBE)
+    assert not echo.carries(PROBE.replace(b"0001", b"0002"))  # another probe's
+    assert not echo.carries(PROBE[:-1] + b"!")  # every byte the frame holds must match
+    assert packets.MARK == 24
+
+
+def test_echo_of_a_first_fragment_or_a_cut_packet_carries_its_start() -> None:
+    big = b"vpnsim 0a1b2c3d0007 large 3000 " * 100  # 3100 bytes
+    first, *rest = fragment(IP(src=CLIENT_TUN, dst=V) / ICMP(id=7, seq=1) / Raw(big), 1480)
+    found = packets.echoes([_frame(_eth(first)), *(_frame(_eth(f)) for f in rest)])
+    assert len(found) == 1  # later fragments hold no ICMP header
+    assert found[0].data == big[: 1480 - 8]
+    assert found[0].carries(big)
+    cut = _echo_packet(big)[:1000]  # a client reading 1000 bytes of it
+    (inside,) = packets.echoes([_frame(_udp_frame(cut))])
+    assert inside.data == big[: 1000 - 28]
+    assert inside.carries(big)
+    too_short = _echo_packet(big)[: 28 + 10]  # ten payload bytes: less than MARK
+    assert packets.echoes([_frame(_udp_frame(too_short))])[0].carries(big) is False
+
+
+def test_echoes_skip_other_icmp_and_other_protocols() -> None:
+    frames = [
+        _frame(_eth(IP(src=U, dst=V) / ICMP(type=3, code=1) / Raw(_echo_packet()[:28]))),
+        _frame(_eth(IP(src=U, dst=V) / TCP(sport=1, dport=7) / Raw(PROBE))),
+        _frame(_eth(IP(src=U, dst=V) / UDP(sport=1, dport=7) / Raw(PROBE))),
+        _frame(_eth(IP(src=U, dst=V, proto=1) / Raw(b"\x08\x00"))),  # no room for the header
+    ]
+    assert packets.echoes(frames) == []
+
+
+def test_segments_in_clear_and_tunneled() -> None:
+    data = b"vpnsim 0a1b2c3d0003 task5 tcp " + bytes(range(200, 256))
+    segment = bytes(IP(src=CLIENT_TUN, dst=V) / TCP(sport=40001, dport=7, flags="PA") / Raw(data))
+    ack = bytes(IP(src=V, dst=CLIENT_TUN) / TCP(sport=7, dport=40001, flags="A"))
+    frames = [
+        _frame(_eth(IP(segment)), 1.0),
+        _frame(_udp_frame(segment), 2.0, outgoing=True),
+        _frame(_eth(IP(ack)), 3.0, outgoing=True),
+        _frame(_eth(IP(_echo_packet())), 4.0),
+    ]
+    assert packets.segments(frames) == [
+        packets.Segment(CLIENT_TUN, V, 40001, 7, data, False, False),
+        packets.Segment(CLIENT_TUN, V, 40001, 7, data, True, True),
+        packets.Segment(V, CLIENT_TUN, 7, 40001, b"", True, False),
+    ]
+
+
+def test_in_clear_is_what_a_host_sent_outside_udp() -> None:
+    frames = [
+        _frame(_eth(IP(_echo_packet(src=U))), 1.0, outgoing=True),  # sent, in clear
+        _frame(_udp_frame(_echo_packet()), 2.0, outgoing=True),  # tunneled
+        _frame(_eth(IP(_echo_packet(src=V, dst=U, kind=0))), 3.0),  # received
+        _frame(_eth(IP(src=U, dst=SERVER) / ICMP()), 4.0, outgoing=True),  # elsewhere
+    ]
+    found = packets.in_clear(frames, "192.168.60.")
+    assert [(ip.src, ip.dst, ip.icmp_type) for ip in found] == [(U, V, 8)]
+
+
+def test_echo_answer_reply_and_errors() -> None:
+    reply = bytes(IP(src=V, dst=U) / ICMP(type=0, id=77, seq=1) / Raw(b"payload"))
+    assert packets.echo_answer(reply, 77, 1) == (ECHO_REPLY, 0, b"payload")
+    assert packets.echo_answer(reply, 78, 1) is None  # someone else's ping
+    assert packets.echo_answer(reply, 77, 2) is None
+    request = bytes(IP(src=U, dst=V) / ICMP(type=8, id=77, seq=1) / Raw(b"payload"))
+    error = bytes(IP(src=SERVER, dst=U) / ICMP(type=3, code=1) / Raw(request[:28]))
+    assert packets.echo_answer(error, 77, 1) == (3, 1, b"")
+    assert packets.echo_answer(error, 76, 1) is None
+    assert packets.echo_answer(b"\x45" + b"\x00" * 10, 77, 1) is None
+
+
+# A classic BPF interpreter, enough for TUNNEL_FILTER: what the kernel would keep.
+def _run_bpf(program: bytes, frame: bytes) -> int:
+    import struct
+
+    code = [struct.unpack_from("=HBBI", program, i) for i in range(0, len(program), 8)]
+    a = x = pc = 0
+    while True:
+        op, jt, jf, k = code[pc]
+        pc += 1
+        if op in (0x28, 0x30, 0x50):  # ldh [k], ldb [k], ldb [x+k]
+            at = k + (x if op == 0x50 else 0)
+            size = 2 if op == 0x28 else 1
+            if at + size > len(frame):
+                return 0  # an out-of-bounds load drops the frame
+            a = int.from_bytes(frame[at : at + size], "big")
+        elif op == 0xB1:  # ldxb 4*([k]&0xf)
+            if k >= len(frame):
+                return 0
+            x = (frame[k] & 0xF) * 4
+        elif op == 0x15:  # jeq
+            pc += jt if a == k else jf
+        elif op == 0x45:  # jset
+            pc += jt if a & k else jf
+        elif op == 0x06:  # ret
+            return k
+        else:
+            raise AssertionError(f"unknown opcode {op:#x}")
+
+
+@pytest.mark.parametrize(
+    ("frame", "kept"),
+    [
+        (_udp_frame(_ping()), True),  # a tunneled ping
+        (_udp_frame(bytes(IP(src=CLIENT_TUN, dst=V) / TCP(dport=7) / Raw(b"x"))), True),
+        (_udp_frame(b"\xde\xad\xbe\xef" * 350), False),  # hostile_flood's junk
+        (_udp_frame(GARBAGE), False),  # the robust task's datagram
+        (_udp_frame(b""), False),
+        (_udp_frame(bytes(IP(src=CLIENT_TUN, dst=V) / UDP(dport=53))), False),  # UDP in UDP
+        (_udp_frame(bytes(IPv6() / ICMP())), False),
+        (
+            _udp_frame(bytes(IP(src=CLIENT_TUN, dst=V, options=[IPOption_NOP()] * 4) / ICMP())),
+            False,
+        ),
+        (_eth(IP(_ping())), True),  # in clear
+        (_eth(IP(src=U, dst=V) / TCP(dport=7)), True),
+        (_eth(ARP(psrc=U, pdst=SERVER)), True),
+        (_eth(IPv6(src="fd00::1", dst="fd00::2") / ICMP()), True),
+        (_udp_frame(_ping(), src=SERVER, dst="10.9.0.255"), True),
+    ],
+)
+def test_tunnel_filter_keeps_probes_and_drops_junk_datagrams(frame: bytes, kept: bool) -> None:
+    assert bool(_run_bpf(packets.bpf_program(), frame)) is kept
+    if kept:
+        assert _run_bpf(packets.bpf_program(), frame) == packets.KEEP_SNAP
+
+
+def test_tunnel_filter_keeps_later_fragments_of_a_tunneled_datagram() -> None:
+    outer = IP(src=U, dst=SERVER, id=5) / UDP(sport=40000, dport=9090) / Raw(_ping(size=2000))
+    first, second = fragment(outer, fragsize=1480)
+    assert _run_bpf(packets.bpf_program(), _eth(first)) == packets.KEEP_SNAP
+    assert _run_bpf(packets.bpf_program(), _eth(second)) == packets.KEEP_SNAP
+    junk = IP(src=U, dst=SERVER, id=6) / UDP(sport=40000, dport=9090) / Raw(b"\xde" * 2000)
+    first, second = fragment(junk, fragsize=1480)
+    assert _run_bpf(packets.bpf_program(), _eth(first)) == 0
+    assert _run_bpf(packets.bpf_program(), _eth(second)) == packets.KEEP_SNAP  # cannot tell
+
+
+def test_bpf_program_bytes() -> None:
+    program = packets.bpf_program()
+    assert len(program) == 8 * len(packets.TUNNEL_FILTER) == 8 * 14
+    assert program[:8] == bytes([0x28, 0, 0, 0, 12, 0, 0, 0])  # ldh [12], little-endian k
+    assert program[-8:] == bytes([0x06, 0, 0, 0, 0, 0, 0, 0])  # ret #0: drop

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from vpnsim.grade.tasks import BY_ID, TASK_IDS, TASKS, Outcome, Verdict
+from vpnsim.grade.tasks import BY_ID, HEADLINE, TASK_IDS, TASKS, Outcome, Verdict, headline
 
 EXPECTED_IDS = (
     "task1",
@@ -80,6 +80,53 @@ def test_blocker_for_a_failed_prerequisite_names_it_and_its_reason() -> None:
     assert outcome.blocker("task3") == expected
     assert outcome.blocker("client_interop") == expected
     assert outcome.blocker("server_interop") is None
+
+
+def test_blocker_names_only_the_headline_of_a_long_reason() -> None:
+    outcome = Outcome()
+    outcome.record("task1", Verdict(True, "ok"))
+    outcome.record("task2", Verdict(True, "ok"))
+    outcome.record("task3", Verdict(True, "ok"))
+    crash = (
+        'your server exited with status 1: File "tun_server.py", line 31, in <module>: '
+        "print(pkt.scr)\nAttributeError: scr"
+    )
+    outcome.record("task4", Verdict(False, crash))
+    assert outcome.blocker("task5") == (
+        "needs task4 (Set up the VPN server), which failed: your server exited with status 1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("reason", "short"),
+    [
+        (
+            "your client did not create a TUN within 10 s",
+            "your client did not create a TUN within 10 s",
+        ),
+        (
+            "the client's TUN silva0 is down: bring it up (ip link set dev silva0 up)",
+            "the client's TUN silva0 is down",
+        ),
+        (
+            "the ping left U in clear on eth0, not inside UDP to 10.9.0.11:9090: U routes ...",
+            "the ping left U in clear on eth0, not inside UDP to 10.9.0.11:9090",
+        ),
+        ("first line\nsecond line: more", "first line"),
+        ("  padded: x  ", "padded"),
+        ("", ""),
+    ],
+)
+def test_headline(reason: str, short: str) -> None:
+    assert headline(reason) == short
+
+
+def test_headline_of_a_long_first_part_is_cut_at_a_word() -> None:
+    reason = "word " * 40 + ": detail"
+    short = headline(reason)
+    assert HEADLINE == 100
+    assert short == ("word " * 19).strip() + "…"
+    assert len(short) <= HEADLINE
 
 
 def test_blocker_for_a_not_reached_prerequisite_is_the_root_cause() -> None:

@@ -552,7 +552,7 @@ def waits_forever(pid: int) -> str | None:
         return None
     names = []
     try:
-        for task in os.listdir(f"/proc/{pid}/task"):
+        for task in sorted(os.listdir(f"/proc/{pid}/task"), key=int):  # the main thread first
             fields = Path(f"/proc/{pid}/task/{task}/syscall").read_text().split()
             if len(fields) < 7 or not fields[0].isdigit():
                 return None  # "running", or blocked outside a system call

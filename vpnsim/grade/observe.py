@@ -188,6 +188,52 @@ class TunState:
     addresses: frozenset[str]
 
 
+class TunRecord:
+    """Every state TUN devices went through, from rtnetlink link and address messages fed
+    in order (`apply`): a TUN is a link of kind "tun" without a link-layer header."""
+
+    def __init__(self) -> None:
+        self.tuns: dict[int, str] = {}  # index -> name, of the TUN devices seen
+        self.up: dict[int, bool] = {}
+        self.addresses: dict[int, set[str]] = {}
+        self.states: list[TunState] = []  # every state of a TUN, in order
+
+    def apply(self, kind: int, body: bytes) -> None:
+        index = self._apply(kind, body)
+        if index is not None and index in self.tuns:
+            addresses = frozenset(self.addresses.get(index, ()))
+            up = self.up.get(index, False)
+            self.states.append(TunState(self.tuns[index], index, up, addresses))
+
+    def _apply(self, kind: int, body: bytes) -> int | None:
+        if kind in (RTM_NEWLINK, RTM_DELLINK) and len(body) >= 16:
+            _family, _pad, hatype, index, flags, _change = struct.unpack_from("=BBHiII", body)
+            attrs = dict(rtattrs(body[16:]))
+            kinds = dict(rtattrs(attrs.get(IFLA_LINKINFO, b"")))
+            if kinds.get(IFLA_INFO_KIND, b"").rstrip(b"\0") == b"tun" and hatype == ARPHRD_NONE:
+                name = attrs.get(IFLA_IFNAME, b"?").rstrip(b"\0")
+                self.tuns[index] = name.decode(errors="replace")
+            self.up[index] = kind == RTM_NEWLINK and bool(flags & IFF_UP)
+            return int(index)
+        if kind in (RTM_NEWADDR, RTM_DELADDR) and len(body) >= 8:
+            family, prefix, _flags, _scope, index = struct.unpack_from("=BBBBI", body)
+            address = dict(rtattrs(body[8:])).get(IFA_ADDRESS)
+            if family != socket.AF_INET or address is None or len(address) != 4:
+                return None
+            cidr = f"{socket.inet_ntoa(address)}/{prefix}"
+            held = self.addresses.setdefault(index, set())
+            (held.add if kind == RTM_NEWADDR else held.discard)(cidr)
+            return int(index)
+        return None
+
+    def seen_up(self, cidr: str, since: int = 0) -> TunState | None:
+        """The first state on record (from position `since`) of a TUN up with `cidr`."""
+        for state in self.states[since:]:
+            if state.up and cidr in state.addresses:
+                return state
+        return None
+
+
 class LinkEvents:
     """The rtnetlink link and address events of namespace `ns` from construction on, so a
     state a program set up only for a moment (a TUN up with its address, then deleted when
@@ -203,63 +249,31 @@ class LinkEvents:
             raise
         sock.setblocking(False)
         self._sock = sock
-        self.tuns: dict[int, str] = {}  # index -> name, of the TUN devices seen
-        self.up: dict[int, bool] = {}
-        self.addresses: dict[int, set[str]] = {}
-        self.states: list[TunState] = []  # every state of a TUN, in order
+        self.record = TunRecord()
         self.overflowed = False
 
-    def poll(self) -> list[TunState]:
-        """Read the events queued so far; every TUN state on record."""
+    def poll(self) -> TunRecord:
+        """Read the events queued so far."""
         while True:
             try:
                 data = self._sock.recv(1 << 16)
             except BlockingIOError:
-                return self.states
+                return self.record
             except OSError as exc:
                 if exc.errno != errno.ENOBUFS:
                     raise
                 self.overflowed = True  # some events were lost; later ones still count
                 continue
             for kind, body in netlink_messages(data):
-                index = self._apply(kind, body)
-                if index in self.tuns:
-                    addresses = frozenset(self.addresses.get(index, ()))
-                    state = TunState(self.tuns[index], index, self.up.get(index, False), addresses)
-                    self.states.append(state)
-
-    def _apply(self, kind: int, body: bytes) -> int | None:
-        if kind in (RTM_NEWLINK, RTM_DELLINK) and len(body) >= 16:
-            _family, _pad, hatype, index, flags, _change = struct.unpack_from("=BBHiII", body)
-            attrs = dict(rtattrs(body[16:]))
-            kinds = dict(rtattrs(attrs.get(IFLA_LINKINFO, b"")))
-            if kinds.get(IFLA_INFO_KIND, b"").rstrip(b"\0") == b"tun" and hatype == ARPHRD_NONE:
-                self.tuns[index] = (
-                    attrs.get(IFLA_IFNAME, b"?").rstrip(b"\0").decode(errors="replace")
-                )
-            self.up[index] = kind == RTM_NEWLINK and bool(flags & IFF_UP)
-            return int(index)
-        if kind in (RTM_NEWADDR, RTM_DELADDR) and len(body) >= 8:
-            family, prefix, _flags, _scope, index = struct.unpack_from("=BBBBI", body)
-            address = dict(rtattrs(body[8:])).get(IFA_ADDRESS)
-            if family != socket.AF_INET or address is None or len(address) != 4:
-                return None
-            cidr = f"{socket.inet_ntoa(address)}/{prefix}"
-            held = self.addresses.setdefault(index, set())
-            (held.add if kind == RTM_NEWADDR else held.discard)(cidr)
-            return int(index)
-        return None
+                self.record.apply(kind, body)
 
     def seen_up(self, cidr: str, since: int = 0) -> TunState | None:
         """The first TUN state on record (from position `since`) up with `cidr`."""
-        for state in self.poll()[since:]:
-            if state.up and cidr in state.addresses:
-                return state
-        return None
+        return self.poll().seen_up(cidr, since)
 
     def mark(self) -> int:
         """A position in the record: `seen_up(..., since=mark())` looks only after it."""
-        return len(self.poll())
+        return len(self.poll().states)
 
     def close(self) -> None:
         self._sock.close()
