@@ -170,6 +170,10 @@ def _parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="print the JSON Schema of scenario files")
     schema.set_defaults(run=_schema)
 
+    from vpnsim import draw
+
+    draw.add_parser(sub)
+
     clean = sub.add_parser(
         "clean", help="remove leftover vpnsim labs (not those a running test session owns)"
     )
