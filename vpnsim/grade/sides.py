@@ -32,6 +32,7 @@ class Side:
     program: proc.Program
     jail: str = ""
     work: Path = Path("/nonexistent")
+    python_bin: str = ""  # the course's Python's bin folder (in its tracebacks' first line)
 
     @property
     def who(self) -> str:
@@ -45,8 +46,12 @@ class Side:
         how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
         if code > 128:  # the jail reports a killed program as a shell does
             how = f"was killed by signal {code - 128}"
-        # The work folder's path is a temporary name: show paths relative to the submission.
-        tail = crash_summary(self.program.stderr().replace(f"{self.work}/", ""))
+        # The work folder's path is a temporary name: show paths relative to the submission;
+        # and `python3` for the course's interpreter, whose folder names a hash.
+        stderr = self.program.stderr().replace(f"{self.work}/", "")
+        if self.python_bin:
+            stderr = stderr.replace(f"{self.python_bin}/", "")
+        tail = crash_summary(stderr)
         return f"{self.who} {how}" + (f": {tail}" if tail else " (nothing on stderr)")
 
 
@@ -164,7 +169,7 @@ class Sides:
         self.starts[role] += 1
         log_name = role if self.starts[role] == 1 else f"{role}-start{self.starts[role]}"
         program = self.lab.start(host, argv, log_name=log_name, cwd=self.work)
-        return Side(role, host, True, program, name, self.work)
+        return Side(role, host, True, program, name, self.work, str(self.view.bins[0]))
 
     def build(self, argv: tuple[str, ...], timeout: float) -> str | None:
         """Run the submission's build command (jailed, on the server host); None when it
