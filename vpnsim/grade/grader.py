@@ -24,6 +24,7 @@ from pathlib import Path
 
 from vpnsim.errors import HarnessError
 from vpnsim.grade.checks import (
+    EPHEMERAL,
     PROBE_TIMEOUT,
     SERVER_ADDR,
     V_ADDR,
@@ -259,7 +260,7 @@ class _Grading:
         seconds = time.monotonic() - start
         if not passed and (damage := lab_damage(lab)) is not None:
             reason = f"{reason} (the lab's interfaces were deleted during the run: {damage})"
-        reason = _steady(reason, lab)
+        reason = steady(reason, lab.name, self.token)
         evidence = self._evidence(task, lab, observe, log, since)
         self._record(task, Verdict(passed, reason, tuple(log), evidence, seconds))
 
@@ -267,6 +268,8 @@ class _Grading:
         self, task: str, lab: Lab, observe: Observation, log: list[str], since: float
     ) -> tuple[str, ...]:
         folder = self.folder / self.run_name / task
+        with contextlib.suppress(HarnessError):  # a capture that cannot catch up: as it is
+            observe.sync()
         pcaps = observe.save(folder, since - 0.05, time.time())
         state = folder / "hosts.txt"
         state.write_text("\n".join(host_state(lab)) + "\n")
@@ -280,11 +283,26 @@ class _Grading:
         self.progress(self.name, task, verdict)
 
 
-def _steady(reason: str, lab: Lab) -> str:
+def steady(reason: str, lab: str, token: str) -> str:
     """The reason without what changes from run to run, so that two gradings of a class
-    differ only where a verdict did: the lab's name (in namespace and jail names), PIDs."""
-    reason = reason.replace(lab.name, "<lab>")
-    return re.sub(r"\bpid \d+", "pid N", reason)
+    differ only where a verdict did: the lab's name (in namespace and jail names), the work
+    copy's folder, PIDs, the jail's wall time limit (the time left), object addresses and
+    ephemeral ports (in a program's own error messages)."""
+    reason = reason.replace(lab, "<lab>")
+    reason = re.sub(rf"{re.escape(str(WORK_ROOT))}/[^/\s'\"]*{re.escape(token)}/?", "", reason)
+    reason = re.sub(r"\bpid \d+", "pid N", reason)
+    reason = re.sub(r"\bwall time limit of [\d.]+ s\b", "wall time limit", reason)
+    reason = re.sub(r"\bat 0x[0-9a-f]{6,}\b", "at 0x…", reason)
+    return EPHEMERAL_PORT.sub(_port, reason)
+
+
+# An address with a port: "10.9.0.5:52752", "('10.9.0.5', 52752)".
+EPHEMERAL_PORT = re.compile(r"(\d{1,3}(?:\.\d{1,3}){3}(?:['\"]?, |:))(\d{5})\b")
+
+
+def _port(match: re.Match[str]) -> str:
+    port = int(match.group(2))
+    return match.group(1) + ("…" if EPHEMERAL[0] <= port <= EPHEMERAL[1] else match.group(2))
 
 
 def _baseline(probes: Probes, log: list[str]) -> str:
