@@ -9,8 +9,10 @@ two machines: two shards at once, merged into one report, then checked verdict b
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 import tomllib
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +22,7 @@ from typing import Any
 import pytest
 
 from vpnsim.grade.tasks import TASK_IDS
-from vpnsim.net import namespace
+from vpnsim.leaks import labs_logging_under
 
 pytestmark = pytest.mark.grade
 
@@ -211,9 +213,33 @@ def test_junit_and_html_reports_cover_every_task(graded: tuple[Path, dict[str, A
 def test_hostile_programs_touch_nothing_outside_their_lab(
     graded: tuple[Path, dict[str, Any]],
 ) -> None:
-    assert [path for path in ESCAPE_FILES if path.exists()] == []
-    assert namespace.list_names("vpnsim.gr") == []
-    assert not WORK_ROOT.exists() or list(WORK_ROOT.iterdir()) == []
+    # Only what this run made: other runs (a grader, another test session, another xdist
+    # worker) may have labs, work copies and leftovers of their own on this machine.
+    out, report = graded
+    # This session's start, as a wall-clock time: what changed before it is not this run's.
+    since_boot = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+    age = time.clock_gettime(time.CLOCK_BOOTTIME) - since_boot / os.sysconf("SC_CLK_TCK")
+    started = time.time() - age
+    assert [p for p in ESCAPE_FILES if p.exists() and p.stat().st_ctime >= started] == []
+    # This run's labs keep their logs under its --out folders; a lab has state until it
+    # is entirely gone.
+    assert labs_logging_under(out) == []
+
+    # This run's work copies: WORK_ROOT/<submission>-<token>[.<grader pid>], made during this
+    # session by a grader that has exited (this run's have: a live one is another run's).
+    def grader_running(copy: Path) -> bool:
+        pid = copy.name.rpartition(".")[2]
+        return pid.isdigit() and Path(f"/proc/{pid}").exists()
+
+    ours = {sub["name"][:40] for sub in report["submissions"]}
+    copies = sorted(WORK_ROOT.glob("*-*")) if WORK_ROOT.is_dir() else []
+    assert [
+        copy.name
+        for copy in copies
+        if copy.name.rsplit("-", 1)[0] in ours
+        and copy.stat().st_ctime >= started
+        and not grader_running(copy)
+    ] == []
 
 
 def test_the_same_submissions_graded_again_in_parallel_get_the_same_verdicts(

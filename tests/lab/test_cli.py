@@ -9,6 +9,7 @@ import pytest
 from cli_runner import vpnsim
 
 from vpnsim.leaks import leftovers
+from vpnsim.net import namespace
 from vpnsim.topology import new_lab_name
 
 pytestmark = pytest.mark.lab
@@ -126,13 +127,22 @@ def test_clean_removes_unowned_labs_but_not_one_a_live_process_owns(tmp_path: Pa
         seed_tunnel(), name=new_lab_name("own"), log_dir=tmp_path, owner_pid=os.getpid()
     )
     try:
-        result = vpnsim("clean")
-        assert result.returncode == 0
-        assert orphan in result.stdout and owned.name not in result.stdout
+        # Named: a bare `vpnsim clean` would also remove other runs' unowned labs (a
+        # concurrent `lab up`, an xdist worker's CLI test) from under them.
+        result = vpnsim("clean", orphan)
+        assert (result.returncode, result.stdout) == (0, f"removed 1 lab(s): {orphan}\n")
         assert leftovers([orphan]) == {}
-        assert leftovers([owned.name]) != {}
+        refused = vpnsim("clean", owned.name)
+        assert (refused.returncode, refused.stdout, refused.stderr) == (
+            2,
+            "",
+            f"vpnsim: error: lab(s) owned by a running process: {owned.name} "
+            "(use --all to force)\n",
+        )
+        assert namespace.list_names(f"vpnsim.{owned.name}.") == sorted(owned.namespaces())
     finally:
         owned.teardown()
+    assert leftovers([owned.name]) == {}
 
 
 def test_lab_probe_compares_the_answer_and_shows_the_tunnel_evidence(

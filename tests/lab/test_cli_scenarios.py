@@ -10,7 +10,6 @@ import pytest
 from cli_runner import vpnsim, world_readable_dir
 
 from vpnsim.leaks import leftovers
-from vpnsim.net import namespace
 from vpnsim.topology import new_lab_name
 
 pytestmark = pytest.mark.lab
@@ -77,11 +76,14 @@ def test_run_against_a_broken_client_fails_the_right_checks_with_evidence(tmp_pa
 def test_run_refuses_an_invalid_file_before_building_anything(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[scenario]\nname = 'x'\n")
-    before = namespace.list_names("vpnsim.")
-    result = vpnsim("run", SEED, str(bad))
+    # This run's labs would be recorded here (a lab's state is written before any of its
+    # namespaces is made), not among the labs of other runs on this machine.
+    state = tmp_path / "state"
+    result = vpnsim("run", SEED, str(bad), extra=["env", f"VPNSIM_STATE_DIR={state}"])
     assert result.returncode == 2
     assert result.stderr.startswith(f"vpnsim: error: {bad}: networks: required key is missing")
-    assert namespace.list_names("vpnsim.") == before
+    assert result.stdout == ""  # not even the valid first file was run
+    assert not state.exists()
 
 
 def test_lab_up_from_a_file_then_status_and_exec_find_its_hosts() -> None:

@@ -6,6 +6,7 @@ every packet the wire on U:eth0 decides on in the "out" direction is a known dat
 
 from __future__ import annotations
 
+import os
 import struct
 import time
 
@@ -160,7 +161,7 @@ def test_a_clean_wire_changes_nothing_the_host_sees(
 
 
 def test_any_link_can_be_impaired_and_removing_the_wire_restores_it() -> None:
-    lab = build_lab(builtin_scenario("seed-tunnel"))
+    lab = build_lab(builtin_scenario("seed-tunnel"), owner_pid=os.getpid())
     try:
         probes = Probes(lab, None, 0.5)
         fabric = lab.rtnl("_fabric")
@@ -190,7 +191,7 @@ def test_any_link_can_be_impaired_and_removing_the_wire_restores_it() -> None:
 
 
 def test_teardown_with_wires_running_leaves_nothing() -> None:
-    lab = build_lab(builtin_scenario("seed-tunnel"))
+    lab = build_lab(builtin_scenario("seed-tunnel"), owner_pid=os.getpid())
     name = lab.name
     impair(lab, "U:eth0", Impairment(seed=3, loss=0.5, delay_ms=5))
     impair(lab, "server:eth1", Impairment(dup=0.5))

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-import shutil
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,9 @@ from vpnsim.vpn import RunningTunnel, start_tunnel
 pytestmark = pytest.mark.lab
 
 SUBMISSION = Path(__file__).parents[1] / "data" / "seed_submission"
-PYTHON = shutil.which("python3") or "python3"
+# The student's programs import scapy, a test extra: run them with this interpreter (the test
+# environment's), not whichever `python3` comes first on PATH (a pyenv shim outside nox).
+PYTHON = sys.executable
 V = "192.168.60.5"
 
 
@@ -37,7 +40,12 @@ def mixed(
         server_argv=student if side == "server" else None,
         cwd=SUBMISSION,
     )
-    lab = build_lab(seed_tunnel(), name=new_lab_name("io"), log_dir=tmp_path_factory.mktemp("io"))
+    lab = build_lab(
+        seed_tunnel(),
+        name=new_lab_name("io"),
+        log_dir=tmp_path_factory.mktemp("io"),
+        owner_pid=os.getpid(),  # owned: a concurrent `vpnsim clean` leaves it alone
+    )
     try:
         yield start_tunnel(lab, impl, timeout=20)
     finally:

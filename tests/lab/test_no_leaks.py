@@ -26,16 +26,15 @@ from typing import Any
 import pytest
 
 from vpnsim import proc
-from vpnsim.leaks import leftovers
+from vpnsim.leaks import labs_logging_under, leftovers
 from vpnsim.net import namespace
 from vpnsim.net.rtnl import Rtnl
-from vpnsim.topology import NS_PREFIX, destroy, lab_of, owner_of, unowned_labs
+from vpnsim.topology import NS_PREFIX, destroy, owner_of, unowned_labs
 
 pytestmark = pytest.mark.lab
 
 RUN_TIMEOUT = 60.0  # an inner session takes ~1.5 s; this only stops a hung one
 HOSTS = ("U", "server", "V", "V2", "_fabric")
-PLUGIN_LAB_STEM = "pt-"  # the plugin names its labs pt-xxxxxx
 
 # Shared by every inner test file: the test records its lab and tunnel for the outer test
 # (atomically: the outer test polls for the file while the inner one runs).
@@ -114,7 +113,6 @@ class InnerRun:
     def __init__(self, tmp_path: Path) -> None:
         self.dir = tmp_path
         self.basetemp = tmp_path / "basetemp"
-        self.namespaces_before = frozenset(namespace.list_names(NS_PREFIX))
         self.root_links_before = _root_links()
         self.proc: subprocess.Popen[str] | None = None
 
@@ -156,13 +154,17 @@ class InnerRun:
             time.sleep(0.02)
         return found
 
+    def labs(self) -> list[str]:
+        """Labs of the inner session still on the machine: the plugin keeps their logs under
+        the session's basetemp. Labs of other tests, other xdist workers or other users'
+        sessions, however they are named or owned, are never among them."""
+        return labs_logging_under(self.basetemp)
+
     def new_namespaces(self) -> list[str]:
-        """vpnsim namespaces that appeared since the start, of labs the plugin could have
-        built (named pt-...) that no live process owns. Others on this machine are not the
-        inner session's (it has exited by the time this is asked): other tests' labs (cli-,
-        td-, ...) and labs of another test session at work."""
-        new = set(namespace.list_names(NS_PREFIX)) - self.namespaces_before
-        return sorted(ns for ns in new if _plugin_lab_without_liveowner_of(lab_of(ns)))
+        """The namespaces of the inner session's labs still on the machine."""
+        return sorted(
+            ns for lab in self.labs() for ns in namespace.list_names(f"{NS_PREFIX}{lab}.")
+        )
 
     def left_behind(self) -> dict[str, list[str]]:
         """Everything the inner session left on the machine; empty if nothing."""
@@ -175,8 +177,8 @@ class InnerRun:
             "root links removed": sorted(self.root_links_before - _root_links()),
         }
         recorded = self.tunnel()
-        if recorded is not None:
-            found.update(leftovers([recorded.lab]))
+        labs = set(self.labs()) | ({recorded.lab} if recorded is not None else set())
+        found.update(leftovers(sorted(labs)))
         return {what: items for what, items in found.items() if items}
 
     def cleanup(self) -> None:
@@ -187,20 +189,12 @@ class InnerRun:
                 self.proc.communicate()
             if self.proc.stdout is not None:
                 self.proc.stdout.close()
-        ours = {lab_of(ns) for ns in set(namespace.list_names(NS_PREFIX))}
-        ours = {lab for lab in ours if self.proc is not None and owner_of(lab) == self.proc.pid}
+        ours = set(self.labs())
         recorded = self.tunnel()
         if recorded is not None:
             ours.add(recorded.lab)
         for lab in sorted(ours):
             destroy(lab)
-
-
-def _plugin_lab_without_liveowner_of(lab: str) -> bool:
-    owner = owner_of(lab)
-    return lab.startswith(PLUGIN_LAB_STEM) and (
-        owner is None or not os.path.exists(f"/proc/{owner}")
-    )
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,7 +38,10 @@ def two_client_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     u2 = Host("U2", (Interface("eth0", "net-10.9.0.0", "10.9.0.6/24"),), sysctls=HOST_SYSCTLS)
     scenario = dataclasses.replace(scenario, hosts=(*scenario.hosts, u2))
     lab = build_lab(
-        scenario, name=new_lab_name("rs"), log_dir=tmp_path_factory.mktemp("two-clients")
+        scenario,
+        name=new_lab_name("rs"),
+        log_dir=tmp_path_factory.mktemp("two-clients"),
+        owner_pid=os.getpid(),
     )
     yield lab
     lab.teardown()
@@ -95,7 +99,7 @@ def test_garbage_on_port_9090_is_dropped_and_the_server_keeps_serving(
 
 
 def test_on_sigterm_each_end_reports_its_counters_and_exits_0(tmp_path: Path) -> None:
-    lab = build_lab(seed_tunnel(), name=new_lab_name("rx"), log_dir=tmp_path)
+    lab = build_lab(seed_tunnel(), name=new_lab_name("rx"), log_dir=tmp_path, owner_pid=os.getpid())
     try:
         tunnel = start_tunnel(lab, REFERENCE)
         probes = Probes(lab, tunnel)

@@ -10,6 +10,7 @@ and the kernels at both ends answer each other's ARP through it. Always the refe
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 import struct
 from collections.abc import Iterator
@@ -42,7 +43,7 @@ def tap_tunnel_in_new_lab(log_dir: Path) -> Iterator[RunningTunnel]:
     scenario = seed_tunnel()
     assert scenario.tunnel is not None
     tap = dataclasses.replace(scenario, tunnel=dataclasses.replace(scenario.tunnel, mode="tap"))
-    lab = build_lab(tap, name=new_lab_name("tap"), log_dir=log_dir)
+    lab = build_lab(tap, name=new_lab_name("tap"), log_dir=log_dir, owner_pid=os.getpid())
     try:
         yield start_tunnel(lab, REFERENCE)
     finally:

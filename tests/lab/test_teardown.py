@@ -4,6 +4,7 @@ no state file, no link in the root namespace; a failed build cleans up after its
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from vpnsim import proc
 from vpnsim.errors import HarnessError
-from vpnsim.leaks import leftovers
+from vpnsim.leaks import labs_logging_under, leftovers
 from vpnsim.model import RouteSpec, ScenarioError
 from vpnsim.net import namespace
 from vpnsim.net.rtnl import Rtnl
@@ -45,6 +46,29 @@ def test_teardown_kills_every_process_in_the_lab_and_removes_everything(tmp_path
     assert leftovers([lab.name]) == {}
     assert _root_links() == root_before
     assert lab.teardown().namespaces_removed == ()  # idempotent
+
+
+def test_a_runs_labs_are_found_by_where_they_log_never_another_runs(tmp_path: Path) -> None:
+    # Two runs at once, one keeping its logs under run/, the other under run-2/ (a sibling
+    # whose name starts the same): each finds its own lab and never the other's.
+    mine = build_lab(
+        seed_tunnel(), name=new_lab_name("mine"), log_dir=tmp_path / "run" / "lab",
+        owner_pid=os.getpid(),
+    )  # fmt: skip
+    other = build_lab(
+        seed_tunnel(), name=new_lab_name("other"), log_dir=tmp_path / "run-2",
+        owner_pid=os.getpid(),
+    )  # fmt: skip
+    try:
+        assert labs_logging_under(tmp_path / "run") == [mine.name]
+        assert labs_logging_under(tmp_path / "run-2") == [other.name]
+        mine.teardown()
+        assert labs_logging_under(tmp_path / "run") == []
+        assert labs_logging_under(tmp_path / "run-2") == [other.name]
+    finally:
+        mine.teardown()
+        other.teardown()
+    assert leftovers([mine.name, other.name]) == {}
 
 
 def test_a_build_that_fails_half_way_removes_what_it_created(tmp_path: Path) -> None:

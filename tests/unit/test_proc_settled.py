@@ -38,6 +38,20 @@ def reader(tmp_path: Path) -> Iterator[tuple[Program, int]]:
     popen.wait()
 
 
+def _wait_queued(port: int, size: int, timeout: float = 5.0) -> None:
+    """Wait until the kernel shows a datagram queued on the UDP socket bound to 127.0.0.1:port
+    (/proc/net/udp counts its bytes and overhead in rx_queue)."""
+    local = f"0100007F:{port:04X}"
+    deadline = time.monotonic() + timeout
+    while True:
+        with open("/proc/net/udp") as table:
+            rows = [line.split() for line in table.readlines()[1:]]
+        if any(row[1] == local and int(row[4].split(":")[1], 16) >= size for row in rows):
+            return
+        assert time.monotonic() < deadline, f"no datagram queued on {local} after {timeout} s"
+        time.sleep(0.001)
+
+
 def test_a_program_waiting_for_input_with_nothing_unread_is_settled(
     reader: tuple[Program, int],
 ) -> None:
@@ -53,7 +67,7 @@ def test_unread_data_on_its_socket_means_not_settled_until_it_reads(
     program, port = reader
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
         sender.sendto(b"are you done?", ("127.0.0.1", port))
-    time.sleep(0.05)
+    _wait_queued(port, len(b"are you done?"))
 
     assert not settled(program.pid)
     assert not program.wait_settled(timeout=0.05)
@@ -64,10 +78,11 @@ def test_unread_data_on_its_socket_means_not_settled_until_it_reads(
 
 
 def test_a_busy_program_is_not_settled_and_a_dead_one_is(tmp_path: Path) -> None:
-    popen = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    spin = "print('spinning', flush=True)\nwhile True: pass"
+    popen = subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE, text=True)
     program = Program("lo", "", ("spin",), popen.pid, tmp_path / "out", tmp_path / "err", popen)
     try:
-        time.sleep(0.05)
+        assert popen.stdout is not None and popen.stdout.readline() == "spinning\n"
         assert not settled(popen.pid)
         assert not program.wait_settled(timeout=0.1)
     finally:
