@@ -85,6 +85,7 @@ class Tap:
         self._answered = 0  # the newest request the reader drained its socket after
         self._stopping = False
         self.gone = False  # the interface disappeared: what was captured until then is kept
+        self.failed: OSError | None = None  # the reader's error: its frames cannot be trusted
         self._thread = threading.Thread(target=self._run, name=f"tap {ns}:{ifname}", daemon=True)
         self._thread.start()
 
@@ -105,18 +106,23 @@ class Tap:
 
     def _run(self) -> None:
         try:
-            while not self._stopping and not self.gone:
-                readable, _, _ = select.select([self._sock.fileno(), self._wake_r], [], [])
-                asked = self._asked  # read before draining: the drain comes after the request
-                if self._wake_r in readable:
-                    os.read(self._wake_r, 4096)
-                self._drain()
-                with self._cond:
-                    self._answered = max(self._answered, asked)
-                    self._cond.notify_all()
+            self._loop()
+        except OSError as exc:  # not the interface going away: that is `gone`
+            self.failed = exc
         finally:
             with self._cond:
                 self._answered = -1  # no more answers: sync() returns at once
+                self._cond.notify_all()
+
+    def _loop(self) -> None:
+        while not self._stopping and not self.gone:
+            readable, _, _ = select.select([self._sock.fileno(), self._wake_r], [], [])
+            asked = self._asked  # read before draining: the drain comes after the request
+            if self._wake_r in readable:
+                os.read(self._wake_r, 4096)
+            self._drain()
+            with self._cond:
+                self._answered = max(self._answered, asked)
                 self._cond.notify_all()
 
     def request(self) -> int:
@@ -138,6 +144,8 @@ class Tap:
                 f"the capture of {self.ifname} did not catch up within {timeout:g} s "
                 "(the grading machine is overloaded)"
             )
+        if self.failed is not None and not self._stopping:
+            raise HarnessError(f"the capture of {self.ifname} failed: {self.failed}")
 
     def stop(self) -> list[Frame]:
         """Stop capturing; returns every frame kept. Idempotent."""
