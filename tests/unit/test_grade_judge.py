@@ -361,6 +361,8 @@ def test_no_route_back_into_the_servers_tun() -> None:
     assert judge(trace, "back", Facts()) == (
         "V's reply reached the server but did not enter its TUN tun1"
     )
+    died = Facts(routes={}, exits={"server": "your server exited with status 1: OSError"})
+    assert judge(trace, "back", died) == "your server exited with status 1: OSError"
 
 
 def test_a_server_that_never_reads_its_tun() -> None:
