@@ -250,7 +250,7 @@ secret = sys.argv[1]
 print(json.dumps({
     "workdir": attempt("out.txt", "from the jail"),
     "/etc": attempt(f"/etc/{secret}"),
-    "/root": attempt(f"/root/{secret}"),
+    "/": attempt(f"/{secret}"),  # the jail's own root, read-only
     "/usr/bin": attempt(f"/usr/bin/{secret}"),
     "/tmp": attempt(f"/tmp/{secret}"),
     "/var/tmp": attempt(f"/var/tmp/{secret}"),
@@ -283,7 +283,7 @@ def test_only_the_workdir_tmpfs_and_net_sysctls_are_writable(jails: Jails) -> No
         assert json.loads(out) == {
             "workdir": "written",
             "/etc": "EROFS",
-            "/root": "EROFS",
+            "/": "EROFS",
             "/usr/bin": "EROFS",
             "/tmp": "written",  # a tmpfs of the jail's own...
             "/var/tmp": "written",
@@ -301,7 +301,7 @@ def test_only_the_workdir_tmpfs_and_net_sysctls_are_writable(jails: Jails) -> No
             "/dev/null": "written",
         }
         assert (jails.workdir / "out.txt").read_text() == "from the jail"
-        for where in ("/etc", "/root", "/usr/bin", "/tmp", "/var/tmp", "/dev/shm", "/dev"):
+        for where in ("/etc", "/", "/usr/bin", "/tmp", "/var/tmp", "/dev/shm", "/dev"):
             assert not (Path(where) / secret).exists()
         assert sysctl.get_sysctl(jails.lab.ns("U"), "net.ipv4.ip_forward") == "1"
     finally:
@@ -631,7 +631,7 @@ def test_root_in_the_jail_reaches_nothing_past_its_host(jails: Jails) -> None:
         "init_namespaces": "EACCES",
         "ptrace_init": "EPERM",
         "init_memory": "EACCES",
-        "grader_work": False,
+        "other_work_copies": [],
         "environment": ["HOME", "LANG", "PATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"],
         "vpnsim_importable": False,
         "pyroute2_importable": False,

@@ -106,7 +106,12 @@ def attempt_all():
     except OSError as exc:
         found["init_memory"] = _errno_name(exc.errno)
     found["root"] = sorted(os.listdir("/"))
-    found["grader_work"] = os.path.exists("/var/lib/vpnsim/grade")  # all work copies
+    # The grader's folder of work copies: only its own copy (its workdir) may be there.
+    try:
+        copies = os.listdir("/var/lib/vpnsim/grade")
+    except FileNotFoundError:
+        copies = []
+    found["other_work_copies"] = [c for c in copies if c != os.path.basename(os.getcwd())]
     found["environment"] = sorted(os.environ)
     found["vpnsim_importable"] = importlib.util.find_spec("vpnsim") is not None
     found["pyroute2_importable"] = importlib.util.find_spec("pyroute2") is not None
