@@ -226,10 +226,11 @@ def test_hostile_programs_touch_nothing_outside_their_lab(
     assert labs_logging_under(out) == []
 
     # This run's work copies: WORK_ROOT/<submission>-<token>[.<grader pid>], made during this
-    # session by a grader that has exited (this run's have: a live one is another run's).
+    # session. This run's graders have exited, each after unmounting its copy's tmpfs: a
+    # copy still mounted, or named after a live grader, is another run's, in use.
     def grader_running(copy: Path) -> bool:
         pid = copy.name.rpartition(".")[2]
-        return pid.isdigit() and Path(f"/proc/{pid}").exists()
+        return copy.is_mount() or (pid.isdigit() and Path(f"/proc/{pid}").exists())
 
     ours = {sub["name"][:40] for sub in report["submissions"]}
     copies = sorted(WORK_ROOT.glob("*-*")) if WORK_ROOT.is_dir() else []
