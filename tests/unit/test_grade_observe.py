@@ -134,3 +134,18 @@ def test_ipv6_addresses_and_short_messages_are_ignored() -> None:
         (RTM_NEWLINK, b"\0" * 8),
     )
     assert record.states == [TunState("tun0", 7, True, frozenset())]
+
+
+def test_now_lists_the_tuns_that_exist() -> None:
+    record = _record(
+        (RTM_NEWLINK, _link(4, "brown0", up=True)),
+        (RTM_NEWADDR, _addr(4, "192.168.53.99/24")),
+        (RTM_NEWLINK, _link(5, "brown1", up=False)),
+    )
+    assert record.now() == [
+        TunState("brown0", 4, True, frozenset({"192.168.53.99/24"})),
+        TunState("brown1", 5, False, frozenset()),
+    ]
+    record.apply(RTM_DELLINK, _link(4, "brown0", up=True))
+    assert record.now() == [TunState("brown1", 5, False, frozenset())]
+    assert record.gone == {4}

@@ -704,11 +704,14 @@ class Tunnel:
         """Wait for the client's TUN with its address, up; None once it is, else why not."""
 
         def ready() -> tuple[str, int] | None:
-            tun = self.tun(U)
-            if tun is not None and tun.up and CLIENT_TUN in tun.addresses:
-                return tun.name, tun.index
-            # Up with its address only for a moment (the program died since): on record.
-            seen = self.observe.events[U].seen_up(CLIENT_TUN, self.client_mark)
+            # From the rtnetlink events, not a dump of the links every poll: a TUN that was
+            # up with its address only for a moment (the program died since) is on record.
+            events = self.observe.events[U]
+            seen = events.seen_up(CLIENT_TUN, self.client_mark)
+            if seen is None and events.overflowed:  # events were lost: ask the kernel
+                tun = self.tun(U)
+                if tun is not None and tun.up and CLIENT_TUN in tun.addresses:
+                    return tun.name, tun.index
             return None if seen is None else (seen.name, seen.index)
 
         tun, why = self._wait_ready(self.client, ready, timeout)
@@ -764,10 +767,13 @@ class Tunnel:
         """Wait for the server's TUN (up, with an address) and UDP 9090; else why not."""
 
         def ready() -> tuple[str, int] | None:
-            tun = self.tun(SERVER)
-            if tun is None or not (tun.up and tun.addresses):
-                return None
-            return (tun.name, tun.index) if _udp_bound(self.lab, SERVER, PORT) else None
+            events = self.observe.events[SERVER]
+            events.poll()
+            found = [(t.name, t.index) for t in events.record.now() if t.up and t.addresses]
+            if events.overflowed:  # events were lost: ask the kernel
+                tun = self.tun(SERVER)
+                found = [(tun.name, tun.index)] if tun and tun.up and tun.addresses else []
+            return found[0] if found and _udp_bound(self.lab, SERVER, PORT) else None
 
         found, why = self._wait_ready(self.server, ready, timeout)
         if found is not None:

@@ -205,6 +205,7 @@ class TunRecord:
         self.up: dict[int, bool] = {}
         self.addresses: dict[int, set[str]] = {}
         self.states: list[TunState] = []  # every state of a TUN, in order
+        self.gone: set[int] = set()  # indexes of deleted links
 
     def apply(self, kind: int, body: bytes) -> None:
         index = self._apply(kind, body)
@@ -222,6 +223,10 @@ class TunRecord:
                 name = attrs.get(IFLA_IFNAME, b"?").rstrip(b"\0")
                 self.tuns[index] = name.decode(errors="replace")
             self.up[index] = kind == RTM_NEWLINK and bool(flags & IFF_UP)
+            if kind == RTM_DELLINK:
+                self.gone.add(index)
+            else:
+                self.gone.discard(index)
             return int(index)
         if kind in (RTM_NEWADDR, RTM_DELADDR) and len(body) >= 8:
             family, prefix, _flags, _scope, index = struct.unpack_from("=BBBBI", body)
@@ -240,6 +245,16 @@ class TunRecord:
             if state.up and cidr in state.addresses:
                 return state
         return None
+
+    def now(self) -> list[TunState]:
+        """The TUN devices that exist, as the last events left them."""
+        return [
+            TunState(
+                name, index, self.up.get(index, False), frozenset(self.addresses.get(index, ()))
+            )
+            for index, name in self.tuns.items()
+            if index not in self.gone
+        ]
 
 
 class LinkEvents:
