@@ -46,7 +46,7 @@ from vpnsim.topology import Lab
 
 pytestmark = pytest.mark.lab
 
-LIMITS = JailLimits(memory_bytes=256 * 2**20, max_processes=16, wall_seconds=10)
+LIMITS = JailLimits(memory_bytes=256 * 2**20, max_processes=16, wall_seconds=60)
 
 
 @functools.cache
@@ -56,7 +56,9 @@ def _view() -> JailView:
     return jail_view(ensure_environment())
 
 
-TIMEOUT = 5.0
+# A guard against a hang, never a timed assertion: jailed programs have half a core, and a
+# busy machine may give them less (importing scapy alone takes ~0.9 s of CPU).
+TIMEOUT = 60.0
 AT_FDCWD = -100
 MAX_HANDLE_SZ = 128
 
@@ -440,19 +442,25 @@ time.sleep(60)
 """
 
 
-def test_a_fork_bomb_stops_at_max_processes_and_dies_at_wall_time(
-    jails: Jails, cgroups: Mechanism
-) -> None:
-    limits = JailLimits(memory_bytes=256 * 2**20, max_processes=16, wall_seconds=1.5)
-    start = time.monotonic()
+def test_a_fork_bomb_stops_at_max_processes(jails: Jails, cgroups: Mechanism) -> None:
+    limits = JailLimits(memory_bytes=256 * 2**20, max_processes=16, wall_seconds=60)
     program = jails.start(FORK_BOMB, limits=limits)
 
     # The program counts as one of the 16: it can fork 15.
     assert _ready(program) == {"forked": 15, "failed": 185}
     assert len(jails.lab.pids()) == 1 + 1 + 16  # supervisor, init, program and children
     assert subprocess.run(["true"]).returncode == 0  # the grader's machine carries on
+    program.stop()
+    assert jails.lab.pids() == []
+
+
+def test_a_jail_dies_at_its_wall_time(jails: Jails, cgroups: Mechanism) -> None:
+    limits = JailLimits(memory_bytes=256 * 2**20, max_processes=16, wall_seconds=1.5)
+    start = time.monotonic()
+    program = jails.start(FORK_BOMB, limits=limits)
+
     assert program.popen is not None and program.popen.wait(TIMEOUT) == 128 + signal.SIGKILL
-    assert 1.5 <= time.monotonic() - start < 3.5
+    assert time.monotonic() - start >= 1.5  # never before; how much later is the load's
     assert program.stderr() == "vpnsim-jail: wall time limit of 1.5 s reached: killed the jail\n"
     assert jails.lab.pids() == []
     assert [d for d in cgroup_dirs(jails.names[0]) if d.exists()] == []  # removed on its own
