@@ -35,6 +35,7 @@ class Facts:
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
     forward: str = "1"
     crashed: str = ""
+    tracebacks: int = 0
 
     def exited(self, role: str) -> str | None:
         return self.exits.get(role)
@@ -56,6 +57,9 @@ class Facts:
 
     def crashes(self, role: str) -> str:
         return self.crashed
+
+    def crash_count(self, role: str) -> int:
+        return self.tracebacks
 
 
 def _udp(src: str, sport: int, dst: str, dport: int) -> UdpDatagram:
@@ -245,14 +249,26 @@ def test_the_client_does_not_read_its_tun() -> None:
         "the ping entered tun0 but no UDP datagram carrying it left U: your client does not "
         "read its TUN or does not send what it reads"
     )
-    crashed = Facts(
-        crashed='File "tun_client.py", line 24, in <module>: os.fork()\nBlockingIOError'
-    )
+    crash = 'File "tun_client.py", line 9, in <module>: threading.Thread(...)\nRuntimeError'
+    crashed = Facts(crashed=crash, tracebacks=1)  # a thread died; the program runs on
     assert judge(trace, "server", crashed) == (
         "the ping entered tun0 but no UDP datagram carrying it left U: your client does not "
         'read its TUN or does not send what it reads; its processes crash: File "tun_client.py", '
-        "line 24, in <module>: os.fork()\nBlockingIOError"
+        "line 9, in <module>: threading.Thread(...)\nRuntimeError"
     )
+
+
+def test_a_client_whose_processes_keep_crashing_reads_the_same_dead_or_alive() -> None:
+    crash = 'File "tun_client.py", line 24, in <module>: os.fork()\nBlockingIOError'
+    reason = (
+        "no UDP datagram carrying the ping left U: your client's processes crash: "
+        'File "tun_client.py", line 24, in <module>: os.fork()\nBlockingIOError'
+    )
+    alive = _trace(without=_after("out of U"), reply=None, ended="timeout")
+    assert judge(alive, "server", Facts(crashed=crash, tracebacks=62)) == reason
+    dead = Trace(64, PAYLOAD, None, "exited", "your client exited", {})
+    exits = {"client": "your client was killed by signal 9"}
+    assert judge(dead, "server", Facts(crashed=crash, tracebacks=63, exits=exits)) == reason
 
 
 def test_a_dead_client_says_how_it_died() -> None:

@@ -252,6 +252,10 @@ class Facts(Protocol):
         """The last traceback a running program's processes wrote (see crash_summary)."""
         ...
 
+    def crash_count(self, role: str) -> int:
+        """How many tracebacks the program's processes wrote."""
+        ...
+
 
 def judge(t: Trace, stage: str, f: Facts) -> str | None:
     """None when the trace proves the path up to `stage` ("server": the request reached the
@@ -333,6 +337,13 @@ def _wrong_destination(e: Echo, f: Facts) -> str:
 
 def _not_sent(t: Trace, f: Facts) -> str:
     """Nothing carrying the request left U."""
+    if f.crash_count("client") > 1:
+        # Processes of the program keep crashing (a fork bomb at its process or memory
+        # limit): whether its first process is dead yet is the kernel's pick, not a finding.
+        return (
+            f"no UDP datagram carrying the ping left U: {f.client}'s processes crash: "
+            + f.crashes("client")
+        )
     exited = f.exited("client")
     if exited:
         return exited
@@ -1168,6 +1179,10 @@ class LabFacts:
         if "Traceback" not in stderr:
             return ""
         return crash_summary(stderr.replace(f"{side.work}/", ""))
+
+    def crash_count(self, role: str) -> int:
+        side = self.tunnel.client if role == "client" else self.tunnel.server
+        return side.program.stderr().count("Traceback (most recent call last):")
 
 
 def _icmp_socket(ns: str) -> socket.socket:

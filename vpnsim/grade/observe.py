@@ -90,7 +90,7 @@ class Tap:
         self._thread.start()
 
     def _drain(self) -> None:
-        while not self.gone:
+        while True:
             try:
                 data, ancillary, _flags, addr = self._sock.recvmsg(SNAPLEN, _ANCILLARY)
             except BlockingIOError:
@@ -98,8 +98,12 @@ class Tap:
             except OSError as exc:  # the interface went away (a killed client's TUN)
                 if exc.errno not in GONE:
                     raise
+                if self.gone:
+                    return
+                # The error is reported once, before the frames still queued: those crossed
+                # the link before it went away (the datagram that made a server delete it).
                 self.gone = True
-                return
+                continue
             self.frames.append(Frame(_stamp(ancillary), data, addr[2] == socket.PACKET_OUTGOING))
             if len(self.frames) >= 2 * self.keep:
                 del self.frames[: -self.keep]  # trimmed in batches: amortised O(1) a frame
