@@ -9,12 +9,14 @@ pass: the reason says where it came from. Reasons hold nothing that changes from
 run (no ephemeral port, PID or time), so two gradings of a class differ only where a
 verdict did.
 
-Checks fail fast. A try of a ping ends when its reply or an ICMP error comes, when a
-program exits, or when both ends have settled (asleep, nothing unread on their sockets)
-without a reply: then nothing is moving any more. A try is repeated only when it timed out
-while a program was busy and a datagram carrying it had left U (a flooded end may drop
-one). An end that will not come up is given up on when it exits, waits for input that
-will never come (blocked in recvfrom(), say) or keeps computing; not after a fixed wait.
+Checks fail fast, and wait on what the programs do, not on the clock (a verdict must not
+depend on the machine's load). A try of a ping ends when its reply or an ICMP error comes,
+when a program exits, when both ends have settled (asleep, nothing unread on their
+sockets) without a reply: nothing is moving any more; or when the ends used TRY_CPU s of
+CPU without answering. Only that last kind is tried again, and only when a datagram
+carrying the ping had left U (a flooded end may drop one). An end that will not come up is
+given up on when it exits, waits for input that will never come (blocked in recvfrom(),
+say), uses UP_CPU s of CPU, or sleeps UP_TIMEOUT s; wall clocks are only backstops.
 """
 
 from __future__ import annotations
