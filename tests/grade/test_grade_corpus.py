@@ -61,8 +61,11 @@ REASONS = {
     "hostile_fork_bomb": {"task3": "os.fork()"},
     "syntax_error": {"task2": "SyntaxError"},
     "hostile_runs_grader_tunnel": {
-        "task2": "ModuleNotFoundError: No module named 'vpnsim'",
-        "server_interop": "ModuleNotFoundError: No module named 'vpnsim'",
+        "task2": "your client exited with status 1: python3: Error while finding module "
+        "specification for 'vpnsim.tunnel' (ModuleNotFoundError: No module named 'vpnsim')",
+        "server_interop": "your server exited with status 1: python3: Error while finding "
+        "module specification for 'vpnsim.tunnel' (ModuleNotFoundError: No module named "
+        "'vpnsim')",
     },
     "cheat_server_answers_for_v": {
         "task4": "answered by the server itself: V's link saw nothing (192.168.60.5 is an "
@@ -282,7 +285,7 @@ def test_a_root_program_cannot_reach_past_its_lab_host(
         "init_namespaces": "EACCES",
         "ptrace_init": "EPERM",
         "init_memory": "EACCES",
-        "grader_work": False,
+        "other_work_copies": [],
         "vpnsim_importable": False,
         "pyroute2_importable": False,
     }

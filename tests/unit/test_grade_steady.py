@@ -22,6 +22,10 @@ LAB, TOKEN = "gr1a2b3cp", "1a2b3c"
             f"your client exited with status 1: cannot open {WORK_ROOT}/alice-{TOKEN}/key.pem",
             "your client exited with status 1: cannot open key.pem",
         ),
+        (  # as workcopy.folder_name makes it: the grader's PID after the token
+            f"your client exited with status 1: cannot open {WORK_ROOT}/alice-{TOKEN}.4242/k.pem",
+            "your client exited with status 1: cannot open k.pem",
+        ),
         (
             "U: python3 -u tun_client.py (pid 4242) exited",
             "U: python3 -u tun_client.py (pid N) exited",

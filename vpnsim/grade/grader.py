@@ -40,7 +40,7 @@ from vpnsim.grade.rubric import Rubric
 from vpnsim.grade.sides import Side, Sides
 from vpnsim.grade.submission import Submission
 from vpnsim.grade.tasks import TASK_IDS, Outcome, Verdict
-from vpnsim.grade.workcopy import SubmissionTooLarge, work_copy
+from vpnsim.grade.workcopy import SubmissionTooLarge, folder_name, work_copy
 from vpnsim.seed import builtin_scenario
 from vpnsim.topology import Lab, build_lab
 from vpnsim.traffic.errors import ProbeFailed
@@ -110,7 +110,7 @@ class _Grading:
             for task in TASK_IDS:
                 self._record(task, Verdict(False, f"cannot be graded: {self.submission.problem}"))
             return
-        work = WORK_ROOT / f"{self.name[:40]}-{self.token}"
+        work = WORK_ROOT / folder_name(self.name, self.token)
         try:
             with work_copy(self.submission.path, work, self.options.limits.disk_bytes):
                 self._pair(work)
@@ -289,7 +289,9 @@ def steady(reason: str, lab: str, token: str) -> str:
     copy's folder, PIDs, the jail's wall time limit (the time left), object addresses and
     ephemeral ports (in a program's own error messages)."""
     reason = reason.replace(lab, "<lab>")
-    reason = re.sub(rf"{re.escape(str(WORK_ROOT))}/[^/\s'\"]*{re.escape(token)}/?", "", reason)
+    # The work copy's folder: <name>-<token>.<grader's pid> (workcopy.folder_name).
+    folder = rf"{re.escape(str(WORK_ROOT))}/[^/\s'\"]*{re.escape(token)}[^/\s'\"]*/?"
+    reason = re.sub(folder, "", reason)
     reason = re.sub(r"\bpid \d+", "pid N", reason)
     reason = re.sub(r"\bwall time limit of [\d.]+ s\b", "wall time limit", reason)
     reason = re.sub(r"\bat 0x[0-9a-f]{6,}\b", "at 0x…", reason)
