@@ -186,7 +186,7 @@ def settled(pid: int) -> bool:
     """Whether `pid` and its descendants all sleep (in a wait for input, a timer or a lock),
     none running, with no unread data on their IP sockets. A dead `pid` counts as settled."""
     inodes: set[str] = set()
-    for member in _process_tree(pid):
+    for member in process_tree(pid):
         try:
             for task in os.listdir(f"/proc/{member}/task"):
                 stat = _read(Path(f"/proc/{member}/task/{task}/stat"))
@@ -219,8 +219,9 @@ def _unread(pid: int, table: str, inodes: set[str]) -> bool:
     return False
 
 
-def _process_tree(pid: int) -> list[int]:
-    """`pid` and its descendants (threads' children included)."""
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (threads' children included); one that exits meanwhile, or
+    whose /proc entries cannot be read, is listed without its children."""
     found, todo = [], [pid]
     while todo:
         current = todo.pop()
@@ -229,7 +230,7 @@ def _process_tree(pid: int) -> list[int]:
             for task in os.listdir(f"/proc/{current}/task"):
                 children = _read(Path(f"/proc/{current}/task/{task}/children"))
                 todo += [int(child) for child in children.split()]
-        except (FileNotFoundError, ProcessLookupError):
+        except OSError:
             continue
     return found
 

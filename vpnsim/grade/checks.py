@@ -53,7 +53,7 @@ from vpnsim.grade.sides import Side, crash_summary
 from vpnsim.net import namespace
 from vpnsim.net.rtnl import Link, NetlinkFailure
 from vpnsim.net.sysctl import SysctlError, get_sysctl
-from vpnsim.proc import port_bound_in
+from vpnsim.proc import port_bound_in, process_tree
 from vpnsim.topology import Lab
 from vpnsim.traffic.capture import LINKTYPE_RAW
 from vpnsim.traffic.echo import ECHO_PORT
@@ -476,25 +476,10 @@ def _return_problem(t: Trace, f: Facts) -> str | None:
 # -- the lab's ends, as processes --------------------------------------------------------
 
 
-def _tree(pid: int) -> list[int]:
-    """`pid` and its descendants."""
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        try:
-            for task in os.listdir(f"/proc/{current}/task"):
-                children = Path(f"/proc/{current}/task/{task}/children").read_text()
-                todo += [int(child) for child in children.split()]
-        except OSError:
-            continue
-    return found
-
-
 def _own(side: Side) -> list[int]:
     """The processes of `side`'s program, without the jail's own (its supervisor and init
     run the grader's code, not the student's)."""
-    members = _tree(side.program.pid)
+    members = process_tree(side.program.pid)
     if not side.jail:
         return members
     jail = [arg.encode() for arg in side.program.argv]
