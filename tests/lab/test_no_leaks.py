@@ -33,7 +33,7 @@ from vpnsim.topology import NS_PREFIX, destroy, owner_of, unowned_labs
 
 pytestmark = pytest.mark.lab
 
-RUN_TIMEOUT = 60.0  # an inner session takes ~1.5 s; this only stops a hung one
+RUN_TIMEOUT = 600.0  # an inner session takes ~1.5 s (70 s at a load of 30): only stops a hung one
 HOSTS = ("U", "server", "V", "V2", "_fabric")
 
 # Shared by every inner test file: the test records its lab and tunnel for the outer test
