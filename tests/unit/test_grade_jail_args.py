@@ -352,3 +352,19 @@ def test_clean_removes_only_the_work_copies_of_graders_that_are_gone(tmp_path: P
     assert mine.name == f"alice-a1b2c3.{os.getpid()}"
     assert remove_stale(tmp_path) == [gone]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, "notes"])
+
+
+def test_a_cgroup_loses_its_cpu_limit_before_its_killed_members_must_exit(tmp_path: Path) -> None:
+    from vpnsim.grade.cgroups import _unthrottle
+
+    v1, v2, other = tmp_path / "cpu", tmp_path / "v2", tmp_path / "pids"
+    for folder, name, value in ((v1, "cpu.cfs_quota_us", "50000"), (v2, "cpu.max", "50000 100000"),
+                                (other, "pids.max", "65")):  # fmt: skip
+        folder.mkdir()
+        (folder / name).write_text(value)
+        _unthrottle(folder)
+
+    assert (v1 / "cpu.cfs_quota_us").read_text() == "-1"
+    assert (v2 / "cpu.max").read_text() == "max"
+    assert sorted(p.name for p in other.iterdir()) == ["pids.max"]
+    assert (other / "pids.max").read_text() == "65"

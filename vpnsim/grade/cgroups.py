@@ -206,8 +206,14 @@ def join_cgroups(dirs: Sequence[Path]) -> None:
         (path / "cgroup.procs").write_text("0")  # 0: the writing process
 
 
-def remove_cgroup_dirs(dirs: Sequence[Path], timeout: float = 2.0) -> None:
-    """Kill what is left in each cgroup, remove it, and remove the base if now empty."""
+def remove_cgroup_dirs(dirs: Sequence[Path], timeout: float = 60.0) -> None:
+    """Kill what is left in each cgroup, remove it, and remove the base if now empty.
+
+    The CPU limit goes first: killed processes must run to exit, and a throttled cgroup on
+    a busy machine lets a hundred of them die only a few per period. `timeout` only guards
+    against a process that never dies (the removal waits on the kernel, not on a clock)."""
+    for path in dirs:
+        _unthrottle(path)
     deadline = time.monotonic() + timeout
     for path in dirs:
         while path.exists():
@@ -222,6 +228,13 @@ def remove_cgroup_dirs(dirs: Sequence[Path], timeout: float = 2.0) -> None:
                 time.sleep(0.002)
         with contextlib.suppress(OSError):  # another jail's cgroup may still be in it
             path.parent.rmdir()
+
+
+def _unthrottle(cgroup: Path) -> None:
+    for name, unlimited in (("cpu.cfs_quota_us", "-1"), ("cpu.max", "max")):
+        with contextlib.suppress(OSError):  # not a cpu cgroup, or gone already
+            if (cgroup / name).exists():
+                (cgroup / name).write_text(unlimited)
 
 
 def _kill_members(cgroup: Path) -> None:
