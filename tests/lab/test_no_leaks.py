@@ -33,7 +33,7 @@ from vpnsim.topology import NS_PREFIX, destroy, owner_of, unowned_labs
 
 pytestmark = pytest.mark.lab
 
-RUN_TIMEOUT = 600.0  # an inner session takes ~1.5 s (70 s at a load of 30): only stops a hung one
+RUN_TIMEOUT = 600.0  # an inner session takes ~1.5 s (67 s at a load of 25): only stops a hung one
 HOSTS = ("U", "server", "V", "V2", "_fabric")
 
 # Shared by every inner test file: the test records its lab and tunnel for the outer test
@@ -87,6 +87,13 @@ def test_inner(vpn_tunnel, probes):
 """
 
 
+def _ctrl_c_as_at_a_terminal() -> None:
+    """SIGINT as a terminal's Ctrl-C finds it. A CI job started in the background by a shell
+    runs with SIGINT ignored; its children inherit that, and Python then installs no
+    KeyboardInterrupt handler: the inner session would sleep through the interrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _root_links() -> frozenset[str]:
     with Rtnl.open(None) as root:
         return frozenset(link.name for link in root.links())
@@ -124,8 +131,9 @@ class InnerRun:
         argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
         argv += [f"--basetemp={self.basetemp}", "test_inner.py"]
         self.proc = subprocess.Popen(
-            argv, cwd=self.dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+            argv, cwd=self.dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, preexec_fn=_ctrl_c_as_at_a_terminal,
+        )  # fmt: skip
         return self.proc
 
     def run(self, body: str) -> tuple[int, str]:
