@@ -106,8 +106,10 @@ def build_sandbox(workdir: Path, tmpfs_bytes: int, view: JailView) -> None:
         "/sys": "/sys",
         **{str(path): str(path) for path in view.read_only},
     }
-    sources = {target: fd for target, source in shown.items() if (fd := _open_path(source))}
-    devices = {name: fd for name in DEVICES if (fd := _open_path(f"/dev/{name}"))}
+    opened = {target: _open_path(source) for target, source in shown.items()}
+    sources = {target: fd for target, fd in opened.items() if fd is not None}
+    found = {name: _open_path(f"/dev/{name}") for name in DEVICES}
+    devices = {name: fd for name, fd in found.items() if fd is not None}
     mount("tmpfs", NEW_ROOT, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
     # Bind sources must be in this mount namespace: all is mounted before the old root goes,
     # the fresh tmpfs first, so that what is shown below one of them stays visible.
