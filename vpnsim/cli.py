@@ -647,8 +647,7 @@ def _clean(args: argparse.Namespace) -> int:
     for name in labs:
         destroy(name)
     print(f"removed {len(labs)} lab(s){': ' + ', '.join(labs) if labs else ''}")
-    from vpnsim.grade.grader import WORK_ROOT
-    from vpnsim.grade.workcopy import remove_stale
+    from vpnsim.grade.workcopy import WORK_ROOT, remove_stale
 
     copies = remove_stale(WORK_ROOT)
     if copies:

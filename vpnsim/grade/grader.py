@@ -40,13 +40,12 @@ from vpnsim.grade.rubric import Rubric
 from vpnsim.grade.sides import Side, Sides
 from vpnsim.grade.submission import Submission
 from vpnsim.grade.tasks import TASK_IDS, Outcome, Verdict
-from vpnsim.grade.workcopy import SubmissionTooLarge, folder_name, work_copy
+from vpnsim.grade.workcopy import WORK_ROOT, SubmissionTooLarge, folder_name, work_copy
 from vpnsim.seed import builtin_scenario
 from vpnsim.topology import Lab, build_lab
 from vpnsim.traffic.errors import ProbeFailed
 from vpnsim.traffic.probes import Probes
 
-WORK_ROOT = Path("/var/lib/vpnsim/grade")  # copies of submissions while they run
 CONFINED_HOSTS = frozenset({"U", "server"})
 BUILD_TIMEOUT = 60.0
 Progress = Callable[[str, str, Verdict | None], None]  # submission name, task id, verdict

@@ -8,7 +8,6 @@ there and the grader's disk is untouched. It is mounted in the grader's mount na
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
 import shutil
@@ -16,13 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vpnsim.errors import HarnessError
+from vpnsim.grade.sandbox import MNT_DETACH, MS_NODEV, MS_NOSUID, libc, mount
 
-MS_NOSUID = 0x2
-MS_NODEV = 0x4
-MNT_DETACH = 2
+WORK_ROOT = Path("/var/lib/vpnsim/grade")  # copies of submissions while they run
 INODES = 16_384  # files and folders on the copy's filesystem
-
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 class SubmissionTooLarge(Exception):
@@ -35,14 +31,14 @@ def folder_name(name: str, token: str) -> str:
     return f"{name[:40]}-{token}.{os.getpid()}"
 
 
-def remove_stale(root: Path) -> list[Path]:
+def remove_stale(root: Path = WORK_ROOT) -> list[Path]:
     """Unmount and remove the work copies under `root` whose grader no longer runs."""
     removed = []
     for folder in sorted(root.glob("*.*")) if root.is_dir() else []:
         pid = folder.name.rsplit(".", 1)[1]
         if not pid.isdigit() or Path(f"/proc/{pid}").exists():
             continue
-        _libc.umount2(bytes(folder), MNT_DETACH)
+        libc.umount2(bytes(folder), MNT_DETACH)
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)
     return removed
@@ -53,11 +49,11 @@ def work_copy(source: Path, where: Path, disk_bytes: int) -> Iterator[Path]:
     """`source` copied into `where` (a new folder, on a tmpfs of `disk_bytes`)."""
     where.mkdir(parents=True)
     try:
-        options = f"size={disk_bytes},nr_inodes={INODES},mode=755".encode()
-        if _libc.mount(b"tmpfs", bytes(where), b"tmpfs", MS_NOSUID | MS_NODEV, options) != 0:
-            err = ctypes.get_errno()
-            raise HarnessError(f"cannot mount a tmpfs for the work copy {where}: "
-                               f"{os.strerror(err)}")  # fmt: skip
+        options = f"size={disk_bytes},nr_inodes={INODES},mode=755"
+        try:
+            mount("tmpfs", str(where), "tmpfs", MS_NOSUID | MS_NODEV, options)
+        except OSError as exc:
+            raise HarnessError(f"cannot make the work copy {where}: {exc.strerror}") from None
         try:
             try:
                 shutil.copytree(source, where, symlinks=True, dirs_exist_ok=True)
@@ -71,7 +67,7 @@ def work_copy(source: Path, where: Path, disk_bytes: int) -> Iterator[Path]:
                 raise
             yield where
         finally:
-            _libc.umount2(bytes(where), MNT_DETACH)
+            libc.umount2(bytes(where), MNT_DETACH)
     finally:
         shutil.rmtree(where, ignore_errors=True)
 

@@ -15,7 +15,6 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
-import fcntl
 import os
 import socket
 import subprocess
@@ -32,7 +31,6 @@ MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_SHARED = 1 << 20
 MNT_DETACH = 2
-NS_GET_USERNS = 0xB701  # ioctl on a namespace fd: a fd of the user namespace owning it
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -104,19 +102,6 @@ def _create_confined(name: str, path: Path) -> None:
             os.unlink(path)
         why = done.stderr.strip().removeprefix("confined_netns: ") or f"status {done.returncode}"
         raise NamespaceError(f"cannot create confined network namespace {name!r}: {why}")
-
-
-def owned_by_our_user_namespace(name: str) -> bool:
-    """Whether namespace `name` belongs to this process's user namespace (not confined)."""
-    fd = os.open(path_of(name), os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        owner = fcntl.ioctl(fd, NS_GET_USERNS)
-    finally:
-        os.close(fd)
-    try:
-        return os.fstat(owner).st_ino == os.stat("/proc/self/ns/user").st_ino
-    finally:
-        os.close(owner)
 
 
 def remove(name: str) -> None:
