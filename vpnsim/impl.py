@@ -11,14 +11,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from vpnsim.errors import HarnessError
+from vpnsim.errors import UsageError
 from vpnsim.model import TunnelSpec
 
 SEED_CLIENT = "tun_client.py"
 SEED_SERVER = "tun_server.py"
 
 
-class ImplementationError(HarnessError, ValueError):
+class ImplementationError(UsageError):
     """A --vpn-impl value that cannot be understood: says which forms are accepted."""
 
 

@@ -10,12 +10,14 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from vpnsim.errors import UsageError
+
 # Host and lab names become parts of namespace names (vpnsim.<lab>.<host>): no dots.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,30}$")
 NETWORK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
-class ScenarioError(ValueError):
+class ScenarioError(UsageError):
     """A scenario is inconsistent (unknown network, address outside its subnet, ...)."""
 
 

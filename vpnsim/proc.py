@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vpnsim.errors import Finding
 from vpnsim.net import namespace
 from vpnsim.net.namespace import CLONE_NEWNS, NETNS_DIR
 
@@ -29,7 +30,7 @@ POLL_INTERVAL = 0.002
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-class ProgramFailed(RuntimeError):
+class ProgramFailed(Finding, RuntimeError):
     """The program under test exited or never became ready: a finding, with its stderr."""
 
     def __init__(self, program: Program, why: str) -> None:

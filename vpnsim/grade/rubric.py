@@ -9,13 +9,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from vpnsim.errors import HarnessError
+from vpnsim.errors import UsageError
 from vpnsim.grade.tasks import TASK_IDS, Verdict
 
 DEFAULT_RUBRIC = "rubric.toml"
 
 
-class RubricError(HarnessError, ValueError):
+class RubricError(UsageError):
     """A rubric file that cannot be used: names the file and the key."""
 
 

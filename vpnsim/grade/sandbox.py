@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from vpnsim.errors import HarnessError
+
 CLONE_NEWNS = 0x00020000
 CLONE_NEWPID = 0x20000000
 MS_RDONLY = 0x1
@@ -78,7 +80,7 @@ libc.mount.argtypes += [ctypes.c_char_p]
 libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
 
 
-class JailError(RuntimeError):
+class JailError(HarnessError):
     """The jail cannot be set up here (a harness fault: exit status 125)."""
 
 

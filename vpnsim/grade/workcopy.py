@@ -14,14 +14,14 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from vpnsim.errors import HarnessError
+from vpnsim.errors import Finding, HarnessError
 from vpnsim.grade.sandbox import MNT_DETACH, MS_NODEV, MS_NOSUID, libc, mount
 
 WORK_ROOT = Path("/var/lib/vpnsim/grade")  # copies of submissions while they run
 INODES = 16_384  # files and folders on the copy's filesystem
 
 
-class SubmissionTooLarge(Exception):
+class SubmissionTooLarge(Finding):
     """The submission's folder does not fit in its work copy's quota (the student's)."""
 
 

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
+from vpnsim.errors import UsageError
+
 Direction = Literal["out", "in"]
 DIRECTIONS: tuple[Direction, ...] = ("out", "in")
 Applies = Literal["both", "out", "in"]
@@ -32,7 +34,7 @@ class ShortRepr:
         printer.text(repr(self))
 
 
-class ImpairmentError(ValueError):
+class ImpairmentError(UsageError):
     """An impairment that cannot be applied; the message names the field."""
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from vpnsim.errors import Finding
 
-class ProbeFailed(AssertionError):
+
+class ProbeFailed(Finding, AssertionError):
     """Traffic did not arrive, or arrived different from what was sent. A finding.
 
     An AssertionError, so pytest reports it as a test failure with this message.

@@ -18,19 +18,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vpnsim.tunnel.protocol import (
-    Address,
-    ClientProtocol,
-    Deliver,
-    LearningServer,
-    Send,
-)
+from vpnsim.errors import PacketError
+from vpnsim.packets import ETH_HEADER
+from vpnsim.tunnel.protocol import Address, ClientProtocol, LearningServer
 
-ETHERNET_HEADER = 14  # destination MAC, source MAC, ethertype
+ETHERNET_HEADER = ETH_HEADER
 MAC = str  # "02:5e:10:00:00:99": lower case, colon separated, as the kernel prints it
 
 
-class MalformedFrame(ValueError):
+class MalformedFrame(PacketError, ValueError):
     """Bytes too short to be an Ethernet frame."""
 
 
@@ -50,16 +46,8 @@ def is_group(mac: MAC) -> bool:
 class FrameClientProtocol(ClientProtocol):
     """One client in TAP mode: TAP frames to the server, the server's frames to the TAP."""
 
-    def datagram_received(self, data: bytes, addr: Address, now: float) -> list[Deliver]:
-        if addr != self.server:
-            self.stats.foreign += 1
-            return []
-        if len(data) < ETHERNET_HEADER:
-            self.stats.malformed += 1
-            return []
-        self.stats.received += 1
-        self.stats.delivered += 1
-        return [Deliver(data)]
+    def check(self, data: bytes) -> None:
+        inner_macs(data)  # what the server sends is delivered if it holds an Ethernet header
 
 
 @dataclass
@@ -70,30 +58,11 @@ class FrameServerProtocol(LearningServer[MAC]):
     `routes` and `last_heard` are as in `ServerProtocol`, keyed by MAC instead of IP address.
     """
 
-    def datagram_received(self, data: bytes, addr: Address, now: float) -> list[Deliver]:
-        try:
-            source, _destination = inner_macs(data)
-        except MalformedFrame:
-            self.stats.malformed += 1
-            return []
+    def keys(self, data: bytes) -> tuple[MAC | None, MAC]:
+        source, destination = inner_macs(data)
         # No station owns a group address: nothing to learn from one.
-        self.table.heard(addr, now, None if is_group(source) else source)
-        self.stats.received += 1
-        self.stats.delivered += 1
-        return [Deliver(data)]
+        return (None if is_group(source) else source), destination
 
-    def packet_from_tun(self, packet: bytes, now: float) -> list[Send]:
-        """Route one frame read from the TAP (the driver's name for what the device gives)."""
-        self.stats.tun_packets += 1
-        try:
-            _source, destination = inner_macs(packet)
-        except MalformedFrame:
-            self.stats.malformed += 1
-            return []
-        owner = None if is_group(destination) else self.table.owner(destination)
-        clients = [owner] if owner is not None else list(self.table.last_heard)
-        if not clients:
-            self.stats.no_route += 1
-            return []
-        self.stats.sent += len(clients)
-        return [Send(packet, client) for client in clients]
+    def unowned(self, destination: MAC) -> list[Address]:
+        """Group and unknown destinations: every known client."""
+        return list(self.table.last_heard)

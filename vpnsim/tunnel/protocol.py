@@ -17,14 +17,17 @@ Nothing here does IO or reads a clock: the driver passes `now` in, and acts on t
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
+from vpnsim.errors import PacketError
+from vpnsim.packets import IPAddress as IPAddress  # re-exported: the tunnel's names
+from vpnsim.packets import MalformedPacket as MalformedPacket
+from vpnsim.packets import inner_addresses as inner_addresses
+
 Address = tuple[str, int]
 Key = TypeVar("Key", bound=Hashable)
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # A client unheard of for this long is forgotten (its address may belong to someone else now).
 PEER_IDLE_TIMEOUT = 300.0
@@ -60,36 +63,6 @@ class Stats:
     no_route: int = 0  # TUN packets for a destination no client owns: dropped
 
 
-class MalformedPacket(ValueError):
-    """Bytes that are not a whole IPv4 or IPv6 packet."""
-
-
-def inner_addresses(packet: bytes) -> tuple[IPAddress, IPAddress]:
-    """Source and destination of an IP packet; raises MalformedPacket if it is not one.
-
-    Checks what a router would before forwarding: version, header length, and that the
-    length field does not claim more bytes than arrived.
-    """
-    if not packet:
-        raise MalformedPacket("empty")
-    version = packet[0] >> 4
-    if version == 4:
-        ihl = (packet[0] & 0x0F) * 4
-        if ihl < 20 or len(packet) < ihl:
-            raise MalformedPacket(f"IPv4 header length {ihl} in {len(packet)} bytes")
-        total = int.from_bytes(packet[2:4], "big")
-        if total < ihl or total > len(packet):
-            raise MalformedPacket(f"IPv4 total length {total} in {len(packet)} bytes")
-        return ipaddress.IPv4Address(packet[12:16]), ipaddress.IPv4Address(packet[16:20])
-    if version == 6:
-        if len(packet) < 40:
-            raise MalformedPacket(f"IPv6 header in {len(packet)} bytes")
-        if 40 + int.from_bytes(packet[4:6], "big") > len(packet):
-            raise MalformedPacket("IPv6 payload length beyond the datagram")
-        return ipaddress.IPv6Address(packet[8:24]), ipaddress.IPv6Address(packet[24:40])
-    raise MalformedPacket(f"IP version {version}")
-
-
 @dataclass
 class ClientProtocol:
     """One client: TUN packets to the server, the server's datagrams to the TUN."""
@@ -107,13 +80,17 @@ class ClientProtocol:
             self.stats.foreign += 1
             return []
         try:
-            inner_addresses(data)
-        except MalformedPacket:
+            self.check(data)
+        except PacketError:
             self.stats.malformed += 1
             return []
         self.stats.received += 1
         self.stats.delivered += 1
         return [Deliver(data)]
+
+    def check(self, data: bytes) -> None:
+        """Raises PacketError unless `data` is a whole IP packet (a frame, in TAP mode)."""
+        inner_addresses(data)
 
     def expire(self, now: float) -> None:
         """Nothing times out on the client; here so both ends share one interface."""
@@ -162,11 +139,53 @@ class ClientTable(Generic[Key]):
 
 @dataclass
 class LearningServer(Generic[Key]):
-    """What both servers share: the client table, its views, and expiry."""
+    """One server for both modes: learns inner source -> client address from each datagram,
+    and sends what it reads from its device to the clients `recipients` names. A subclass
+    says how to read the keys (`keys`) and whom to send an unowned destination to.
+
+    `routes` maps each inner key to the client it lives behind; `last_heard` says when each
+    client last sent anything (see `ClientTable`).
+    """
 
     idle_timeout: float = PEER_IDLE_TIMEOUT
     stats: Stats = field(default_factory=Stats)
     table: ClientTable[Key] = field(default_factory=ClientTable)
+
+    def keys(self, data: bytes) -> tuple[Key | None, Key]:
+        """(source, destination) of a packet or frame; a source of None teaches nothing.
+        Raises PacketError for bytes that are not one."""
+        raise NotImplementedError
+
+    def unowned(self, destination: Key) -> list[Address]:
+        """Whom a packet or frame for `destination` goes to when no client owns it."""
+        raise NotImplementedError
+
+    def datagram_received(self, data: bytes, addr: Address, now: float) -> list[Deliver]:
+        try:
+            source, _destination = self.keys(data)
+        except PacketError:
+            self.stats.malformed += 1
+            return []
+        self.table.heard(addr, now, source)
+        self.stats.received += 1
+        self.stats.delivered += 1
+        return [Deliver(data)]
+
+    def packet_from_tun(self, packet: bytes, now: float) -> list[Send]:
+        """Route one packet (a frame, in TAP mode) read from the device."""
+        self.stats.tun_packets += 1
+        try:
+            _source, destination = self.keys(packet)
+        except PacketError:
+            self.stats.malformed += 1
+            return []
+        owner = self.table.owner(destination)
+        clients = [owner] if owner is not None else self.unowned(destination)
+        if not clients:
+            self.stats.no_route += 1
+            return []
+        self.stats.sent += len(clients)
+        return [Send(packet, client) for client in clients]
 
     @property
     def routes(self) -> dict[Key, Address]:
@@ -186,36 +205,15 @@ class LearningServer(Generic[Key]):
 
 @dataclass
 class ServerProtocol(LearningServer[IPAddress]):
-    """Many clients: learns inner source -> client address; routes TUN packets by destination.
+    """Many clients: routes TUN packets by destination address. With a single client known,
+    an unowned destination goes to it (the lab's single-client setup, e.g. site-to-site)."""
 
-    `routes` maps each inner address to the client it lives behind; `last_heard` says when
-    each client last sent anything (see `ClientTable`).
-    """
+    def keys(self, data: bytes) -> tuple[IPAddress | None, IPAddress]:
+        return inner_addresses(data)
 
-    def datagram_received(self, data: bytes, addr: Address, now: float) -> list[Deliver]:
-        try:
-            source, _destination = inner_addresses(data)
-        except MalformedPacket:
-            self.stats.malformed += 1
-            return []
-        self.table.heard(addr, now, source)
-        self.stats.received += 1
-        self.stats.delivered += 1
-        return [Deliver(data)]
-
-    def packet_from_tun(self, packet: bytes, now: float) -> list[Send]:
-        self.stats.tun_packets += 1
-        try:
-            _source, destination = inner_addresses(packet)
-        except MalformedPacket:
-            self.stats.malformed += 1
-            return []
-        client = self.table.owner(destination) or self.table.only_client()
-        if client is None:
-            self.stats.no_route += 1
-            return []
-        self.stats.sent += 1
-        return [Send(packet, client)]
+    def unowned(self, destination: IPAddress) -> list[Address]:
+        only = self.table.only_client()
+        return [] if only is None else [only]
 
 
 class Endpoint(Protocol):
