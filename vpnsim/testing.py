@@ -22,6 +22,7 @@ import socket
 import struct
 from collections import deque
 
+from vpnsim.packets import ipv4_header
 from vpnsim.tunnel.driver import Driver
 from vpnsim.tunnel.protocol import Address
 
@@ -147,28 +148,8 @@ def ipv4_packet(
 
     `options` must be a multiple of 4 bytes, at most 40.
     """
-    if len(options) % 4 or len(options) > 40:
-        raise ValueError(f"IPv4 options of {len(options)} bytes: a multiple of 4, at most 40")
-    header_length = 20 + len(options)
-    total = header_length + len(payload)
-    if total > 0xFFFF:
-        raise ValueError(f"IPv4 packet of {total} bytes: at most 65535")
-    header = struct.pack(
-        "!BBHHHBBH4s4s",
-        0x40 | header_length // 4,
-        0,
-        total,
-        ident,
-        0,
-        ttl,
-        protocol,
-        0,
-        socket.inet_aton(src),
-        socket.inet_aton(dst),
-    )
-    header += options
-    checksum = _internet_checksum(header)
-    return header[:10] + struct.pack("!H", checksum) + header[12:] + payload
+    header = ipv4_header(src, dst, protocol, len(payload), ttl=ttl, ident=ident, options=options)
+    return header.pack() + payload
 
 
 def ethernet_frame(dst_mac: str, src_mac: str, ethertype: int, payload: bytes = b"") -> bytes:
@@ -179,13 +160,3 @@ def ethernet_frame(dst_mac: str, src_mac: str, ethertype: int, payload: bytes = 
     if len(header) != 12:
         raise ValueError(f"MACs {dst_mac!r} and {src_mac!r}: six octets each")
     return header + struct.pack("!H", ethertype) + payload
-
-
-def _internet_checksum(data: bytes) -> int:
-    # RFC 1071 over big-endian 16-bit words: the value packs with "!H".
-    if len(data) % 2:
-        data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total > 0xFFFF:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vpnsim.errors import HarnessError
+from vpnsim.errors import HarnessError, UsageError
 from vpnsim.grade.rubric import Rubric, RubricError, load_rubric, parse_rubric
 from vpnsim.grade.tasks import TASK_IDS, Verdict
 
@@ -171,8 +171,9 @@ def test_syntax_error_in_a_file_names_the_path(tmp_path: Path) -> None:
     assert str(info.value).startswith(f"{path}: ")
 
 
-def test_rubric_error_is_a_harness_and_value_error() -> None:
-    assert issubclass(RubricError, HarnessError)
+def test_rubric_error_is_a_usage_and_value_error() -> None:
+    assert issubclass(RubricError, UsageError)  # the user's rubric file is wrong
+    assert not issubclass(RubricError, HarnessError)
     assert issubclass(RubricError, ValueError)
 
 

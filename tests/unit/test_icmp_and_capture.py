@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from vpnsim.packets import checksum
 from vpnsim.testing import ipv4_packet
 from vpnsim.traffic.capture import (
     LINKTYPE_ETHERNET,
@@ -21,7 +22,7 @@ from vpnsim.traffic.capture import (
 )
 from vpnsim.traffic.errors import NoRoute, ProbeFailed
 from vpnsim.traffic.icmp import _heard as heard
-from vpnsim.traffic.icmp import checksum, echo_request
+from vpnsim.traffic.icmp import echo_request
 
 US = "10.9.0.5"
 ROUTER = "10.9.0.11"
@@ -52,9 +53,9 @@ def rfc1071(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def on_the_wire(native_checksum: int) -> bytes:
-    # icmp.checksum sums in native order: its result is meant to be packed with "=H".
-    return struct.pack("=H", native_checksum)
+def on_the_wire(value: int) -> bytes:
+    # packets.checksum is a number to pack big-endian ("!H").
+    return struct.pack("!H", value)
 
 
 def test_checksum_of_the_rfc_1071_example_is_0x220d_on_the_wire() -> None:

@@ -1,13 +1,24 @@
-"""Just enough IPv4 to read what a submission sent: tunneled packets inside UDP, and the
-packets on the links around the server. Pure functions over captured frames."""
+"""What a submission sent, read from captured frames: tunneled packets inside UDP, and the
+packets on the links around the server. Pure functions; the headers are `vpnsim.packets`'."""
 
 from __future__ import annotations
 
-import socket
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from vpnsim.packets import (
+    ETH_P_IP,
+    ICMP_ECHO_REPLY,
+    ICMP_ECHO_REQUEST,
+    ICMP_HEADER,
+    IPPROTO_ICMP,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    parse_icmp,
+    parse_ipv4,
+    quoted_icmp,
+)
 from vpnsim.traffic.capture import (
     LINKTYPE_ETHERNET,
     Frame,
@@ -16,12 +27,8 @@ from vpnsim.traffic.capture import (
     parse_udp,
 )
 
-ETH_P_IP = 0x0800
-ICMP = 1
-TCP = 6
-UDP = 17
-ECHO_REQUEST = 8
-ECHO_REPLY = 0
+ICMP, TCP, UDP = IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
+ECHO_REQUEST, ECHO_REPLY = ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,7 @@ class IpSummary:
     icmp_type: int | None
     more_fragments: bool
     offset: int  # fragment offset, in bytes
+    header_length: int = 20
 
     @property
     def cut(self) -> bool:
@@ -52,22 +60,21 @@ class IpSummary:
 
 def ip_summary(packet: bytes) -> IpSummary | None:
     """The IPv4 packet at the start of `packet`, or None if it is not one."""
-    if len(packet) < 20 or packet[0] >> 4 != 4:
+    ip = parse_ipv4(packet)
+    if ip is None:
         return None
-    header = (packet[0] & 0xF) * 4
-    total, frag = struct.unpack_from("!H2xH", packet, 2)
-    offset = (frag & 0x1FFF) * 8
-    proto = packet[9]
-    icmp_type = packet[header] if proto == ICMP and offset == 0 and len(packet) > header else None
+    header = ip.header_length
+    first_icmp = ip.proto == ICMP and ip.offset == 0 and len(packet) > header
     return IpSummary(
-        src=socket.inet_ntoa(packet[12:16]),
-        dst=socket.inet_ntoa(packet[16:20]),
-        proto=proto,
-        total_length=total,
+        src=ip.src,
+        dst=ip.dst,
+        proto=ip.proto,
+        total_length=ip.total_length,
         captured=len(packet),
-        icmp_type=icmp_type,
-        more_fragments=bool(frag & 0x2000),
-        offset=offset,
+        icmp_type=packet[header] if first_icmp else None,
+        more_fragments=ip.more_fragments,
+        offset=ip.offset,
+        header_length=header,
     )
 
 
@@ -132,7 +139,7 @@ def _echo_in(packet: bytes) -> tuple[IpSummary, bytes] | None:
     ip = ip_summary(packet)
     if ip is None or not (ip.is_echo(ECHO_REQUEST) or ip.is_echo(ECHO_REPLY)):
         return None
-    header = (packet[0] & 0xF) * 4
+    header = ip.header_length
     if len(packet) < header + 8:
         return None
     end = min(len(packet), ip.total_length) if ip.total_length >= header + 8 else len(packet)
@@ -174,7 +181,7 @@ def _segment_in(packet: bytes) -> tuple[IpSummary, int, int, bytes] | None:
     ip = ip_summary(packet)
     if ip is None or ip.proto != TCP or ip.offset != 0:
         return None
-    header = (packet[0] & 0xF) * 4
+    header = ip.header_length
     if len(packet) < header + 20:
         return None
     sport, dport = struct.unpack_from("!HH", packet, header)
@@ -217,24 +224,17 @@ def echo_answer(packet: bytes, ident: int, seq: int) -> tuple[int, int, bytes] |
     """What an IPv4 packet read from a raw ICMP socket says about our echo (`ident`, `seq`):
     (ECHO_REPLY, 0, payload) for its reply, (type, code, b"") for an ICMP error quoting our
     request, else None."""
-    if len(packet) < 28 or packet[0] >> 4 != 4:
+    ip = parse_ipv4(packet)
+    icmp = None if ip is None else parse_icmp(packet, ip.header_length)
+    if ip is None or icmp is None:
         return None
-    header = (packet[0] & 0xF) * 4
-    if len(packet) < header + 8:
+    if icmp.type == ECHO_REPLY:
+        ours = (icmp.ident, icmp.seq) == (ident, seq)
+        return (ECHO_REPLY, 0, packet[ip.header_length + ICMP_HEADER :]) if ours else None
+    quoted = quoted_icmp(packet, ip.header_length)
+    if quoted is None or (quoted.type, quoted.ident, quoted.seq) != (ECHO_REQUEST, ident, seq):
         return None
-    kind, code, _sum, r_ident, r_seq = struct.unpack_from("!BBHHH", packet, header)
-    if kind == ECHO_REPLY:
-        return (ECHO_REPLY, 0, packet[header + 8 :]) if (r_ident, r_seq) == (ident, seq) else None
-    quoted = header + 8
-    if len(packet) < quoted + 28 or packet[quoted + 9] != ICMP:
-        return None
-    inner = quoted + (packet[quoted] & 0xF) * 4
-    if len(packet) < inner + 8:
-        return None
-    q_kind, _code, _sum, q_ident, q_seq = struct.unpack_from("!BBHHH", packet, inner)
-    if (q_kind, q_ident, q_seq) != (ECHO_REQUEST, ident, seq):
-        return None
-    return kind, code, b""
+    return icmp.type, icmp.code, b""
 
 
 # -- a BPF filter for the captures: no flood of junk datagrams reaches the grader -------------

@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import struct
 
-ETH_HEADER = 14
-ETH_P_IP = 0x0800
-ETH_P_IPV6 = 0x86DD
-VLAN_TAGS = (0x8100, 0x88A8)
-IPPROTO_HOPOPTS = 0
-IPPROTO_ICMP = 1
-IPPROTO_ICMPV6 = 58
-IPPROTO_TCP = 6
-IPPROTO_UDP = 17
-IPPROTO_IGMP = 2
-IPPROTO_ROUTING = 43
-IPPROTO_DSTOPTS = 60
-IPV6_EXTENSIONS = (IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_DSTOPTS)  # fix() looks past these
+from vpnsim.packets import (
+    ETH_HEADER,
+    ETH_P_IP,
+    ETH_P_IPV6,
+    IPPROTO_HOPOPTS,
+    IPPROTO_ICMP,
+    IPPROTO_ICMPV6,
+    IPPROTO_IGMP,
+    IPPROTO_ROUTING,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    IPV6_EXTENSIONS,  # fix() looks past these
+    VLAN_TAGS,
+    checksum,
+)
+
 # Where the checksum is in each upper-layer header fix() recomputes, by IP version.
 CHECKSUM_AT = {
     4: {IPPROTO_UDP: 6, IPPROTO_TCP: 16, IPPROTO_ICMP: 2},
@@ -55,16 +58,6 @@ def ip_span(frame: bytes) -> tuple[int, int] | None:
         length = 40 + struct.unpack_from("!H", frame, offset + 4)[0]
         return offset, min(length, len(frame) - offset)
     return None
-
-
-def checksum(data: bytes | bytearray | memoryview) -> int:
-    """The Internet checksum (RFC 1071) of `data`."""
-    if len(data) % 2:
-        data = bytes(data) + b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 def corrupt(frame: bytes, ip_offset: int, at: int, xor: int, fix_checksums: bool) -> bytes:

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from vpnsim.net import namespace
 from vpnsim.net.buffers import enlarge
+from vpnsim.packets import ETH_HEADER, ETH_P_IP, IPPROTO_UDP, UDP_HEADER, parse_udp_header
 
 ETH_P_ALL = 0x0003
-ETH_P_IP = 0x0800
 LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101  # TUN devices: IP packets with no link header
 ARPHRD_NONE = 65534
@@ -134,30 +134,31 @@ def ipv4_packet(data: bytes, linktype: int = LINKTYPE_ETHERNET) -> bytes | None:
     Ethernet frame carrying anything else."""
     if linktype != LINKTYPE_ETHERNET:
         return data
-    if len(data) < 14 or struct.unpack_from("!H", data, 12)[0] != ETH_P_IP:
+    if len(data) < ETH_HEADER or struct.unpack_from("!H", data, 12)[0] != ETH_P_IP:
         return None
-    return data[14:]
+    return data[ETH_HEADER:]
 
 
 def parse_udp(frame: bytes, linktype: int = LINKTYPE_ETHERNET) -> UdpDatagram | None:
     """The UDP datagram in an Ethernet (or raw IP) frame; None for anything else, and for
     non-first fragments (they carry no UDP header)."""
     data = ipv4_packet(frame, linktype)
-    if data is None or len(data) < 20 or data[0] >> 4 != 4 or data[9] != socket.IPPROTO_UDP:
+    # The header's bytes are read in place: this runs on every captured frame.
+    if data is None or len(data) < 20 or data[0] >> 4 != 4 or data[9] != IPPROTO_UDP:
         return None
     if struct.unpack_from("!H", data, 6)[0] & 0x1FFF:  # fragment offset != 0
         return None
     ihl = (data[0] & 0x0F) * 4
-    if ihl < 20 or len(data) < ihl + 8:  # a bad header length, or no room for the UDP header
+    udp = parse_udp_header(data, ihl) if ihl >= 20 else None
+    if udp is None:  # a bad header length, or no room for the UDP header
         return None
-    sport, dport, length = struct.unpack_from("!HHH", data, ihl)
     return UdpDatagram(
         src=socket.inet_ntoa(data[12:16]),
-        sport=sport,
+        sport=udp.sport,
         dst=socket.inet_ntoa(data[16:20]),
-        dport=dport,
-        length=length - 8,
-        payload=data[ihl + 8 : ihl + length],
+        dport=udp.dport,
+        length=udp.length - UDP_HEADER,
+        payload=data[ihl + UDP_HEADER : ihl + udp.length],
     )
 
 

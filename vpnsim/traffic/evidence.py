@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from vpnsim.packets import ETH_HEADER, ETH_P_ARP, ipv6_upper_layer, parse_ipv4, parse_ipv6
 from vpnsim.traffic.capture import Capture, UdpDatagram
-from vpnsim.traffic.icmp import ipv6_upper_layer
 
 if TYPE_CHECKING:
     from vpnsim.model import TunnelSpec
@@ -114,31 +114,32 @@ def describe_inner(payload: bytes, mode: str = "tun") -> str:
 
 
 def _describe_frame(frame: bytes) -> str:
-    if len(frame) < 14:
+    if len(frame) < ETH_HEADER:
         return f"{len(frame)} bytes that are not an Ethernet frame"
     dst, src = (":".join(f"{b:02x}" for b in frame[i : i + 6]) for i in (0, 6))
     ethertype = int.from_bytes(frame[12:14], "big")
-    if ethertype == 0x0806 and len(frame) >= 42:
+    if ethertype == ETH_P_ARP and len(frame) >= 42:
         sender, target = socket.inet_ntoa(frame[28:32]), socket.inet_ntoa(frame[38:42])
         if frame[21] == 1:
             return f"ARP who has {target}? tell {sender}"
         return f"ARP {sender} is at {src}"
-    return f"Ethernet {src} > {dst}: {_describe_packet(frame[14:])}"
+    return f"Ethernet {src} > {dst}: {_describe_packet(frame[ETH_HEADER:])}"
 
 
 def _describe_packet(payload: bytes) -> str:
     """'ICMP 192.168.53.99 > 192.168.60.5' for an IPv4 packet inside a datagram;
     'ICMPv6 fd00:53::99 > fd00:60::5' for an IPv6 one (its protocol found past any extension
     headers, a fragment header included)."""
-    if len(payload) >= 40 and payload[0] >> 4 == 6:
+    v6 = parse_ipv6(payload)
+    if v6 is not None:
         found = ipv6_upper_layer(payload)  # None: cut short inside its extension headers
         proto = "IPv6" if found is None else PROTOCOLS6.get(found[0], f"next header {found[0]}")
-        src, dst = (socket.inet_ntop(socket.AF_INET6, payload[i : i + 16]) for i in (8, 24))
-        return f"{proto} {src} > {dst}"
-    if len(payload) < 20 or payload[0] >> 4 != 4:
+        return f"{proto} {v6.src} > {v6.dst}"
+    v4 = parse_ipv4(payload)
+    if v4 is None:
         return f"{len(payload)} bytes that are not an IPv4 or IPv6 packet"
-    proto = PROTOCOLS.get(payload[9], f"protocol {payload[9]}")
-    return f"{proto} {socket.inet_ntoa(payload[12:16])} > {socket.inet_ntoa(payload[16:20])}"
+    proto = PROTOCOLS.get(v4.proto, f"protocol {v4.proto}")
+    return f"{proto} {v4.src} > {v4.dst}"
 
 
 class TunnelEnds(Protocol):

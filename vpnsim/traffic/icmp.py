@@ -10,7 +10,6 @@ the message without its IPv6 header, and fragments a large request itself, as IP
 
 from __future__ import annotations
 
-import array
 import dataclasses
 import errno
 import itertools
@@ -23,12 +22,25 @@ from collections.abc import Container
 from dataclasses import dataclass
 
 from vpnsim.net import namespace
+from vpnsim.packets import (
+    ICMP_DEST_UNREACHABLE,
+    ICMP_ECHO_REPLY,
+    ICMP_ECHO_REQUEST,
+    ICMP_HEADER,
+    ICMP_TIME_EXCEEDED,
+    IcmpHeader,
+    icmp_echo,
+    parse_icmp,
+    quoted_icmp,
+)
+from vpnsim.packets import ipv6_upper_layer as ipv6_upper_layer  # re-exported
 from vpnsim.traffic.errors import NoRoute, ProbeFailed
 
-ECHO_REPLY = 0
-DEST_UNREACHABLE = 3
-ECHO_REQUEST = 8
-TIME_EXCEEDED = 11
+ECHO_REPLY = ICMP_ECHO_REPLY
+DEST_UNREACHABLE = ICMP_DEST_UNREACHABLE
+ECHO_REQUEST = ICMP_ECHO_REQUEST
+TIME_EXCEEDED = ICMP_TIME_EXCEEDED
+
 MAX_ICMP_PAYLOAD = 65507  # 65535 - 20 (IPv4 header) - 8 (ICMP header)
 SOL_RAW = 255
 ICMP_FILTER = 1
@@ -52,20 +64,8 @@ class EchoReply:
     rtt: float  # seconds
 
 
-def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071), summed in native order: the result packs with '=H'."""
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(array.array("H", data))
-    total = (total & 0xFFFF) + (total >> 16)
-    total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def echo_request(ident: int, seq: int, payload: bytes) -> bytes:
-    header = struct.pack("!BBHHH", ECHO_REQUEST, 0, 0, ident, seq)
-    csum = checksum(header + payload)
-    return header[:2] + struct.pack("=H", csum) + header[4:] + payload
+    return icmp_echo(ECHO_REQUEST, ident, seq, payload)
 
 
 _idents = itertools.count(os.getpid() & 0xFFFF)
@@ -238,22 +238,20 @@ def _heard(packet: bytes, ident: int, seqs: Container[int], source: str, what: s
     """Our echo reply, or the ICMP error about one of our requests, in an IPv4 packet from a
     raw socket; None for anything else."""
     ihl = (packet[0] & 0x0F) * 4
-    ttl = packet[8]
-    icmp_type, code, _csum, r_ident, r_seq = struct.unpack_from("!BBHHH", packet, ihl)
-    if icmp_type == ECHO_REPLY:
-        if r_ident == ident and r_seq in seqs:
-            return Heard(r_seq, ttl, packet[ihl + 8 :])
+    icmp = parse_icmp(packet, ihl)
+    if icmp is None:
+        return None
+    if icmp.type == ECHO_REPLY:
+        if icmp.ident == ident and icmp.seq in seqs:
+            return Heard(icmp.seq, packet[8], packet[ihl + ICMP_HEADER :])
         return None
     # An error quotes our request's IP header and first 8 bytes: match its ident and seq.
-    inner = ihl + 8
-    if len(packet) < inner + 28 or packet[inner + 9] != socket.IPPROTO_ICMP:
+    quoted = quoted_icmp(packet, ihl)
+    if quoted is None or quoted.type != ECHO_REQUEST or quoted.ident != ident:
         return None
-    quoted = inner + (packet[inner] & 0x0F) * 4
-    if len(packet) < quoted + 8:  # the quote stops short of our ICMP header
+    if quoted.seq not in seqs:
         return None
-    q_type, _, _, q_ident, q_seq = struct.unpack_from("!BBHHH", packet, quoted)
-    if q_type != ECHO_REQUEST or q_ident != ident or q_seq not in seqs:
-        return None
+    icmp_type, code, q_seq = icmp.type, icmp.code, quoted.seq
     if icmp_type == DEST_UNREACHABLE:
         reason = UNREACHABLE_CODES.get(code, f"unreachable code {code}")
         return Heard(q_seq, error=NoRoute(f"{what}: {reason} (ICMP from {source})"))
@@ -272,9 +270,6 @@ ICMP6_ECHO_REPLY = 129
 # The IPv6 payload length (16 bits) excludes the 40-byte header: 65535 - 8 (ICMPv6 header).
 MAX_ICMP6_PAYLOAD = 65527
 ICMP6_FILTER = 1  # linux/icmpv6.h ICMPV6_FILTER, at level IPPROTO_ICMPV6
-NEXT_HEADER_FRAGMENT = 44
-# Extension headers sized (hdr ext len + 1) * 8: hop-by-hop, routing, destination options.
-EXTENSION_HEADERS = (0, 43, 60)
 
 UNREACHABLE6_CODES = {
     0: "no route to destination",
@@ -294,7 +289,7 @@ def family_of(dst: str) -> socket.AddressFamily:
 
 def echo_request6(ident: int, seq: int, payload: bytes) -> bytes:
     """An ICMPv6 echo request with checksum 0: a raw ICMPv6 socket's kernel fills it in."""
-    return struct.pack("!BBHHH", ICMP6_ECHO_REQUEST, 0, 0, ident, seq) + payload
+    return IcmpHeader(ICMP6_ECHO_REQUEST, 0, 0, ident, seq).pack() + payload
 
 
 def icmp6_filter(*passed: int) -> bytes:
@@ -303,25 +298,6 @@ def icmp6_filter(*passed: int) -> bytes:
     for icmp_type in passed:
         words[icmp_type >> 5] &= ~(1 << (icmp_type & 31)) & 0xFFFFFFFF
     return struct.pack("8I", *words)
-
-
-def ipv6_upper_layer(packet: bytes) -> tuple[int, int, bool] | None:
-    """(next header, offset, first fragment) of the upper-layer header of an IPv6 packet,
-    past hop-by-hop, routing, destination options and fragment headers; None if the packet
-    ends inside its headers. A non-first fragment names its protocol but carries no header
-    of it at `offset` (the data there continues the first fragment's)."""
-    if len(packet) < 40 or packet[0] >> 4 != 6:
-        return None
-    next_header, offset, first = packet[6], 40, True
-    while next_header in (*EXTENSION_HEADERS, NEXT_HEADER_FRAGMENT):
-        if len(packet) < offset + 8:
-            return None
-        if next_header == NEXT_HEADER_FRAGMENT:
-            first = first and struct.unpack_from("!H", packet, offset + 2)[0] >> 3 == 0
-            next_header, offset = packet[offset], offset + 8
-        else:
-            next_header, offset = packet[offset], offset + (packet[offset + 1] + 1) * 8
-    return next_header, offset, first
 
 
 def _hop_limit(ancillary: list[tuple[int, int, bytes]]) -> int:
@@ -346,9 +322,10 @@ def _heard6(
 ) -> Heard | None:
     """Our ICMPv6 echo reply (`message` starts at the ICMPv6 header: raw IPv6 sockets get no
     IP header), or the error quoting one of our requests; None otherwise."""
-    if len(message) < 8:
+    icmp = parse_icmp(message)
+    if icmp is None:
         return None
-    icmp_type, code, _csum, word = struct.unpack_from("!BBHI", message)
+    icmp_type, code, word = icmp.type, icmp.code, icmp.ident << 16 | icmp.seq
     if icmp_type == ICMP6_ECHO_REPLY:
         if word >> 16 == ident and word & 0xFFFF in seqs:
             return Heard(word & 0xFFFF, payload=message[8:])
@@ -362,11 +339,12 @@ def _heard6(
     if found is None:
         return None
     next_header, offset, first = found
-    if next_header != socket.IPPROTO_ICMPV6 or not first or len(quoted) < offset + 8:
+    request = parse_icmp(quoted, offset)
+    if next_header != socket.IPPROTO_ICMPV6 or not first or request is None:
         return None
-    q_type, _, _, q_ident, q_seq = struct.unpack_from("!BBHHH", quoted, offset)
-    if q_type != ICMP6_ECHO_REQUEST or q_ident != ident or q_seq not in seqs:
+    if request.type != ICMP6_ECHO_REQUEST or request.ident != ident or request.seq not in seqs:
         return None
+    q_seq = request.seq
     error: ProbeFailed
     if icmp_type == ICMP6_DEST_UNREACHABLE:
         reason = UNREACHABLE6_CODES.get(code, f"unreachable code {code}")
