@@ -2,8 +2,10 @@
 
 A program is started like `ip netns exec` would: in the host's network namespace and in a
 private mount namespace with /sys remounted, so `ip link` and /sys/class/net inside show the
-host's own interfaces. stdout and stderr go to log files (Python children unbuffered), and
-readiness is polled against a deadline (a TUN appears, a port is bound), never slept for.
+host's own interfaces; a throwaway thread enters them and starts the program (`popen_in`),
+which is safe in a process with threads. stdout and stderr go to log files (Python
+children unbuffered), and readiness is polled against a deadline (a TUN appears, a port is
+bound), never slept for.
 """
 
 from __future__ import annotations
@@ -13,15 +15,18 @@ import ctypes
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from vpnsim.errors import Finding
+from vpnsim.errors import Finding, HarnessError
 from vpnsim.net import namespace
 from vpnsim.net.namespace import CLONE_NEWNS, NETNS_DIR
 
+CLONE_FS = 0x00000200
 MS_REC = 0x4000
 MS_SLAVE = 1 << 19
 MNT_DETACH = 2
@@ -137,12 +142,12 @@ def start(
     stem = log_name or f"{host}-{Path(argv[0]).name}"
     stdout_path = log_dir / f"{stem}.out"
     stderr_path = log_dir / f"{stem}.err"
-    nsfd = os.open(NETNS_DIR / ns, os.O_RDONLY | os.O_CLOEXEC)
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     try:
         with open(stdout_path, "ab") as out, open(stderr_path, "ab") as err:
-            popen = subprocess.Popen(
-                list(argv),
+            popen = popen_in(
+                ns,
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
@@ -151,23 +156,67 @@ def start(
                 # Own session: the program outlives `vpnsim lab up` and ignores the
                 # terminal's Ctrl-C; teardown kills it by the namespace it runs in.
                 start_new_session=True,
-                preexec_fn=lambda: enter_host(nsfd),
             )
     except OSError as exc:
         raise ProgramFailed(
             Program(host, ns, tuple(argv), -1, stdout_path, stderr_path),
             f"cannot start: {exc.strerror}",
         ) from exc
-    finally:
-        os.close(nsfd)
     return Program(host, ns, tuple(argv), popen.pid, stdout_path, stderr_path, popen)
 
 
+def popen_in(ns: str, argv: Sequence[str], **options: Any) -> subprocess.Popen[bytes]:
+    """`subprocess.Popen(argv, **options)` with the child inside namespace `ns`, as
+    `ip netns exec` runs it: in the network namespace, and in a private mount namespace with
+    that namespace's sysfs on /sys (so `ip link` and /sys/class/net show its interfaces).
+
+    A throwaway thread enters the namespaces and starts the child: setns and
+    unshare(CLONE_NEWNS) change the calling thread alone, and a child inherits its thread's.
+    No Python code runs between fork and exec (a `preexec_fn`, unsafe in a process with
+    threads, as the capture threads are), and no helper program starts in front of `argv`
+    (a Python one would cost ~10 ms a program). Raises HarnessError if `ns` cannot be
+    entered, and what Popen raises if `argv` cannot be run."""
+    outcome: list[subprocess.Popen[bytes] | BaseException] = []
+
+    def launch() -> None:
+        try:
+            _enter_for_children(ns)
+            outcome.append(subprocess.Popen(list(argv), **options))
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append(exc)
+
+    launcher = threading.Thread(target=launch, name=f"start in {ns}", daemon=True)
+    launcher.start()
+    launcher.join()  # the thread ends with it its namespaces: nothing to restore
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
+def _enter_for_children(ns: str) -> None:
+    """The calling thread (a throwaway one) joins `ns` and a private mount namespace."""
+    try:
+        nsfd = os.open(NETNS_DIR / ns, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            namespace.setns(nsfd, namespace.CLONE_NEWNET)
+        finally:
+            os.close(nsfd)
+    except OSError as exc:
+        raise HarnessError(f"cannot enter network namespace {ns}: {exc.strerror}") from None
+    # Best effort, as `ip netns exec`: without it the program still runs in the namespace.
+    # CLONE_FS too: the thread stops sharing its root and cwd with the others (the kernel
+    # implies it; named so the reader knows the other threads are untouched).
+    if _libc.unshare(CLONE_NEWNS | CLONE_FS) == 0:
+        _libc.mount(b"none", b"/", None, MS_REC | MS_SLAVE, None)
+        if _libc.umount2(b"/sys", MNT_DETACH) == 0:
+            _libc.mount(b"sysfs", b"/sys", b"sysfs", 0, None)
+
+
 def enter_host(nsfd: int) -> None:
-    """Runs in the child between fork and exec: async-signal-safe syscalls only."""
+    """The former `preexec_fn`, kept for `vpnsim lab exec` (cli.py) until it calls
+    `popen_in`: Python code between fork and exec is safe only in a process without threads."""
     if _libc.setns(nsfd, namespace.CLONE_NEWNET) != 0:
         os._exit(125)
-    # A private mount namespace with this namespace's own sysfs, as `ip netns exec` does.
     if _libc.unshare(CLONE_NEWNS) == 0:
         _libc.mount(b"none", b"/", None, MS_REC | MS_SLAVE, None)
         if _libc.umount2(b"/sys", MNT_DETACH) == 0:
