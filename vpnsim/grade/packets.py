@@ -4,7 +4,7 @@ packets on the links around the server. Pure functions; the headers are `vpnsim.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from vpnsim.packets import (
@@ -146,16 +146,25 @@ def _echo_in(packet: bytes) -> tuple[IpSummary, bytes] | None:
     return ip, packet[header + 8 : end]
 
 
-def echoes(frames: Iterable[Frame], linktype: int = LINKTYPE_ETHERNET) -> list[Echo]:
-    """Every ICMP echo among the frames: in clear, or tunneled (an IPv4 packet at the start
-    of a UDP datagram's payload, the lab's format)."""
-    found = []
+def _ip_packets(
+    frames: Iterable[Frame], linktype: int
+) -> Iterator[tuple[Frame, UdpDatagram | None, bytes]]:
+    """Each IPv4 frame, the UDP datagram it is (None: not one), and the packet to look in:
+    the datagram's payload (a tunneled packet, the lab's format), else the frame's own."""
     for frame in frames:
         data = ipv4_packet(frame.data, linktype)
         if data is None:
             continue
         outer = parse_udp(frame.data, linktype)
-        inside = _echo_in(outer.payload) if outer is not None else _echo_in(data)
+        yield frame, outer, (outer.payload if outer is not None else data)
+
+
+def echoes(frames: Iterable[Frame], linktype: int = LINKTYPE_ETHERNET) -> list[Echo]:
+    """Every ICMP echo among the frames: in clear, or tunneled (an IPv4 packet at the start
+    of a UDP datagram's payload, the lab's format)."""
+    found = []
+    for frame, outer, packet in _ip_packets(frames, linktype):
+        inside = _echo_in(packet)
         if inside is None:
             continue
         ip, payload = inside
@@ -193,12 +202,8 @@ def _segment_in(packet: bytes) -> tuple[IpSummary, int, int, bytes] | None:
 def segments(frames: Iterable[Frame], linktype: int = LINKTYPE_ETHERNET) -> list[Segment]:
     """Every TCP segment among the frames, in clear or tunneled."""
     found = []
-    for frame in frames:
-        data = ipv4_packet(frame.data, linktype)
-        if data is None:
-            continue
-        outer = parse_udp(frame.data, linktype)
-        inside = _segment_in(outer.payload if outer is not None else data)
+    for frame, outer, packet in _ip_packets(frames, linktype):
+        inside = _segment_in(packet)
         if inside is None:
             continue
         ip, sport, dport, payload = inside

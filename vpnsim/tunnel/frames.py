@@ -22,7 +22,6 @@ from vpnsim.errors import PacketError
 from vpnsim.packets import ETH_HEADER
 from vpnsim.tunnel.protocol import Address, ClientProtocol, LearningServer
 
-ETHERNET_HEADER = ETH_HEADER
 MAC = str  # "02:5e:10:00:00:99": lower case, colon separated, as the kernel prints it
 
 
@@ -32,7 +31,7 @@ class MalformedFrame(PacketError, ValueError):
 
 def inner_macs(frame: bytes) -> tuple[MAC, MAC]:
     """Source and destination MAC of an Ethernet frame; raises MalformedFrame if it is not one."""
-    if len(frame) < ETHERNET_HEADER:
+    if len(frame) < ETH_HEADER:
         raise MalformedFrame(f"Ethernet header in {len(frame)} bytes")
     return frame[6:12].hex(":"), frame[0:6].hex(":")
 
