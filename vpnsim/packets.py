@@ -14,7 +14,6 @@ import ipaddress
 import socket
 import struct
 from dataclasses import dataclass
-from functools import lru_cache
 
 from vpnsim.errors import PacketError
 
@@ -73,14 +72,17 @@ class MalformedPacket(PacketError, ValueError):
     """Bytes that are not a whole IPv4 or IPv6 packet."""
 
 
-@lru_cache(maxsize=4096)  # bounded: any peer may send any address
-def _ipv4_address(raw: bytes) -> ipaddress.IPv4Address:
-    return ipaddress.IPv4Address(raw)
+_ADDRESSES: dict[bytes, IPAddress] = {}  # the tunnel's few inner addresses, made once
+ADDRESS_CACHE_SIZE = 4096  # bounded: any peer may send any address
 
 
-@lru_cache(maxsize=4096)
-def _ipv6_address(raw: bytes) -> ipaddress.IPv6Address:
-    return ipaddress.IPv6Address(raw)
+def _address(raw: bytes) -> IPAddress:
+    found = _ADDRESSES.get(raw)
+    if found is None:
+        if len(_ADDRESSES) >= ADDRESS_CACHE_SIZE:
+            _ADDRESSES.clear()
+        found = _ADDRESSES[raw] = ipaddress.ip_address(raw)
+    return found
 
 
 def inner_addresses(packet: bytes) -> tuple[IPAddress, IPAddress]:
@@ -99,13 +101,13 @@ def inner_addresses(packet: bytes) -> tuple[IPAddress, IPAddress]:
         total = int.from_bytes(packet[2:4], "big")
         if total < ihl or total > len(packet):
             raise MalformedPacket(f"IPv4 total length {total} in {len(packet)} bytes")
-        return _ipv4_address(packet[12:16]), _ipv4_address(packet[16:20])
+        return _address(packet[12:16]), _address(packet[16:20])
     if version == 6:
         if len(packet) < IPV6_HEADER:
             raise MalformedPacket(f"IPv6 header in {len(packet)} bytes")
         if IPV6_HEADER + int.from_bytes(packet[4:6], "big") > len(packet):
             raise MalformedPacket("IPv6 payload length beyond the datagram")
-        return _ipv6_address(packet[8:24]), _ipv6_address(packet[24:40])
+        return _address(packet[8:24]), _address(packet[24:40])
     raise MalformedPacket(f"IP version {version}")
 
 

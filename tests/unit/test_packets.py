@@ -3,6 +3,7 @@ written out here, so the expectations do not move with scapy), and as properties
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import struct
 
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vpnsim import packets
 from vpnsim.packets import (
     ICMP_ECHO_REQUEST,
     IPPROTO_ICMP,
@@ -20,6 +22,7 @@ from vpnsim.packets import (
     UdpHeader,
     checksum,
     icmp_echo,
+    inner_addresses,
     ipv4_header,
     ipv6_upper_layer,
     parse_icmp,
@@ -209,3 +212,19 @@ def test_checksum_is_the_folded_sum_of_big_endian_words(data: bytes) -> None:
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     assert checksum(data) == ~total & 0xFFFF
+
+
+def test_inner_addresses_remembers_a_bounded_number_of_addresses() -> None:
+    packets._ADDRESSES.clear()
+    for n in range(packets.ADDRESS_CACHE_SIZE + 10):
+        src = str(ipaddress.IPv4Address(0x0A000000 + n))
+        packet = ipv4_header(src, "192.168.60.5", IPPROTO_UDP, 0).pack()
+        assert inner_addresses(packet) == (
+            ipaddress.IPv4Address(src),
+            ipaddress.IPv4Address("192.168.60.5"),
+        )
+        assert len(packets._ADDRESSES) <= packets.ADDRESS_CACHE_SIZE
+    assert inner_addresses(UDP6) == (
+        ipaddress.IPv6Address("fd00:53::99"),
+        ipaddress.IPv6Address("fd00:60::5"),
+    )
