@@ -17,6 +17,7 @@ Nothing here does IO or reads a clock: the driver passes `now` in, and acts on t
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
@@ -138,10 +139,11 @@ class ClientTable(Generic[Key]):
 
 
 @dataclass
-class LearningServer(Generic[Key]):
+class LearningServer(ABC, Generic[Key]):
     """One server for both modes: learns inner source -> client address from each datagram,
-    and sends what it reads from its device to the clients `recipients` names. A subclass
-    says how to read the keys (`keys`) and whom to send an unowned destination to.
+    and sends what it reads from its device to the client that owns its destination. A
+    subclass says how to read the keys (`keys`) and whom an unowned destination goes to
+    (`unowned`).
 
     `routes` maps each inner key to the client it lives behind; `last_heard` says when each
     client last sent anything (see `ClientTable`).
@@ -151,14 +153,14 @@ class LearningServer(Generic[Key]):
     stats: Stats = field(default_factory=Stats)
     table: ClientTable[Key] = field(default_factory=ClientTable)
 
+    @abstractmethod
     def keys(self, data: bytes) -> tuple[Key | None, Key]:
         """(source, destination) of a packet or frame; a source of None teaches nothing.
         Raises PacketError for bytes that are not one."""
-        raise NotImplementedError
 
+    @abstractmethod
     def unowned(self, destination: Key) -> list[Address]:
         """Whom a packet or frame for `destination` goes to when no client owns it."""
-        raise NotImplementedError
 
     def datagram_received(self, data: bytes, addr: Address, now: float) -> list[Deliver]:
         try:
