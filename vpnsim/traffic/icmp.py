@@ -325,10 +325,10 @@ def _heard6(
     icmp = parse_icmp(message)
     if icmp is None:
         return None
-    icmp_type, code, word = icmp.type, icmp.code, icmp.ident << 16 | icmp.seq
+    icmp_type, code = icmp.type, icmp.code
     if icmp_type == ICMP6_ECHO_REPLY:
-        if word >> 16 == ident and word & 0xFFFF in seqs:
-            return Heard(word & 0xFFFF, payload=message[8:])
+        if icmp.ident == ident and icmp.seq in seqs:
+            return Heard(icmp.seq, payload=message[ICMP_HEADER:])
         return None
     if icmp_type not in (ICMP6_DEST_UNREACHABLE, ICMP6_PACKET_TOO_BIG, ICMP6_TIME_EXCEEDED):
         return None
@@ -350,7 +350,8 @@ def _heard6(
         reason = UNREACHABLE6_CODES.get(code, f"unreachable code {code}")
         error = NoRoute(f"{what}: {reason} (ICMPv6 from {source})")
     elif icmp_type == ICMP6_PACKET_TOO_BIG:
-        error = ProbeFailed(f"{what}: packet too big for MTU {word} (ICMPv6 from {source})")
+        mtu = icmp.ident << 16 | icmp.seq  # the 4 bytes after the checksum
+        error = ProbeFailed(f"{what}: packet too big for MTU {mtu} (ICMPv6 from {source})")
     elif code == 1:
         error = ProbeFailed(
             f"{what}: fragment reassembly time exceeded (ICMPv6 from {source}): fragments lost?"
