@@ -15,12 +15,12 @@ from vpnsim.topology import new_lab_name
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).parents[2]
-SEED = str(ROOT / "scenarios" / "seed-tunnel.toml")
+SEED = str(ROOT / "vpnsim" / "scenarios" / "seed-tunnel.toml")
 BROKEN_CLIENT = ROOT / "tests" / "data" / "broken" / "client_reads_1000.py"
 
 
 def test_validate_needs_no_root_and_says_ok_per_file() -> None:
-    files = sorted(str(p) for p in (ROOT / "scenarios").glob("*.toml"))
+    files = sorted(str(p) for p in (ROOT / "vpnsim" / "scenarios").glob("*.toml"))
     result = vpnsim("validate", *files, user=65534)
     assert (result.returncode, result.stderr) == (0, "")
     assert [line.split(": ok (")[0] for line in result.stdout.splitlines()] == files
@@ -55,7 +55,7 @@ def test_run_prints_a_verdict_per_check_and_a_summary(tmp_path: Path) -> None:
 def test_run_against_a_broken_client_fails_the_right_checks_with_evidence(tmp_path: Path) -> None:
     result = vpnsim(
         "run", SEED, "--artifacts", str(tmp_path),
-        "--tunnel", f"client={sys.executable} -u {BROKEN_CLIENT}",
+        "--vpn-impl", f"client={sys.executable} -u {BROKEN_CLIENT}",
     )  # fmt: skip
     assert result.returncode == 1
     failed = re.findall(r"^  FAIL (\S+)", result.stdout, re.M)
@@ -88,7 +88,7 @@ def test_run_refuses_an_invalid_file_before_building_anything(tmp_path: Path) ->
 
 def test_lab_up_from_a_file_then_status_and_exec_find_its_hosts() -> None:
     name = new_lab_name("file")
-    site = str(ROOT / "scenarios" / "seed-site-to-site.toml")
+    site = str(ROOT / "vpnsim" / "scenarios" / "seed-site-to-site.toml")
     try:
         up = vpnsim("lab", "up", site, "--name", name)
         assert (up.returncode, up.stdout) == (0, f"{name}\n"), up.stderr
