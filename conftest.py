@@ -13,7 +13,8 @@ from importlib.metadata import entry_points
 from hypothesis import HealthCheck, settings
 
 _installed = any(ep.name == "vpnsim" for ep in entry_points(group="pytest11"))
-pytest_plugins = [] if _installed else ["vpnsim.pytest.plugin"]
+# pytester: tests of the plugin run pytest sessions of their own, as a user's project would.
+pytest_plugins = ["pytester"] if _installed else ["pytester", "vpnsim.pytest.plugin"]
 
 # Same examples every run, no per-example deadline (the first packet through a fresh tunnel
 # may take milliseconds).

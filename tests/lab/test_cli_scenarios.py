@@ -100,3 +100,39 @@ def test_lab_up_from_a_file_then_status_and_exec_find_its_hosts() -> None:
     finally:
         vpnsim("lab", "down", name)
     assert leftovers([name]) == {}
+
+
+def test_lab_up_starts_the_files_programs_and_status_shows_the_lab_as_built(
+    tmp_path: Path,
+) -> None:
+    """`lab up` brings a file up as `vpnsim run` does: example-two-clients' second client (a
+    `[[programs]]` entry) runs, so U2 reaches V through it. The lab records the scenario it
+    was built from, so a file changed or removed afterwards does not change `lab status`."""
+    name = new_lab_name("two")
+    scenario = tmp_path / "two.toml"
+    scenario.write_text((ROOT / "vpnsim" / "scenarios" / "example-two-clients.toml").read_text())
+    try:
+        up = vpnsim("lab", "up", str(scenario), "--name", name)
+        assert (up.returncode, up.stdout) == (0, f"{name}\n"), up.stderr
+        scenario.write_text(scenario.read_text().replace("[hosts.U2]", "[hosts.W]"))
+        status = vpnsim("lab", "status", name)
+        assert status.returncode == 0, status.stderr
+        programs = [line for line in status.stdout.splitlines() if "program U2:" in line]
+        assert len(programs) == 1 and "-m vpnsim.tunnel client" in programs[0], status.stdout
+        assert ": running; stderr " in programs[0]
+        assert "link U2:tun0 TUN UP mtu 1500 192.168.53.98/24" in status.stdout
+        assert "  W  " not in status.stdout
+        scenario.unlink()
+        ping = vpnsim("lab", "probe", name, "U2", "192.168.60.5")
+        assert ping.stdout.splitlines()[0] == "ICMP U2 -> 192.168.60.5: 56 bytes back, identical"
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+    finally:
+        vpnsim("lab", "down", name)
+    assert leftovers([name]) == {}
+
+
+def test_run_and_validate_take_shipped_names() -> None:
+    result = vpnsim("validate", "seed-tap", "no-such-scenario", user=65534)
+    assert result.returncode == 2
+    assert result.stdout == "seed-tap: ok (4 hosts, 6 checks)\n"
+    assert result.stderr.startswith("unknown scenario 'no-such-scenario'; known scenarios: ")
