@@ -111,15 +111,13 @@ def examples_per_second(exchange: Callable[[bytes], bytes], examples: int) -> fl
     return examples / (time.perf_counter() - started)
 
 
-SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
-
-
 def validate_shipped() -> float:
     """Seconds to load and validate every shipped scenario file (in this process)."""
-    from vpnsim.scenario import load
+    from vpnsim.scenario.loader import load
+    from vpnsim.scenario.shipped import SHIPPED_DIR
 
     started = time.perf_counter()
-    for path in sorted(SCENARIOS.glob("*.toml")):
+    for path in sorted(SHIPPED_DIR.glob("*.toml")):
         load(path)
     return time.perf_counter() - started
 
@@ -138,13 +136,14 @@ def run_bench(rounds: int = 5, json_path: str | None = None, examples: int = EXA
         for key, value in first_echo().items():
             steps.setdefault(key, []).append(value)
     fresh = [fresh_process_start() for _ in range(rounds)]
-    shipped = sorted(str(p) for p in SCENARIOS.glob("*.toml"))
+    from vpnsim.scenario.shipped import SHIPPED_DIR
+
+    shipped = sorted(str(p) for p in SHIPPED_DIR.glob("*.toml"))
     validate_in = [validate_shipped() for _ in range(rounds)]
     validate_cli = [command_seconds("validate", *shipped) for _ in range(rounds)]
     with tempfile.TemporaryDirectory() as artifacts:
         run_seed = [
-            command_seconds("run", str(SCENARIOS / "seed-tunnel.toml"), "--artifacts", artifacts)
-            for _ in range(rounds)
+            command_seconds("run", "seed-tunnel", "--artifacts", artifacts) for _ in range(rounds)
         ]
 
     lab = build_lab(seed_tunnel())
@@ -175,7 +174,7 @@ def run_bench(rounds: int = 5, json_path: str | None = None, examples: int = EXA
         _figure("teardown (tunnel running)", "s", steps["teardown_s"]),
         _figure(f"validate {len(shipped)} shipped scenarios (in process)", "s", validate_in),
         _figure(f"`vpnsim validate` {len(shipped)} shipped scenarios", "s", validate_cli),
-        _figure("`vpnsim run scenarios/seed-tunnel.toml` (11 checks)", "s", run_seed),
+        _figure("`vpnsim run seed-tunnel` (11 checks)", "s", run_seed),
         _figure("Hypothesis UDP examples through the tunnel", "examples/s", rates["tunnel"]),
         _figure("Hypothesis UDP examples, direct routed path", "examples/s", rates["direct"]),
         _figure(

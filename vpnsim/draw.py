@@ -19,15 +19,12 @@ Text widths are estimated for a monospace font, which every viewer has.
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import math
-import sys
 import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vpnsim.model import Host, Interface, Scenario, TunnelSpec
@@ -134,43 +131,6 @@ class Layout:
 
     def box(self, host: str) -> Box:
         return next(b for band in self.bands for b in band if b.host.name == host)
-
-
-# Entry points -----------------------------------------------------------------------------
-
-
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    draw = sub.add_parser(
-        "draw",
-        help="draw a scenario's topology as SVG (no root needed)",
-        description="Write the topology of a scenario (hosts, networks, addresses, the "
-        "tunnel's ends, impaired links) as a self-contained SVG. The same scenario always "
-        "gives the same bytes.",
-    )
-    draw.add_argument(
-        "scenario", metavar="SCENARIO", help="a scenario name (e.g. seed-tap) or a .toml file"
-    )
-    draw.add_argument("-o", "--output", metavar="FILE", help="write the SVG here (default: stdout)")
-    draw.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    from vpnsim.cli import EXIT_USAGE, _scenario
-    from vpnsim.scenario import ScenarioFileError, load
-
-    try:
-        # Names resolve as for `vpnsim lab up`: built in, else shipped in scenarios/.
-        scenario = _scenario(args.scenario)
-        entries = load(scenario.source).impairments if scenario.source else ()
-    except ScenarioFileError as exc:
-        print(exc, file=sys.stderr)  # exactly what `vpnsim validate` prints for the file
-        return EXIT_USAGE
-    svg = render(scenario, {entry.link: entry.impairment() for entry in entries})
-    if args.output:
-        Path(args.output).write_text(svg, encoding="utf-8")
-    else:
-        sys.stdout.write(svg)
-    return 0
 
 
 def render(scenario: Scenario, impairments: Mapping[str, Impairment] | None = None) -> str:

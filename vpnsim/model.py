@@ -1,20 +1,21 @@
 """Scenarios as pure data: hosts, networks, addresses, routes, sysctls and the tunnel to run.
 
 Nothing here touches the kernel; `vpnsim.topology` turns a Scenario into a running Lab. The
-CLI, the pytest plugin and (later) scenario files and the grader all go through these types.
+CLI, the pytest plugin, scenario files and the grader all go through these types. Validation
+is `vpnsim.scenario`'s (one set of rules, for files and for scenarios built in code).
 """
 
 from __future__ import annotations
 
-import ipaddress
+import dataclasses
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from vpnsim.errors import UsageError
 
 # Host and lab names become parts of namespace names (vpnsim.<lab>.<host>): no dots.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,30}$")
-NETWORK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
 class ScenarioError(UsageError):
@@ -58,12 +59,6 @@ class Host:
     # be off before interfaces come up, or each emits router solicitations.
     sysctls: tuple[tuple[str, str], ...] = ()
 
-    def address_on(self, network: str) -> str:
-        for iface in self.interfaces:
-            if iface.network == network:
-                return str(ipaddress.ip_interface(iface.address).ip)
-        raise ScenarioError(f"host {self.name} has no interface on network {network}")
-
 
 @dataclass(frozen=True)
 class TunnelSpec:
@@ -94,8 +89,6 @@ class Scenario:
     networks: tuple[Network, ...]
     hosts: tuple[Host, ...]
     tunnel: TunnelSpec | None = None
-    # The scenario file it was loaded from (None: built in), so a later command re-reads it.
-    source: str | None = None
 
     def host(self, name: str) -> Host:
         for host in self.hosts:
@@ -110,51 +103,31 @@ class Scenario:
                 return net
         raise ScenarioError(f"unknown network {name!r} in scenario {self.name}")
 
-    def validate(self) -> None:
-        """Check internal consistency; raise ScenarioError naming the offending item."""
-        seen_names: set[str] = set()
-        named = [(h.name, NAME_RE) for h in self.hosts]
-        named += [(n.name, NETWORK_NAME_RE) for n in self.networks]
-        for name, pattern in named:
-            if not pattern.match(name):
-                raise ScenarioError(f"name {name!r}: use letters, digits, - and _")
-            if name in seen_names:
-                raise ScenarioError(f"duplicate name {name!r}")
-            seen_names.add(name)
-        addresses: set[str] = set()
-        for host in self.hosts:
-            for iface in host.interfaces:
-                subnet = ipaddress.ip_network(self.network(iface.network).subnet)
-                ip = ipaddress.ip_interface(iface.address)
-                if ip.ip not in subnet:
-                    raise ScenarioError(
-                        f"hosts.{host.name}.{iface.name}: {iface.address} is outside "
-                        f"network {iface.network} ({subnet})"
-                    )
-                if str(ip.ip) in addresses:
-                    raise ScenarioError(f"hosts.{host.name}.{iface.name}: duplicate {ip.ip}")
-                addresses.add(str(ip.ip))
-                if iface.address6 is not None:
-                    ip6 = self._check_address6(host, iface)
-                    if str(ip6) in addresses:
-                        raise ScenarioError(f"hosts.{host.name}.{iface.name}: duplicate {ip6}")
-                    addresses.add(str(ip6))
-        if self.tunnel is not None:
-            self.host(self.tunnel.client)
-            self.host(self.tunnel.server)
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data: a lab records the scenario it was built from (lab.json)."""
+        return dataclasses.asdict(self)
 
-    def _check_address6(self, host: Host, iface: Interface) -> ipaddress.IPv6Address:
-        """The interface's IPv6 address, if it is one and lies in its network's subnet6."""
-        where = f"hosts.{host.name}.{iface.name}"
-        try:
-            ip = ipaddress.ip_interface(iface.address6 or "")
-        except ValueError:
-            raise ScenarioError(f"{where}: {iface.address6!r} is not an IPv6 CIDR") from None
-        if not isinstance(ip, ipaddress.IPv6Interface):
-            raise ScenarioError(f"{where}: address6 {iface.address6} is not an IPv6 address")
-        network = self.network(iface.network)
-        if network.subnet6 is not None and ip.ip not in ipaddress.ip_network(network.subnet6):
-            raise ScenarioError(
-                f"{where}: {iface.address6} is outside network {iface.network} ({network.subnet6})"
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Scenario:
+        """The inverse of `to_dict`."""
+        hosts = tuple(
+            Host(
+                name=h["name"],
+                interfaces=tuple(Interface(**i) for i in h["interfaces"]),
+                routes=tuple(RouteSpec(**r) for r in h["routes"]),
+                sysctls=tuple((k, v) for k, v in h["sysctls"]),
             )
-        return ip.ip
+            for h in data["hosts"]
+        )
+        tunnel = data.get("tunnel")
+        spec = None
+        if tunnel is not None:
+            routes = {k: tuple(tunnel[k]) for k in ("client_routes", "server_routes")}
+            spec = TunnelSpec(**(tunnel | routes))
+        return cls(
+            name=data["name"],
+            description=data["description"],
+            networks=tuple(Network(**n) for n in data["networks"]),
+            hosts=hosts,
+            tunnel=spec,
+        )

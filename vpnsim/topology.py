@@ -108,8 +108,9 @@ class Lab:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         state = {
             "name": self.name,
-            "scenario": self.scenario.name,
-            "source": self.scenario.source,
+            # The resolved scenario itself, never a path to re-read: `lab status` and
+            # `attach()` describe the lab as built, even if its file changed since.
+            "scenario": self.scenario.to_dict(),
             "log_dir": str(self.log_dir),
             "owner_pid": self.owner_pid,
             "created": time.time(),
@@ -165,12 +166,14 @@ def build_lab(
 ) -> Lab:
     """Create the namespaces, bridges, veths, addresses, routes and sysctls of `scenario`.
 
+    The scenario is taken as valid: `vpnsim.scenario.bring_up` (the path every command takes)
+    resolves and validates it first; the built-in SEED lab needs no check.
+
     The hosts named in `confined` get a network namespace owned by a user namespace of its
     own (`namespace.create(confined=True)`): where untrusted programs run as root.
     On any failure everything already created is removed before the error propagates.
     """
     preflight()
-    scenario.validate()
     name = name or new_lab_name()
     if not NAME_RE.match(name):
         raise HarnessError(f"lab name {name!r}: use letters, digits, - and _ (max 31)")
@@ -243,20 +246,13 @@ def _build(lab: Lab, confined: frozenset[str]) -> None:
 
 
 def attach(name: str) -> Lab:
-    """The Lab recorded under /run/vpnsim by an earlier `vpnsim lab up`."""
-    from vpnsim.seed import builtin_scenario
-
+    """The Lab recorded under /run/vpnsim by an earlier `vpnsim lab up`, as it was built."""
     state_file = STATE_ROOT / name / "lab.json"
     if not state_file.exists() or not namespace.list_names(f"{NS_PREFIX}{name}."):
         running = ", ".join(list_labs()) or "none"
         raise HarnessError(f"no lab named {name!r} (running labs: {running})")
     state = json.loads(state_file.read_text())
-    if state.get("source"):
-        from vpnsim.scenario import load
-
-        scenario = load(state["source"]).scenario
-    else:
-        scenario = builtin_scenario(state["scenario"])
+    scenario = Scenario.from_dict(state["scenario"])
     lab = Lab(
         name=name,
         scenario=scenario,

@@ -24,7 +24,7 @@ def lab_name() -> str:
 
 
 def test_lab_up_without_tunnel_then_exec_status_and_down(lab_name: str) -> None:
-    up = vpnsim("lab", "up", "--name", lab_name, "--tunnel", "none")
+    up = vpnsim("lab", "up", "--name", lab_name, "--vpn-impl", "none")
     assert (up.returncode, up.stdout) == (0, f"{lab_name}\n")
 
     status = vpnsim("lab", "status", lab_name)
@@ -68,7 +68,7 @@ def test_lab_up_with_the_reference_tunnel_and_down_kills_it(lab_name: str) -> No
         (("lab", "status", "no-such-lab"), "no lab named 'no-such-lab'"),
         (("lab", "down", "no-such-lab"), "no lab named 'no-such-lab'"),
         (("lab", "exec", "no-such-lab", "U", "--", "true"), "no lab named 'no-such-lab'"),
-        (("lab", "up", "--name", "bad.name", "--tunnel", "none"), "lab name 'bad.name'"),
+        (("lab", "up", "--name", "bad.name", "--vpn-impl", "none"), "lab name 'bad.name'"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
@@ -79,7 +79,7 @@ def test_bad_input_is_one_clear_line_and_exit_2(args: tuple[str, ...], message: 
 
 
 def test_unknown_host_in_a_running_lab(lab_name: str) -> None:
-    vpnsim("lab", "up", "--name", lab_name, "--tunnel", "none")
+    vpnsim("lab", "up", "--name", lab_name, "--vpn-impl", "none")
     result = vpnsim("lab", "exec", lab_name, "W", "--", "true")
     assert result.returncode == 2
     assert result.stderr == (
@@ -122,6 +122,7 @@ def test_clean_removes_unowned_labs_but_not_one_a_live_process_owns(tmp_path: Pa
     from vpnsim.topology import build_lab
 
     orphan = new_lab_name("orph")
+    # --tunnel: the old spelling of --vpn-impl, kept as a hidden alias.
     assert vpnsim("lab", "up", "--name", orphan, "--tunnel", "none").returncode == 0
     owned = build_lab(
         seed_tunnel(), name=new_lab_name("own"), log_dir=tmp_path, owner_pid=os.getpid()
@@ -171,7 +172,7 @@ def test_lab_probe_compares_the_answer_and_shows_the_tunnel_evidence(
 def test_lab_probe_without_a_tunnel_is_a_finding_and_bad_names_are_usage_errors(
     lab_name: str,
 ) -> None:
-    assert vpnsim("lab", "up", "--name", lab_name, "--tunnel", "none").returncode == 0
+    assert vpnsim("lab", "up", "--name", lab_name, "--vpn-impl", "none").returncode == 0
     blocked = vpnsim("lab", "probe", lab_name, "U", "192.168.60.5", "--timeout", "0.5")
     assert (blocked.returncode, blocked.stdout) == (
         1,

@@ -15,12 +15,12 @@ from vpnsim.topology import new_lab_name
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).parents[2]
-SEED = str(ROOT / "scenarios" / "seed-tunnel.toml")
+SEED = str(ROOT / "vpnsim" / "scenarios" / "seed-tunnel.toml")
 BROKEN_CLIENT = ROOT / "tests" / "data" / "broken" / "client_reads_1000.py"
 
 
 def test_validate_needs_no_root_and_says_ok_per_file() -> None:
-    files = sorted(str(p) for p in (ROOT / "scenarios").glob("*.toml"))
+    files = sorted(str(p) for p in (ROOT / "vpnsim" / "scenarios").glob("*.toml"))
     result = vpnsim("validate", *files, user=65534)
     assert (result.returncode, result.stderr) == (0, "")
     assert [line.split(": ok (")[0] for line in result.stdout.splitlines()] == files
@@ -55,7 +55,7 @@ def test_run_prints_a_verdict_per_check_and_a_summary(tmp_path: Path) -> None:
 def test_run_against_a_broken_client_fails_the_right_checks_with_evidence(tmp_path: Path) -> None:
     result = vpnsim(
         "run", SEED, "--artifacts", str(tmp_path),
-        "--tunnel", f"client={sys.executable} -u {BROKEN_CLIENT}",
+        "--vpn-impl", f"client={sys.executable} -u {BROKEN_CLIENT}",
     )  # fmt: skip
     assert result.returncode == 1
     failed = re.findall(r"^  FAIL (\S+)", result.stdout, re.M)
@@ -88,7 +88,7 @@ def test_run_refuses_an_invalid_file_before_building_anything(tmp_path: Path) ->
 
 def test_lab_up_from_a_file_then_status_and_exec_find_its_hosts() -> None:
     name = new_lab_name("file")
-    site = str(ROOT / "scenarios" / "seed-site-to-site.toml")
+    site = str(ROOT / "vpnsim" / "scenarios" / "seed-site-to-site.toml")
     try:
         up = vpnsim("lab", "up", site, "--name", name)
         assert (up.returncode, up.stdout) == (0, f"{name}\n"), up.stderr
@@ -100,3 +100,39 @@ def test_lab_up_from_a_file_then_status_and_exec_find_its_hosts() -> None:
     finally:
         vpnsim("lab", "down", name)
     assert leftovers([name]) == {}
+
+
+def test_lab_up_starts_the_files_programs_and_status_shows_the_lab_as_built(
+    tmp_path: Path,
+) -> None:
+    """`lab up` brings a file up as `vpnsim run` does: example-two-clients' second client (a
+    `[[programs]]` entry) runs, so U2 reaches V through it. The lab records the scenario it
+    was built from, so a file changed or removed afterwards does not change `lab status`."""
+    name = new_lab_name("two")
+    scenario = tmp_path / "two.toml"
+    scenario.write_text((ROOT / "vpnsim" / "scenarios" / "example-two-clients.toml").read_text())
+    try:
+        up = vpnsim("lab", "up", str(scenario), "--name", name)
+        assert (up.returncode, up.stdout) == (0, f"{name}\n"), up.stderr
+        scenario.write_text(scenario.read_text().replace("[hosts.U2]", "[hosts.W]"))
+        status = vpnsim("lab", "status", name)
+        assert status.returncode == 0, status.stderr
+        programs = [line for line in status.stdout.splitlines() if "program U2:" in line]
+        assert len(programs) == 1 and "-m vpnsim.tunnel client" in programs[0], status.stdout
+        assert ": running; stderr " in programs[0]
+        assert "link U2:tun0 TUN UP mtu 1500 192.168.53.98/24" in status.stdout
+        assert "  W  " not in status.stdout
+        scenario.unlink()
+        ping = vpnsim("lab", "probe", name, "U2", "192.168.60.5")
+        assert ping.stdout.splitlines()[0] == "ICMP U2 -> 192.168.60.5: 56 bytes back, identical"
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+    finally:
+        vpnsim("lab", "down", name)
+    assert leftovers([name]) == {}
+
+
+def test_run_and_validate_take_shipped_names() -> None:
+    result = vpnsim("validate", "seed-tap", "no-such-scenario", user=65534)
+    assert result.returncode == 2
+    assert result.stdout == "seed-tap: ok (4 hosts, 6 checks)\n"
+    assert result.stderr.startswith("unknown scenario 'no-such-scenario'; known scenarios: ")

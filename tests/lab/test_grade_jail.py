@@ -41,7 +41,7 @@ from vpnsim.grade.jail import (
 from vpnsim.grade.sides import jail_view
 from vpnsim.net import namespace, sysctl
 from vpnsim.net.rtnl import Rtnl
-from vpnsim.pytest_plugin import LabFactory
+from vpnsim.pytest.fixtures import LabFactory
 from vpnsim.topology import Lab
 
 pytestmark = pytest.mark.lab

@@ -14,13 +14,13 @@ from vpnsim.errors import HarnessError
 from vpnsim.impair.link import ImpairedLink, wire_on
 from vpnsim.impair.spec import Event, Impairment
 from vpnsim.leaks import leftovers
-from vpnsim.run import ScenarioRun, Verdict
 from vpnsim.scenario import load
+from vpnsim.scenario.runner import ScenarioRun, Verdict
 from vpnsim.topology import Lab, build_lab
 
 pytestmark = pytest.mark.lab
 
-EXAMPLE = Path(__file__).parents[2] / "scenarios" / "example-lossy-link.toml"
+EXAMPLE = Path(__file__).parents[2] / "vpnsim" / "scenarios" / "example-lossy-link.toml"
 
 LAN = """\
 [scenario]
@@ -143,8 +143,8 @@ def test_a_wire_that_cannot_start_fails_the_run_and_leaves_no_lab(
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise HarnessError("the wire on U:eth0 did not start")
 
-    monkeypatch.setattr("vpnsim.run.build_lab", build)
-    monkeypatch.setattr("vpnsim.run.impair", refuse)
+    monkeypatch.setattr("vpnsim.scenario.bringup.build_lab", build)
+    monkeypatch.setattr("vpnsim.scenario.bringup.impair", refuse)
     run = ScenarioRun(load(EXAMPLE), tmp_path, owner_pid=os.getpid())
     with pytest.raises(HarnessError, match="did not start"):
         run.check(run.loaded.checks[0])

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from vpnsim.impl import TunnelImpl
-from vpnsim.seed import seed_tunnel
-from vpnsim.topology import build_lab, new_lab_name
+from vpnsim.pytest.fixtures import LabFactory
 from vpnsim.traffic.probes import Probes
 from vpnsim.vpn import RunningTunnel, start_tunnel
 
@@ -29,9 +27,7 @@ V = "192.168.60.5"
     params=["student client, reference server", "reference client, student server"],
     scope="module",
 )
-def mixed(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningTunnel]:
+def mixed(request: pytest.FixtureRequest, vpnsim_labs: LabFactory) -> Iterator[RunningTunnel]:
     side = "client" if request.param.startswith("student client") else "server"
     student = (PYTHON, "-u", str(SUBMISSION / f"tun_{side}.py"))
     impl = TunnelImpl(
@@ -40,12 +36,7 @@ def mixed(
         server_argv=student if side == "server" else None,
         cwd=SUBMISSION,
     )
-    lab = build_lab(
-        seed_tunnel(),
-        name=new_lab_name("io"),
-        log_dir=tmp_path_factory.mktemp("io"),
-        owner_pid=os.getpid(),  # owned: a concurrent `vpnsim clean` leaves it alone
-    )
+    lab = vpnsim_labs.build("seed-tunnel")  # owned by this session, leak-checked at its end
     try:
         yield start_tunnel(lab, impl, timeout=20)
     finally:

@@ -12,7 +12,6 @@ tunnel still runs over UDP to 10.9.0.11:9090 and carries IPv6 packets in its dat
 from __future__ import annotations
 
 import dataclasses
-import os
 import socket
 from collections.abc import Iterator
 
@@ -21,8 +20,9 @@ import pytest
 from vpnsim.impl import REFERENCE
 from vpnsim.model import Host, Network, RouteSpec, Scenario
 from vpnsim.net import sysctl
+from vpnsim.pytest.fixtures import LabFactory
 from vpnsim.seed import seed_tunnel
-from vpnsim.topology import Lab, build_lab, new_lab_name
+from vpnsim.topology import Lab
 from vpnsim.traffic.errors import NoRoute
 from vpnsim.traffic.evidence import describe_inner
 from vpnsim.traffic.probes import Probes
@@ -93,17 +93,10 @@ def dual_stack_seed_tunnel() -> Scenario:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    lab = build_lab(
-        dual_stack_seed_tunnel(),
-        name=new_lab_name("v6"),
-        log_dir=tmp_path_factory.mktemp("v6-logs"),
-        owner_pid=os.getpid(),  # owned: a concurrent `vpnsim clean` leaves it alone
-    )
-    try:
-        yield lab
-    finally:
-        lab.teardown()
+def lab(vpnsim_labs: LabFactory) -> Iterator[Lab]:
+    built = vpnsim_labs.build(dual_stack_seed_tunnel())  # in the session's leak registry
+    yield built
+    built.teardown()
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ import pytest
 from vpnsim.impl import REFERENCE
 from vpnsim.model import Host, Interface, TunnelSpec
 from vpnsim.net import namespace
+from vpnsim.pytest.fixtures import LabFactory
 from vpnsim.seed import HOST_SYSCTLS, seed_tunnel
 from vpnsim.topology import Lab, build_lab, new_lab_name
 from vpnsim.traffic.probes import Probes
@@ -33,16 +34,11 @@ V = "192.168.60.5"
 
 
 @pytest.fixture(scope="module")
-def two_client_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def two_client_lab(vpnsim_labs: LabFactory) -> Iterator[Lab]:
     scenario = seed_tunnel()
     u2 = Host("U2", (Interface("eth0", "net-10.9.0.0", "10.9.0.6/24"),), sysctls=HOST_SYSCTLS)
     scenario = dataclasses.replace(scenario, hosts=(*scenario.hosts, u2))
-    lab = build_lab(
-        scenario,
-        name=new_lab_name("rs"),
-        log_dir=tmp_path_factory.mktemp("two-clients"),
-        owner_pid=os.getpid(),
-    )
+    lab = vpnsim_labs.build(scenario)  # in the session's leak registry
     yield lab
     lab.teardown()
 

@@ -130,7 +130,7 @@ def test_the_corruption_property_finds_a_server_killed_by_a_non_ip_packet() -> N
 
     # The printed flags, on a lab of one's own, kill the same server with one datagram.
     name = new_lab_name("replay")
-    assert vpnsim("lab", "up", "--name", name, "--tunnel", server).returncode == 0
+    assert vpnsim("lab", "up", "--name", name, "--vpn-impl", server).returncode == 0
     try:
         assert vpnsim("lab", "impair", name, "U:eth0", *flags).returncode == 0
         probe = vpnsim("lab", "probe", name, "U", "192.168.60.5", "--udp", "--size", "1",

@@ -17,7 +17,7 @@ from vpnsim.scenario import load
 from vpnsim.seed import seed_tunnel
 
 ROOT = Path(__file__).parents[2]
-SCENARIOS = ROOT / "scenarios"
+SCENARIOS = ROOT / "vpnsim" / "scenarios"
 SHIPPED = sorted(SCENARIOS.glob("*.toml"))
 DOCS = ROOT / "docs" / "scenarios"
 SVG = "http://www.w3.org/2000/svg"

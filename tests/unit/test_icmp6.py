@@ -14,6 +14,7 @@ import pytest
 
 from vpnsim.model import Host, Interface, Network, Scenario, ScenarioError, TunnelSpec
 from vpnsim.net.rtnl import Rtnl
+from vpnsim.scenario.loader import validate
 from vpnsim.seed import seed_tunnel
 from vpnsim.testing import ipv4_packet
 from vpnsim.topology import Lab
@@ -311,7 +312,7 @@ def test_probes_refuse_an_ipv6_address_no_host_owns() -> None:
 
 
 def test_a_scenario_with_ipv6_addresses_in_their_networks_subnet6_is_valid() -> None:
-    dual_stack().validate()
+    validate(dual_stack())  # the scenario files' rules, for a scenario built in code
 
 
 @pytest.mark.parametrize(
@@ -319,11 +320,14 @@ def test_a_scenario_with_ipv6_addresses_in_their_networks_subnet6_is_valid() -> 
     [
         (
             "fd00:61::5/64",
-            r"hosts\.V\.eth0: fd00:61::5/64 is outside network net-192\.168\.60\.0 "
+            r"fd00:61::5/64 is not an address of network net-192\.168\.60\.0 \(fd00:60::/64\)",
+        ),
+        (
+            "192.168.60.50/24",
+            r"192\.168\.60\.50/24 is not an address of network net-192\.168\.60\.0 "
             r"\(fd00:60::/64\)",
         ),
-        ("192.168.60.50/24", r"hosts\.V\.eth0: address6 192\.168\.60\.50/24 is not an IPv6 "),
-        ("fd00:60::zz/64", r"hosts\.V\.eth0: 'fd00:60::zz/64' is not an IPv6 CIDR"),
+        ("fd00:60::zz/64", r"expected an address with a prefix, like 10\.9\.0\.5/24, got 'fd00"),
     ],
 )
 def test_an_ipv6_address_outside_subnet6_or_not_ipv6_is_rejected_naming_the_interface(
@@ -335,23 +339,29 @@ def test_an_ipv6_address_outside_subnet6_or_not_ipv6_is_rejected_naming_the_inte
         scenario, hosts=tuple(bad_v if h.name == "V" else h for h in scenario.hosts)
     )
 
-    with pytest.raises(ScenarioError, match=message):
-        broken.validate()
+    with pytest.raises(ScenarioError, match=r"hosts\.V\.interfaces\[0\]\.address6: " + message):
+        validate(broken)
 
 
 def test_a_duplicate_ipv6_address_is_rejected() -> None:
     scenario = dual_stack()
     twin = Host("W", (Interface("eth0", "net-192.168.60.0", "192.168.60.7/24", V6 + "/64"),))
 
-    with pytest.raises(ScenarioError, match=r"^hosts\.W\.eth0: duplicate fd00:60::5$"):
-        dataclasses.replace(scenario, hosts=(*scenario.hosts, twin)).validate()
+    with pytest.raises(
+        ScenarioError,
+        match=r"hosts\.W\.interfaces\[0\]\.address6: duplicate address fd00:60::5 \(also at "
+        r"hosts\.V\.interfaces\[0\]\.address6\)$",
+    ):
+        validate(dataclasses.replace(scenario, hosts=(*scenario.hosts, twin)))
 
 
-def test_without_subnet6_any_ipv6_address_is_accepted() -> None:
+def test_an_ipv6_address_needs_its_network_to_have_a_subnet6() -> None:
+    """As in a scenario file: the one set of rules (it was accepted in code before)."""
     net = Network("n", "10.0.0.0/24")
     host = Host("h", (Interface("eth0", "n", "10.0.0.1/24", "fd00:1234::1/64"),))
 
-    Scenario("s", "", (net,), (host,), TunnelSpec("h", "h", "10.0.0.1")).validate()
+    with pytest.raises(ScenarioError, match=r"address6: network n has no subnet6$"):
+        validate(Scenario("s", "", (net,), (host,), TunnelSpec("h", "h", "10.0.0.1")))
 
 
 class FakeIPRoute:

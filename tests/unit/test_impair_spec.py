@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vpnsim.cli import _impairment_of, _parser
+from vpnsim.cli.main import build_parser
 from vpnsim.impair.spec import (
     ACTIONS,
     Event,
@@ -219,13 +219,13 @@ def test_dict_round_trip_through_json(imp: Impairment) -> None:
 
 # --- the command line -------------------------------------------------------------------------
 
-PARSER = _parser()
+PARSER = build_parser()
 
 
 def through_cli(imp: Impairment) -> Impairment:
     """What `vpnsim lab impair L U:eth0 *imp.cli_args()` would set."""
     args: argparse.Namespace = PARSER.parse_args(["lab", "impair", "L", "U:eth0", *imp.cli_args()])
-    return _impairment_of(args) or Impairment(seed=args.seed)
+    return Impairment.from_cli(args) or Impairment(seed=args.seed)
 
 
 @pytest.mark.parametrize(

@@ -6,13 +6,14 @@ import dataclasses
 
 import pytest
 
-from vpnsim.model import Host, Interface, Network, ScenarioError
+from vpnsim.model import Host, Interface, Network, Scenario, ScenarioError
+from vpnsim.scenario import validate
 from vpnsim.seed import builtin_scenario, seed_tunnel
 
 
 def test_seed_tunnel_lab_uses_the_labs_own_addresses() -> None:
     scenario = seed_tunnel()
-    scenario.validate()
+    validate(scenario)  # by the scenario files' rules
     addresses = {(h.name, i.name): i.address for h in scenario.hosts for i in h.interfaces}
     assert addresses == {
         ("U", "eth0"): "10.9.0.5/24",
@@ -61,18 +62,26 @@ def test_address_outside_its_network_is_rejected_with_the_host_and_interface() -
     scenario = seed_tunnel()
     bad_u = Host("U", (Interface("eth0", "net-10.9.0.0", "10.9.1.5/24"),))
     broken = dataclasses.replace(scenario, hosts=(bad_u, *scenario.hosts[1:]))
-    with pytest.raises(ScenarioError, match=r"hosts\.U\.eth0: 10\.9\.1\.5/24 is outside"):
-        broken.validate()
+    with pytest.raises(
+        ScenarioError,
+        match=r"^scenario seed-tunnel: hosts\.U\.interfaces\[0\]\.address: 10\.9\.1\.5/24 is not "
+        r"an address of network net-10\.9\.0\.0 \(10\.9\.0\.0/24\)$",
+    ):
+        validate(broken)
 
 
 def test_duplicate_address_and_duplicate_name_are_rejected() -> None:
     scenario = seed_tunnel()
     twin = Host("W", (Interface("eth0", "net-192.168.60.0", "192.168.60.5/24"),))
-    with pytest.raises(ScenarioError, match=r"hosts\.W\.eth0: duplicate 192\.168\.60\.5"):
-        dataclasses.replace(scenario, hosts=(*scenario.hosts, twin)).validate()
+    with pytest.raises(
+        ScenarioError,
+        match=r"hosts\.W\.interfaces\[0\]\.address: duplicate address 192\.168\.60\.5 "
+        r"\(also at hosts\.V\.interfaces\[0\]\.address\)",
+    ):
+        validate(dataclasses.replace(scenario, hosts=(*scenario.hosts, twin)))
     again = Network("net-10.9.0.0", "10.9.0.0/24")
-    with pytest.raises(ScenarioError, match=r"duplicate name 'net-10\.9\.0\.0'"):
-        dataclasses.replace(scenario, networks=(*scenario.networks, again)).validate()
+    with pytest.raises(ScenarioError, match=r"networks: duplicate name 'net-10\.9\.0\.0'"):
+        validate(dataclasses.replace(scenario, networks=(*scenario.networks, again)))
 
 
 @pytest.mark.parametrize("name", ["a.b", "", "-x", "x" * 32, "ü"])
@@ -80,4 +89,15 @@ def test_host_names_that_cannot_be_namespace_parts_are_rejected(name: str) -> No
     scenario = seed_tunnel()
     host = Host(name, (Interface("eth0", "net-10.9.0.0", "10.9.0.99/24"),))
     with pytest.raises(ScenarioError, match="use letters, digits"):
-        dataclasses.replace(scenario, hosts=(*scenario.hosts, host)).validate()
+        validate(dataclasses.replace(scenario, hosts=(*scenario.hosts, host)))
+
+
+def test_a_scenario_recorded_as_json_comes_back_equal() -> None:
+    """A lab records its scenario in lab.json; `attach()` rebuilds it from there."""
+    import json
+
+    from vpnsim.scenario.shipped import load_file
+
+    for scenario in (seed_tunnel(), load_file("example-ipv6-inside").scenario):
+        data = json.loads(json.dumps(scenario.to_dict()))
+        assert Scenario.from_dict(data) == scenario

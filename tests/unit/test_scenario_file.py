@@ -11,10 +11,10 @@ import jsonschema
 import pytest
 
 from vpnsim.scenario import ReachCheck, ScenarioFileError, json_schema, load
-from vpnsim.scenario_lines import format_path, key_lines
+from vpnsim.scenario.lines import format_path, key_lines
 from vpnsim.seed import seed_tunnel
 
-SCENARIOS = Path(__file__).parents[2] / "scenarios"
+SCENARIOS = Path(__file__).parents[2] / "vpnsim" / "scenarios"
 SHIPPED = sorted(SCENARIOS.glob("*.toml"))
 
 VALID = """\
@@ -230,7 +230,7 @@ def test_key_paths_are_written_as_a_user_would_type_them() -> None:
 
 def test_the_shipped_schema_is_the_one_the_loader_uses() -> None:
     shipped = json.loads((SCENARIOS / "schema.json").read_text())
-    assert shipped == json_schema(), "regenerate: vpnsim schema > scenarios/schema.json"
+    assert shipped == json_schema(), "regenerate: vpnsim schema > vpnsim/scenarios/schema.json"
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)

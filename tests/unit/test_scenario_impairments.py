@@ -15,7 +15,7 @@ import pytest
 from vpnsim.impair.spec import Event, GilbertElliott, Impairment
 from vpnsim.scenario import ImpairmentModel, ScenarioFileError, load
 
-SCENARIOS = Path(__file__).parents[2] / "scenarios"
+SCENARIOS = Path(__file__).parents[2] / "vpnsim" / "scenarios"
 
 VALID = """\
 [scenario]

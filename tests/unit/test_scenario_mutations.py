@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vpnsim.scenario import ScenarioFileError, load
-from vpnsim.scenario_lines import format_path
+from vpnsim.scenario.lines import format_path
 
-SCENARIOS = sorted((Path(__file__).parents[2] / "scenarios").glob("*.toml"))
+SCENARIOS = sorted((Path(__file__).parents[2] / "vpnsim" / "scenarios").glob("*.toml"))
 # Maps whose keys are names the user chooses: a new key there is a new entry, not a typo.
 FREE_MAPS = {"networks", "hosts", "sysctls"}
 REFERENCES = {"from", "host", "client", "server", "network", "program"}

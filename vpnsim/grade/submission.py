@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vpnsim.impl import SEED_CLIENT, SEED_SERVER
-from vpnsim.scenario_lines import key_lines, line_of
+from vpnsim.scenario.lines import key_lines, line_of
 
 CONFIG = "vpnsim.toml"
 KEYS = ("client", "server", "build", "lab")

@@ -9,6 +9,7 @@ impairable packets of a direction (IP packets; ARP, IGMP and neighbour discovery
 
 from __future__ import annotations
 
+import argparse
 import math
 import re
 from dataclasses import dataclass, fields
@@ -258,6 +259,42 @@ class Impairment(ShortRepr):
             values["corrupt_bytes"] = tuple(values["corrupt_bytes"])
         return cls(**values)
 
+    @classmethod
+    def from_cli(cls, args: argparse.Namespace) -> Impairment | None:
+        """What the `add_cli_flags` flags ask for, the inverse of `cli_args`; None when no
+        impairment flag is given (`--seed` alone sets nothing)."""
+        burst = None
+        if args.burst:
+            try:
+                burst = GilbertElliott(*(float(x) for x in args.burst.split(",")))
+            except (TypeError, ValueError):
+                raise ImpairmentError(
+                    f"--burst {args.burst!r}: expected P,R[,LOSS_BAD[,LOSS_GOOD]]"
+                ) from None
+        corrupt_bytes = None
+        if args.corrupt_bytes:
+            start, _, end = args.corrupt_bytes.partition("-")
+            if not (start.isdigit() and end.isdigit()):
+                raise ImpairmentError(f"--corrupt-bytes {args.corrupt_bytes!r}: expected A-B")
+            corrupt_bytes = (int(start), int(end) + 1)  # the flag's A-B is inclusive
+        impairment = cls(
+            seed=args.seed,
+            loss=args.loss,
+            burst=burst,
+            dup=args.dup,
+            reorder=args.reorder,
+            corrupt=args.corrupt,
+            corrupt_bytes=corrupt_bytes,
+            fix_checksums=args.fix_checksums,
+            delay_ms=args.delay,
+            jitter_ms=args.jitter,
+            rate=parse_rate(args.rate) if args.rate else None,
+            mtu=args.mtu,
+            events=parse_events(args.schedule) if args.schedule else (),
+            direction=args.direction,
+        )
+        return None if impairment == cls(seed=args.seed) else impairment
+
     def cli_args(self) -> list[str]:
         """The `vpnsim lab impair NAME LINK ...` flags that set exactly this impairment."""
         args = ["--seed", str(self.seed)]
@@ -360,3 +397,29 @@ class Fate:
             corrupt_at=data["corrupt_at"],
             xor=data["xor"],
         )
+
+
+def add_cli_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags `Impairment.from_cli` reads and `Impairment.cli_args` writes."""
+    parser.add_argument("--seed", type=int, default=0, help="seed of the packet fates")
+    parser.add_argument("--loss", type=float, default=0.0, metavar="P", help="loss chance")
+    parser.add_argument(
+        "--burst", metavar="P,R[,LB[,LG]]", help="Gilbert-Elliott loss instead of --loss"
+    )
+    parser.add_argument("--delay", type=float, default=0.0, metavar="MS")
+    parser.add_argument("--jitter", type=float, default=0.0, metavar="MS")
+    parser.add_argument("--dup", type=float, default=0.0, metavar="P")
+    parser.add_argument("--reorder", type=float, default=0.0, metavar="P")
+    parser.add_argument("--corrupt", type=float, default=0.0, metavar="P")
+    parser.add_argument(
+        "--corrupt-bytes", metavar="A-B", help="corrupt only bytes A..B of the IP packet"
+    )
+    parser.add_argument(
+        "--fix-checksums", action="store_true", help="recompute checksums after corrupting"
+    )
+    parser.add_argument("--rate", help="e.g. 10mbit, 512kbit")
+    parser.add_argument("--mtu", type=int, help="drop IP packets longer than this")
+    parser.add_argument(
+        "--schedule", metavar="EVENTS", help="named packets, e.g. 3:drop,7:drop,5:dup"
+    )
+    parser.add_argument("--direction", choices=("both", "out", "in"), default="both")

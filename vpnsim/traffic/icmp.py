@@ -106,6 +106,23 @@ class EchoSeries:
     def loss(self) -> float:
         return len(self.lost) / self.sent if self.sent else 0.0
 
+    def line(self) -> str:
+        """The series in one line, as `ping -c` sums it up: losses, damage, duplicates, RTTs."""
+        answered = len(self.replies)
+        line = f"{self.sent} sent, {answered} answered, {self.loss:.0%} lost"
+        if self.lost:
+            line += f" ({numbered(self.lost)})"
+        if self.damaged:
+            line += f", {len(self.damaged)} damaged ({numbered(self.damaged)})"
+        if self.duplicates:
+            line += f", {self.duplicates} duplicate replies"
+        if answered:
+            rtts = sorted(reply.rtt * 1000 for reply in self.replies.values())
+            line += f"; rtt min/avg/max {rtts[0]:.2f}/{sum(rtts) / answered:.2f}/{rtts[-1]:.2f} ms"
+        if self.errors:
+            line += f"; {len(self.errors)} ICMP errors, first: {self.errors[min(self.errors)]}"
+        return line
+
 
 def numbered(seqs: list[int], most: int = 20) -> str:
     """Sequence numbers as ping-like reports name them, '#3 #7 #12', the first `most` of them

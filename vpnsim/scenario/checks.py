@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from vpnsim.proc import Program, ProgramFailed
-from vpnsim.scenario import (
+from vpnsim.scenario.schema import (
     Check,
     InterfaceCheck,
     ReachCheck,

@@ -1,4 +1,4 @@
-"""Run a scenario file: build its lab, start its programs, run its checks in file order.
+"""Run a scenario's checks in file order on the lab `bring_up` built.
 
 The CLI (`vpnsim run`) and the pytest items of a scenario file both drive a `ScenarioRun`:
 checks of phase "before-tunnel" run on the bare lab; the tunnel starts before the first
@@ -11,25 +11,23 @@ of its own and says where.
 from __future__ import annotations
 
 import shutil
-import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from vpnsim import proc
-from vpnsim.checks import CheckContext, Outcome, run_check
-from vpnsim.impair.link import ImpairedLink, impair, wire_on
-from vpnsim.impair.spec import Impairment
 from vpnsim.impl import REFERENCE, TunnelImpl
 from vpnsim.net import sysctl
 from vpnsim.net.rtnl import NetlinkFailure
 from vpnsim.proc import ProgramFailed
-from vpnsim.scenario import Action, Check, LoadedScenario, ProgramModel
-from vpnsim.topology import Lab, build_lab, new_lab_name
+from vpnsim.scenario.bringup import ScenarioLab, bring_up
+from vpnsim.scenario.checks import CheckContext, Outcome, run_check
+from vpnsim.scenario.loaded import LoadedScenario
+from vpnsim.scenario.schema import Action, Check
+from vpnsim.topology import Lab, new_lab_name
 from vpnsim.traffic.capture import Capture
 from vpnsim.traffic.evidence import outer_interface
 from vpnsim.traffic.probes import DEFAULT_TIMEOUT, Probes
-from vpnsim.vpn import RunningTunnel, configured_tun, start_tunnel
+from vpnsim.vpn import RunningTunnel
 
 
 @dataclass(frozen=True)
@@ -53,55 +51,52 @@ class Verdict:
 
 @dataclass
 class ScenarioRun:
-    """One scenario file brought up as a lab; `check()` runs one of its checks."""
+    """One scenario brought up as a lab (`bring_up`); `check()` runs one of its checks."""
 
     loaded: LoadedScenario
     artifacts: Path
     impl: TunnelImpl = REFERENCE
     owner_pid: int | None = None
     probe_timeout: float = DEFAULT_TIMEOUT
-    lab: Lab | None = None
-    tunnel: RunningTunnel | None = None
+    scenario_lab: ScenarioLab | None = None
     tunnel_failure: str | None = None
     programs_failure: str | None = None
-    programs: dict[str, proc.Program] = field(default_factory=dict)
-    wires: dict[str, ImpairedLink] = field(default_factory=dict)  # by link, HOST:IFNAME
     _context: CheckContext | None = None
 
+    @property
+    def lab(self) -> Lab | None:
+        return self.scenario_lab.lab if self.scenario_lab is not None else None
+
+    @property
+    def tunnel(self) -> RunningTunnel | None:
+        return self.scenario_lab.tunnel if self.scenario_lab is not None else None
+
     def up(self) -> CheckContext:
-        """Build the lab and start its programs (once); harness faults propagate."""
+        """Bring the lab up and start its programs (once); harness faults propagate, and
+        leave no lab (a next `up()` would build another one)."""
         if self._context is not None:
             return self._context
         name = new_lab_name(self.loaded.scenario.name[:20])
-        self.lab = build_lab(
-            self.loaded.scenario,
+        up = bring_up(
+            self.loaded,
             name=name,
             log_dir=self.artifacts / name / "logs",
             owner_pid=self.owner_pid,
+            programs=False,  # started below: a failure is a finding for every check
         )
-        try:
-            for entry in self.loaded.impairments:
-                self._impair(entry.link, entry.impairment())
-        except BaseException:
-            # A harness fault, raised to the caller: tear this lab down now, since a next
-            # `up()` would build another one.
-            self.close()
-            self.lab = None
-            raise
+        self.scenario_lab = up
         self._context = CheckContext(
-            self.lab, Probes(self.lab, None, self.probe_timeout), None, self.programs
+            up.lab, Probes(up.lab, None, self.probe_timeout), None, up.programs
         )
         try:
-            for program in self.loaded.programs:
-                self.programs[program.name] = _start_program(self.lab, program)
-        except ProgramFailed as exc:  # a finding about the scenario's program, for every check
+            up.start_programs()
+        except ProgramFailed as exc:
             self.programs_failure = str(exc)
         return self._context
 
     def check(self, check: Check) -> Verdict:
         started = time.monotonic()
         ctx = self.up()
-        assert self.lab is not None
         if self.programs_failure is not None:
             outcome = Outcome(False, "the scenario's programs start", self.programs_failure)
             return self._verdict(check, outcome, started, capture=None)
@@ -127,25 +122,19 @@ class ScenarioRun:
     def close(self, keep: bool = False) -> None:
         if self._context is not None:
             self._context.probes.close()
-        for wire in self.wires.values():
-            wire.close()  # our control connections; the wires go with the lab (or stay, kept)
-        self.wires.clear()
-        if self.lab is not None and not keep:
-            self.lab.teardown()
-        elif self.lab is not None:
-            self.lab.close()
+        if self.scenario_lab is not None:
+            self.scenario_lab.close(keep=keep)
 
     def _start_tunnel(self, ctx: CheckContext) -> None:
-        if self.tunnel is not None or self.tunnel_failure is not None:
+        if self.scenario_lab is None or self.tunnel is not None or self.tunnel_failure:
             return
-        assert self.lab is not None
         try:
-            self.tunnel = start_tunnel(self.lab, self.impl)
+            tunnel = self.scenario_lab.start_tunnel(self.impl)
         except ProgramFailed as exc:
             self.tunnel_failure = str(exc)
             return
-        ctx.tunnel = self.tunnel
-        ctx.probes.tunnel = self.tunnel
+        ctx.tunnel = tunnel
+        ctx.probes.tunnel = tunnel
 
     def _capture(self) -> Capture | None:
         spec = self.loaded.scenario.tunnel
@@ -156,7 +145,9 @@ class ScenarioRun:
         )
 
     def _apply(self, action: Action, ctx: CheckContext) -> None:
-        lab = ctx.lab
+        lab, up = ctx.lab, self.scenario_lab
+        if up is None:
+            return
         if action.delete_route is not None:
             lab.rtnl(action.delete_route.host).delete_route(action.delete_route.dst)
         elif action.add_route is not None:
@@ -168,32 +159,15 @@ class ScenarioRun:
         elif action.stop is not None:
             ctx.program(action.stop).stop()
         elif action.start is not None:
-            self._restart(action.start, ctx)
+            name = action.start
+            if name in ("client", "server") and up.tunnel is not None:
+                (up.tunnel.start_client if name == "client" else up.tunnel.start_server)()
+            else:
+                up.start_program(name)
         elif action.impair is not None:
-            self._impair(action.impair.link, action.impair.impairment())
+            up.impair(action.impair.link, action.impair.impairment())
         elif action.clear_impairment is not None:
-            link = action.clear_impairment
-            wire = self.wires.get(link) or wire_on(lab, link)
-            if wire is not None:  # no wire: the link is clean already
-                self.wires[link] = wire
-                wire.clear()
-
-    def _impair(self, link: str, impairment: Impairment) -> None:
-        """Set `impairment` on `link`, putting a wire in the first time."""
-        assert self.lab is not None
-        wire = self.wires.get(link)
-        if wire is None:
-            self.wires[link] = impair(self.lab, link, impairment)
-        else:
-            wire.set(impairment)
-
-    def _restart(self, name: str, ctx: CheckContext) -> None:
-        if name in ("client", "server") and self.tunnel is not None:
-            (self.tunnel.start_client if name == "client" else self.tunnel.start_server)()
-            return
-        spec = next(p for p in self.loaded.programs if p.name == name)
-        assert self.lab is not None
-        self.programs[name] = _start_program(self.lab, spec)
+            up.clear_impairment(action.clear_impairment)
 
     def _verdict(
         self, check: Check, outcome: Outcome, started: float, capture: Capture | None
@@ -210,12 +184,14 @@ class ScenarioRun:
 
     def _save_evidence(self, check: Check, capture: Capture | None) -> Path:
         """Addresses and routes of each host, program logs, the outer link's capture."""
-        assert self.lab is not None
-        folder = self.artifacts / self.lab.name / "evidence" / check.name
+        lab = self._context.lab if self._context is not None else None
+        if lab is None:
+            raise RuntimeError("evidence is saved only once the lab is up")
+        folder = self.artifacts / lab.name / "evidence" / check.name
         folder.mkdir(parents=True, exist_ok=True)
         report = []
-        for host in self.lab.scenario.hosts:
-            rtnl = self.lab.rtnl(host.name)
+        for host in lab.scenario.hosts:
+            rtnl = lab.rtnl(host.name)
             report.append(f"{host.name}:")
             for link in rtnl.links():
                 mode = f" {link.tun_mode.upper()}" if link.tun_mode else ""
@@ -225,36 +201,10 @@ class ScenarioRun:
                 via = f" via {route.gateway}" if route.gateway else ""
                 report.append(f"  route {route.dst}{via} dev {route.dev}")
         (folder / "hosts.txt").write_text("\n".join(report) + "\n")
-        for program in self.lab.programs:
+        for program in lab.programs:
             for log in (program.stdout_path, program.stderr_path):
                 if log.exists():
                     shutil.copy(log, folder / log.name)
         if capture is not None:
             capture.save(folder / "outer.pcap")
         return folder
-
-
-def _start_program(lab: Lab, spec: ProgramModel) -> proc.Program:
-    argv = [sys.executable if part == "{python}" else part for part in spec.command]
-    program = lab.start(spec.host, argv, log_name=spec.name)
-    ready = spec.ready
-    if ready is None:
-        return program
-    if ready.tcp_port is not None:
-        port, kind = ready.tcp_port, "tcp"
-        program.wait_ready(
-            lambda: proc.port_bound(program.pid, port, kind),
-            spec.timeout,
-            f"TCP port {port} listening",
-        )
-    elif ready.udp_port is not None:
-        port, kind = ready.udp_port, "udp"
-        program.wait_ready(
-            lambda: proc.port_bound(program.pid, port, kind), spec.timeout, f"UDP port {port} bound"
-        )
-    else:
-        rtnl = lab.rtnl(spec.host)
-        program.wait_ready(
-            lambda: configured_tun(rtnl) is not None, spec.timeout, "a TUN up with an address"
-        )
-    return program

@@ -2,6 +2,9 @@
 
 A malformed file is a collection error that names file, key path and line (no traceback). A
 failing check shows what was expected, what was seen, and where its evidence was saved.
+
+An item is a `pytest.Function` whose function asks for `tmp_path_factory`: the evidence goes
+under the session's basetemp through pytest's public fixtures.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from vpnsim.pytest.settings import lab_registry, settings_of
+
 if TYPE_CHECKING:
-    from vpnsim.impl import TunnelImpl
-    from vpnsim.run import ScenarioRun, Verdict
-    from vpnsim.scenario import Check
+    from vpnsim.scenario.loaded import LoadedScenario
+    from vpnsim.scenario.runner import ScenarioRun, Verdict
+    from vpnsim.scenario.schema import Check
 
 
 class CheckFailed(Exception):
@@ -29,9 +34,11 @@ class ScenarioFileNode(pytest.File):
     """A scenario file; builds its lab at the first check that runs, removes it after the last."""
 
     run: ScenarioRun | None = None
+    loaded: LoadedScenario
 
     def collect(self) -> Iterator[pytest.Item]:
-        from vpnsim.scenario import ScenarioFileError, load
+        from vpnsim.scenario.loaded import ScenarioFileError
+        from vpnsim.scenario.loader import load
 
         try:
             self.loaded = load(self.path)
@@ -40,12 +47,17 @@ class ScenarioFileNode(pytest.File):
         for check in self.loaded.checks:
             yield CheckItem.from_parent(self, name=check.name, check=check)
 
-    def scenario_run(self, impl: TunnelImpl, artifacts: Path, probe_timeout: float) -> ScenarioRun:
+    def scenario_run(self, artifacts: Path) -> ScenarioRun:
         if self.run is None:
-            from vpnsim.run import ScenarioRun
+            from vpnsim.scenario.runner import ScenarioRun
 
+            settings = settings_of(self.config)
             self.run = ScenarioRun(
-                self.loaded, artifacts, impl, owner_pid=os.getpid(), probe_timeout=probe_timeout
+                self.loaded,
+                artifacts,
+                settings.impl,
+                owner_pid=os.getpid(),
+                probe_timeout=settings.probe_timeout,
             )
         return self.run
 
@@ -55,32 +67,36 @@ class ScenarioFileNode(pytest.File):
             self.run = None
 
 
-class CheckItem(pytest.Item):
+class CheckItem(pytest.Function):
     def __init__(self, *, check: Check, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
         self.check = check
+
+        def check_runs(tmp_path_factory: pytest.TempPathFactory) -> None:
+            self.run_check(tmp_path_factory.getbasetemp() / "scenarios")
+
+        super().__init__(callobj=check_runs, **kwargs)
         self.add_marker("lab")
 
-    def runtest(self) -> None:
-        from vpnsim.pytest_plugin import lab_registry, probe_timeout, selected_impl_of
-
+    def run_check(self, artifacts: Path) -> None:
         node = self.parent
-        assert isinstance(node, ScenarioFileNode)
-        config = self.config
-        artifacts = config._tmp_path_factory.getbasetemp() / "scenarios"  # type: ignore[attr-defined]
-        run = node.scenario_run(selected_impl_of(config), artifacts, probe_timeout(config))
+        if not isinstance(node, ScenarioFileNode):
+            raise TypeError(f"{self.nodeid}: a check item belongs to a scenario file")
+        run = node.scenario_run(artifacts)
         try:
             verdict = run.check(self.check)
         finally:
-            if run.lab is not None and run.lab.name not in lab_registry(config):
-                lab_registry(config).append(run.lab.name)  # leak-checked at the session's end
+            registry = lab_registry(self.config)
+            if run.lab is not None and run.lab.name not in registry:
+                registry.append(run.lab.name)  # leak-checked at the session's end
         if not verdict.passed:
             raise CheckFailed(verdict)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+    def repr_failure(  # type: ignore[override]  # the style pytest.Function does not take
+        self, excinfo: pytest.ExceptionInfo[BaseException]
+    ) -> Any:
         if isinstance(excinfo.value, CheckFailed):
             return "\n".join(line.strip() for line in excinfo.value.verdict.lines()[1:])
-        return super().repr_failure(excinfo, style)
+        return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, self.name

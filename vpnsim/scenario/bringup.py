@@ -1,0 +1,137 @@
+"""Bringing a scenario up: the one path from a scenario to a running lab.
+
+`lab up`, `vpnsim run`, the pytest scenario items, the fixtures and the lab factory all call
+`bring_up`: build the lab, put the file's `[[impairments]]` on their links, start its
+`[[programs]]`, then (if asked) the tunnel under test, so every one of them starts the same
+things in the same order. The lab records the resolved scenario it was built from (lab.json).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vpnsim import proc
+from vpnsim.impair.link import ImpairedLink, impair, wire_on
+from vpnsim.scenario.loaded import LoadedScenario
+from vpnsim.scenario.shipped import resolve
+from vpnsim.topology import Lab, build_lab
+from vpnsim.vpn import READY_TIMEOUT, RunningTunnel, configured_tun, start_tunnel
+
+if TYPE_CHECKING:
+    from vpnsim.impair.spec import Impairment
+    from vpnsim.impl import TunnelImpl
+    from vpnsim.model import Scenario
+    from vpnsim.scenario.schema import ProgramModel
+
+
+@dataclass
+class ScenarioLab:
+    """A scenario's running lab, with its wires (by HOST:IFNAME), programs and tunnel."""
+
+    loaded: LoadedScenario
+    lab: Lab
+    wires: dict[str, ImpairedLink] = field(default_factory=dict)
+    programs: dict[str, proc.Program] = field(default_factory=dict)
+    tunnel: RunningTunnel | None = None
+
+    def impair(self, link: str, impairment: Impairment) -> ImpairedLink:
+        """Set `impairment` on `link`, putting a wire in the first time."""
+        wire = self.wires.get(link)
+        if wire is None:
+            wire = self.wires[link] = impair(self.lab, link, impairment)
+        else:
+            wire.set(impairment)
+        return wire
+
+    def clear_impairment(self, link: str) -> None:
+        """A clean wire on `link`; no wire at all is clean already."""
+        wire = self.wires.get(link) or wire_on(self.lab, link)
+        if wire is not None:
+            self.wires[link] = wire
+            wire.clear()
+
+    def start_programs(self) -> None:
+        """The file's `[[programs]]`, in order, each waited for; ProgramFailed if one fails."""
+        for spec in self.loaded.programs:
+            self.start_program(spec.name)
+
+    def start_program(self, name: str) -> proc.Program:
+        spec = next(p for p in self.loaded.programs if p.name == name)
+        self.programs[name] = _start_program(self.lab, spec)
+        return self.programs[name]
+
+    def start_tunnel(self, impl: TunnelImpl, timeout: float = READY_TIMEOUT) -> RunningTunnel:
+        """The implementation under test on the scenario's client and server."""
+        if self.tunnel is None:
+            self.tunnel = start_tunnel(self.lab, impl, timeout)
+        return self.tunnel
+
+    def close(self, keep: bool = False) -> None:
+        """Our control connections go; the lab too, unless `keep` (then it runs on)."""
+        for wire in self.wires.values():
+            wire.close()
+        self.wires.clear()
+        if keep:
+            self.lab.close()
+        else:
+            self.lab.teardown()
+
+
+def bring_up(
+    scenario: str | Path | Scenario | LoadedScenario,
+    impl: TunnelImpl | None = None,
+    *,
+    name: str | None = None,
+    log_dir: Path | None = None,
+    owner_pid: int | None = None,
+    confined: frozenset[str] = frozenset(),
+    programs: bool = True,
+) -> ScenarioLab:
+    """Build `scenario` (a name, a file, or a Scenario) as a lab, wire its impairments, start
+    its programs (unless `programs` is False: the caller starts them, e.g. to report a failure
+    per check) and, with `impl`, the tunnel. On any failure the lab is removed first."""
+    loaded = resolve(scenario)
+    lab = build_lab(
+        loaded.scenario, name=name, log_dir=log_dir, owner_pid=owner_pid, confined=confined
+    )
+    up = ScenarioLab(loaded, lab)
+    try:
+        for entry in loaded.impairments:  # before the programs: they start through the wires
+            up.impair(entry.link, entry.impairment())
+        if programs:
+            up.start_programs()
+        if impl is not None and loaded.scenario.tunnel is not None:
+            up.start_tunnel(impl)
+    except BaseException:
+        up.close()
+        raise
+    return up
+
+
+def _start_program(lab: Lab, spec: ProgramModel) -> proc.Program:
+    argv = [sys.executable if part == "{python}" else part for part in spec.command]
+    program = lab.start(spec.host, argv, log_name=spec.name)
+    ready = spec.ready
+    if ready is None:
+        return program
+    if ready.tcp_port is not None:
+        tcp = ready.tcp_port
+        program.wait_ready(
+            lambda: proc.port_bound(program.pid, tcp, "tcp"),
+            spec.timeout,
+            f"TCP port {tcp} listening",
+        )
+    elif ready.udp_port is not None:
+        udp = ready.udp_port
+        program.wait_ready(
+            lambda: proc.port_bound(program.pid, udp, "udp"), spec.timeout, f"UDP port {udp} bound"
+        )
+    else:
+        rtnl = lab.rtnl(spec.host)
+        program.wait_ready(
+            lambda: configured_tun(rtnl) is not None, spec.timeout, "a TUN up with an address"
+        )
+    return program
