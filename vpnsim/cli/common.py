@@ -6,14 +6,15 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, TypeAlias
 
+# The exit codes live with the errors; re-exported for the command modules.
+from vpnsim.errors import EXIT_FINDING as EXIT_FINDING
+from vpnsim.errors import EXIT_USAGE as EXIT_USAGE
 from vpnsim.features import preflight
 
 if TYPE_CHECKING:
     from vpnsim.impl import TunnelImpl
     from vpnsim.topology import Lab
 
-EXIT_FINDING = 1
-EXIT_USAGE = 2
 IMPL_HELP = (
     "the implementation under test: reference (default), a folder with tun_client.py and "
     "tun_server.py, or client=CMD / server=CMD (repeatable)"

@@ -14,18 +14,12 @@ from collections.abc import Sequence
 
 from vpnsim.cli import draw, lab, maintenance, scenarios
 from vpnsim.cli.common import EXIT_FINDING, EXIT_USAGE
-from vpnsim.errors import HarnessError
+from vpnsim.errors import Finding, VpnsimError
 from vpnsim.grade import cli as grade_cli
-from vpnsim.impair.spec import ImpairmentError
-from vpnsim.model import ScenarioError
 from vpnsim.proc import ProgramFailed
 
 # Commands import the netlink layer (pyroute2) only after `preflight()`: a user without root
 # gets the one-line explanation fast, even where pyroute2 is not importable for them.
-
-# What the user can fix (exit 2). The one list to replace by `VpnsimError`'s usage/harness
-# split once vpnsim.errors has it.
-USAGE_ERRORS: tuple[type[Exception], ...] = (HarnessError, ScenarioError, ImpairmentError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,9 +33,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ProgramFailed as exc:
         print(f"vpnsim: program under test failed: {exc}", file=sys.stderr)
         return EXIT_FINDING
-    except USAGE_ERRORS as exc:
+    except Finding as exc:
+        print(f"vpnsim: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except VpnsimError as exc:  # the harness's or the user's: one line saying what to do
         print(f"vpnsim: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exc.exit_status
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `vpnsim lab status NAME | head`
