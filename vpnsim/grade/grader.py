@@ -267,8 +267,8 @@ class _Grading:
         reason = steady(reason, lab.name, self.token)
         evidence = self._evidence(task, lab, observe, log, since)
         path = tunnel.packet_path() if tunnel is not None else None
-        if path is not None and path.reason:
-            path = dataclasses.replace(path, reason=steady(path.reason, lab.name, self.token))
+        if path is not None and path.stop is not None:  # the task's words, beside the stop
+            path = dataclasses.replace(path, reason=reason)
         self._record(task, Verdict(passed, reason, tuple(log), evidence, seconds, path))
 
     def _evidence(

@@ -14,7 +14,8 @@ hops are what the task's check needs (task3 needs the request at the server's et
 trip needs all twelve); the rest are drawn too, as what happened beyond it. When the check
 failed, `stop` is the hop where the packet stopped: the first needed hop not seen (or, when
 every needed hop was seen but something there was wrong, such as an altered reply, the first
-hop not seen after them, else the last needed one), and `reason` is the check's own words.
+hop not seen after them, else the last needed one), and `reason` says why: the check's
+diagnosis of the ping (`checks.judge`), which the grader replaces with the task's reason.
 """
 
 from __future__ import annotations
