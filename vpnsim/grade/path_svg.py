@@ -47,32 +47,35 @@ MAX_LINES = 8  # of the reason; the page shows it whole above the picture
 CLASS = {SEEN: "seen", NOT_SEEN: "not-seen", NOT_LOOKED_AT: "not-looked-at"}
 
 STYLE = """
-text { font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace; font-size: 12px;
+.packet-path text { font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace; font-size: 12px;
   fill: #212121; }
-.probe { font-weight: bold; }
-.box { fill: #f5f5f5; stroke: #616161; stroke-width: 1.5; }
-.host-name { font-size: 13px; font-weight: bold; }
-.host-address, .network, .legend, .leg { font-size: 11px; fill: #424242; }
-.device { font-weight: bold; fill: #263238; }
-.column { stroke: #b0bec5; stroke-width: 1; stroke-dasharray: 3 3; }
-.wire { stroke: #78909c; stroke-width: 4; stroke-linecap: round; }
-.step { stroke: #2e7d32; stroke-width: 2; fill: none; }
-.step.broken { stroke: #9e9e9e; stroke-dasharray: 4 3; }
-.head { fill: #2e7d32; } .head.broken { fill: #9e9e9e; }
-.hop circle { stroke-width: 2; }
-.hop.seen circle { fill: #e8f5e9; stroke: #2e7d32; } .hop.seen text { fill: #1b5e20; }
-.hop.not-seen circle { fill: #ffffff; stroke: #9e9e9e; } .hop.not-seen text { fill: #757575; }
-.hop.not-looked-at circle { fill: #ffffff; stroke: #9e9e9e; stroke-dasharray: 2 2; }
-.hop.not-looked-at text { fill: #757575; }
-.hop text { font-size: 14px; font-weight: bold; }
-.hop.beyond { opacity: .45; }
-.hop.stop circle { fill: #c62828; stroke: #7f0000; stroke-width: 3; }
-.hop.stop text { fill: #ffffff; }
-.hop.stop .ring { fill: none; stroke: #c62828; stroke-width: 2; }
-.callout { stroke: #c62828; stroke-width: 2; }
-.stop-reason rect { fill: #fdecea; stroke: #c62828; }
-.stop-reason .where { font-weight: bold; fill: #7f0000; }
-.made-it { fill: #1b5e20; font-weight: bold; }
+.packet-path .probe { font-weight: bold; }
+.packet-path .box { fill: #f5f5f5; stroke: #616161; stroke-width: 1.5; }
+.packet-path .host-name { font-size: 13px; font-weight: bold; }
+.packet-path .host-address, .packet-path .network, .packet-path .legend, .packet-path .leg {
+  font-size: 11px; fill: #424242; }
+.packet-path .device { font-weight: bold; fill: #263238; }
+.packet-path .column { stroke: #b0bec5; stroke-width: 1; stroke-dasharray: 3 3; }
+.packet-path .wire { stroke: #78909c; stroke-width: 4; stroke-linecap: round; }
+.packet-path .step { stroke: #2e7d32; stroke-width: 2; fill: none; }
+.packet-path .step.broken { stroke: #9e9e9e; stroke-dasharray: 4 3; }
+.packet-path .head { fill: #2e7d32; } .packet-path .head.broken { fill: #9e9e9e; }
+.packet-path .hop circle { stroke-width: 2; }
+.packet-path .hop.seen circle { fill: #e8f5e9; stroke: #2e7d32; }
+.packet-path .hop.seen text { fill: #1b5e20; }
+.packet-path .hop.not-seen circle { fill: #ffffff; stroke: #9e9e9e; }
+.packet-path .hop.not-seen text { fill: #757575; }
+.packet-path .hop.not-looked-at circle { fill: #ffffff; stroke: #9e9e9e; stroke-dasharray: 2 2; }
+.packet-path .hop.not-looked-at text { fill: #757575; }
+.packet-path .hop text { font-size: 14px; font-weight: bold; }
+.packet-path .hop.beyond { opacity: .45; }
+.packet-path .hop.stop circle { fill: #c62828; stroke: #7f0000; stroke-width: 3; }
+.packet-path .hop.stop text { fill: #ffffff; }
+.packet-path .hop.stop .ring { fill: none; stroke: #c62828; stroke-width: 2; }
+.packet-path .callout { stroke: #c62828; stroke-width: 2; }
+.packet-path .stop-reason rect { fill: #fdecea; stroke: #c62828; }
+.packet-path .stop-reason .where { font-weight: bold; fill: #7f0000; }
+.packet-path .made-it { fill: #1b5e20; font-weight: bold; }
 """
 
 
