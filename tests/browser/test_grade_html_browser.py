@@ -6,6 +6,7 @@ them and sets VPNSIM_BROWSER_REQUIRED, so there a missing browser fails instead 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from vpnsim.grade.html import write_html
+from vpnsim.grade.path import PacketPath, build_path
 from vpnsim.grade.report import GradeReport, SubmissionResult
 from vpnsim.grade.rubric import load_rubric
 from vpnsim.grade.tasks import TASK_IDS, Verdict
@@ -26,19 +28,36 @@ PWNED = "<script>window.vpnsimPwned = 1; alert(1)</script>"
 BAD_REASON = f"no UDP datagram to 9090 {PWNED} & \"quotes\" 'too'"
 BAD_LOG = ("$ ping -c1 192.168.60.5", '<img src=x onerror="window.vpnsimPwned = 2"> & done')
 ODD_NAME = "carol & co #1"  # a folder name is not a URL: quoting and page names are tested
+POINTS = ("U-tun", "U-eth0", "server-eth0", "server-tun", "server-eth1", "V-eth0")
+ROUTE = [(p, "out") for p in POINTS] + [(p, "back") for p in reversed(POINTS)]
+EVIL_TUN = '<img src=x onerror="window.vpnsimPwned = 3">'  # a TUN name is the program's
+STOP_REASON = "your server never reads its TUN: requests reach V, replies stop at the server"
+PATH_TASKS = ("task3", "task4", "task5", "large", "task7", "robust", "client_interop")
+
+
+def _path(seen: int, required: int = 12, reason: str | None = None) -> PacketPath:
+    """The first `seen` hops seen, the others not; `reason`: the check failed."""
+    hops = [(point, leg, i < seen) for i, (point, leg) in enumerate(ROUTE)]
+    names = {"U": "tun0", "server": EVIL_TUN}
+    return build_path("64-byte ping from U to 192.168.60.5", hops, required, reason, names,
+                      {"U-tun", "server-tun"})  # fmt: skip
 
 
 def _report(base: Path) -> GradeReport:
     rubric = load_rubric()
     alice = {t: Verdict(True, f"{t} works", (f"$ check {t}", "ok")) for t in TASK_IDS}
+    for task in PATH_TASKS:
+        path = _path(12, 3 if task == "task3" else 12)
+        alice[task] = Verdict(True, f"{task} works", (f"$ check {task}", "ok"), path=path)
     bob = {t: Verdict(None, "needs task3 (...), which failed") for t in TASK_IDS}
     bob["task1"] = Verdict(True, "U reaches the server")
     bob["task2"] = Verdict(True, "tun0 is up")
+    bob["client_interop"] = Verdict(True, "ping and TCP work", path=_path(12))
     bob["task3"] = Verdict(
-        False, BAD_REASON, BAD_LOG, ("task3/client.pcap", "task3/server.log", "task3/gone.pcap")
-    )
-    bob["client_interop"] = Verdict(True, "ping and TCP work")
-    bob["server_interop"] = Verdict(False, "the server exited: Traceback ...", ("$ tun_server",))
+        False, BAD_REASON, BAD_LOG, ("task3/client.pcap", "task3/server.log", "task3/gone.pcap"),
+        path=_path(1, 3, BAD_REASON),
+    )  # fmt: skip
+    bob["server_interop"] = Verdict(False, STOP_REASON, ("$ ping",), path=_path(9, 12, STOP_REASON))
     carol = {t: Verdict(None, "the lab could not be built") for t in TASK_IDS}
     carol["task1"] = Verdict(False, "U cannot reach the server")
     subs = []
@@ -65,7 +84,9 @@ def _report(base: Path) -> GradeReport:
 @pytest.fixture(scope="module")
 def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("grade")
-    write_html(_report(base), base / "report.html", base)
+    report = _report(base)
+    write_html(report, base / "report.html", base)
+    report.write_json(base / "report.json")
     return base
 
 
@@ -240,3 +261,96 @@ def test_sorting_by_score_and_name(driver: Any, report_dir: Path) -> None:
     footer = driver.find_element(*_by("#grades tfoot th")).text
     assert footer == "Passed"  # the summary row stays at the bottom
     assert _severe(driver) == []
+
+
+# -- the packet's path ----------------------------------------------------------------------
+
+
+def _json_tasks(report_dir: Path, name: str) -> dict[str, Any]:
+    report = json.loads((report_dir / "report.json").read_text())
+    subs = {sub["name"]: sub for sub in report["submissions"]}
+    tasks: dict[str, Any] = subs[name]["tasks"]
+    return tasks
+
+
+@pytest.mark.parametrize("name", ["alice", "bob"])
+def test_each_traced_task_shows_the_path_the_json_holds(
+    driver: Any, report_dir: Path, name: str
+) -> None:
+    _open(driver, report_dir / "report-submissions" / f"{name}.html")
+    tasks = _json_tasks(report_dir, name)
+    traced = [task for task, verdict in tasks.items() if verdict["path"] is not None]
+    expected = PATH_TASKS if name == "alice" else ("task3", "client_interop", "server_interop")
+    assert sorted(traced) == sorted(expected)
+    for task, verdict in tasks.items():
+        figures = driver.find_elements(*_by(f"#task-{task} figure.path"))
+        path = verdict["path"]
+        if path is None:
+            assert figures == [], task
+            continue
+        assert len(figures) == 1, task
+        svg = figures[0].find_element(*_by("svg.packet-path"))
+        assert svg.is_displayed() and svg.size["width"] > 400, task
+        hops = svg.find_elements(*_by("g.hop"))
+        assert [
+            (h.get_attribute("data-point"), h.get_attribute("data-leg"),
+             h.get_attribute("data-state"))
+            for h in hops
+        ] == [(h["point"], h["leg"], h["state"]) for h in path["hops"]], task  # fmt: skip
+        stops = svg.find_elements(*_by("g.hop.stop"))
+        if path["stop"] is None:
+            assert stops == [] and svg.get_attribute("data-stop") is None, task
+        else:
+            assert [s.get_attribute("data-index") for s in stops] == [str(path["stop"])], task
+            assert svg.get_attribute("data-stop") == str(path["stop"]), task
+        line = PacketPath.from_dict(path).line()
+        assert figures[0].find_element(*_by("code.path-line")).text == line, task
+    _no_script_ran(driver)
+    assert _severe(driver) == []
+
+
+def test_the_stopping_hop_is_marked_and_its_reason_is_beside_it(
+    driver: Any, report_dir: Path
+) -> None:
+    _open(driver, report_dir / "report-submissions" / "bob.html")
+    path = _json_tasks(report_dir, "bob")["server_interop"]["path"]
+    assert (path["stop"], path["reason"]) == (9, STOP_REASON)
+    svg = driver.find_element(*_by("#task-server_interop svg.packet-path"))
+    stop = svg.find_element(*_by("g.hop.stop"))
+    assert stop.get_attribute("data-point") == "server-eth0"
+    assert stop.get_attribute("data-leg") == "back"
+    circle = stop.find_element(*_by("circle:not(.ring)"))
+    seen = svg.find_element(*_by("g.hop.seen circle"))
+    not_seen = svg.find_element(*_by("g.hop.not-seen:not(.stop) circle"))
+    red = "rgb(198, 40, 40)"
+    assert circle.value_of_css_property("fill") == red  # the stop stands out...
+    assert red not in {seen.value_of_css_property("fill"), not_seen.value_of_css_property("fill")}
+    assert stop.find_element(*_by("circle.ring")).is_displayed()
+    reason = svg.find_element(*_by("g.stop-reason"))
+    texts = [t.text for t in reason.find_elements(*_by("text"))]
+    assert texts[0] == "Stopped at server:eth0 (the reply):"
+    assert " ".join(texts[1:]) == path["reason"]
+    # ... and the reason is drawn under it, joined to it by the callout line.
+    hop_box, reason_box = circle.rect, reason.find_element(*_by("rect")).rect
+    assert reason_box["y"] > hop_box["y"] + hop_box["height"]
+    assert reason_box["x"] <= hop_box["x"] and hop_box["x"] + hop_box["width"] <= (
+        reason_box["x"] + reason_box["width"]
+    )
+    callout = svg.find_element(*_by("line.callout")).rect
+    centre = hop_box["x"] + hop_box["width"] / 2
+    assert abs(callout["x"] + callout["width"] / 2 - centre) <= 2
+    assert callout["y"] < reason_box["y"] <= callout["y"] + callout["height"] + 2
+    # The student's TUN name is shown as text, not run as markup.
+    devices = [t.text for t in svg.find_elements(*_by("text.device"))]
+    assert devices == ["tun0", "eth0", "eth0", EVIL_TUN, "eth1", "eth0"]
+    _no_script_ran(driver)
+    assert _severe(driver) == []
+
+
+def test_a_failed_task_without_a_traced_ping_says_why_there_is_no_picture(
+    driver: Any, report_dir: Path
+) -> None:
+    _open(driver, report_dir / "report-submissions" / "carol___co__1.html")
+    note = driver.find_element(*_by("#task-task1 .no-path"))
+    assert note.is_displayed() and note.text.startswith("This task traced no ping")
+    assert driver.find_elements(*_by("svg")) == []

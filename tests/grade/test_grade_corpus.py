@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -89,6 +90,33 @@ REASONS = {
 }
 
 
+# Where a failing task's ping stopped: its path as one line (the terminal summary's and the
+# JUnit message's), by submission and task. The stop is where the reason says it is: the
+# packet never left U, died in the server, or came back another way.
+ROUND_TRIP_TO_THE_SERVER = (
+    "U:kim0 ✓ → U:eth0 ✓ → server:eth0 ✓ → server:kim0 ✓ → server:eth1 ✓ → V:eth0 ✓ ↩ V:eth0 ✓ "
+    "→ server:eth1 ✓ → server:kim0 ✓ → server:eth0 ✗"
+)
+PATHS = {
+    "cheat_client_answers_for_v": {"task3": "U:mirror0 ✗"},
+    "cheat_client_routes_around": {
+        "task3": "U:detour0 ✗ (seen after it: V:eth0 (reply), server:eth1 (reply))"
+    },
+    "no_client_route": {"task3": "U:garcia0 ✗"},
+    "wrong_port": {"task3": "U:ivanov0 ✓ → U:eth0 ✗"},
+    "server_crashes": {"task4": "U:mueller0 ✓ → U:eth0 ✓ → server:eth0 ✓ → server:mueller0 ✗"},
+    "server_disables_forwarding": {
+        "task4": "U:okafor0 ✓ → U:eth0 ✓ → server:eth0 ✓ → server:okafor0 ✓ → server:eth1 ✗"
+    },
+    "cheat_server_injects_on_eth1": {
+        "task4": "U:nguyen0 ✓ → U:eth0 ✓ → server:eth0 ✓ → server:inject0 ✗ (seen after it: "
+        "server:eth1, V:eth0, V:eth0 (reply), server:eth1 (reply), server:inject0 (reply), "
+        "server:eth0 (reply), U:eth0 (reply), U:nguyen0 (reply))"
+    },
+    "server_never_reads_tun": {"task5": ROUND_TRIP_TO_THE_SERVER},
+}
+
+
 def _vpnsim(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "vpnsim", *map(str, args)],
@@ -121,6 +149,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, An
         "--junit", out / "all" / "junit.xml", "--html", out / "all" / "index.html",
     )  # fmt: skip
     assert merged.returncode == 0, merged.stderr
+    (out / "all" / "summary.txt").write_text(merged.stdout)
     return out, json.loads((out / "all" / "report.json").read_text())
 
 
@@ -161,6 +190,54 @@ def test_a_failing_task_says_what_to_fix(
     _, report = graded
     reason = _by_name(report)[name]["tasks"][task]["reason"]
     assert REASONS[name][task] in reason
+
+
+@pytest.mark.parametrize(
+    ("name", "task"), [(name, task) for name, tasks in PATHS.items() for task in tasks]
+)
+def test_a_failing_task_shows_where_its_ping_stopped(
+    graded: tuple[Path, dict[str, Any]], name: str, task: str
+) -> None:
+    from vpnsim.grade.path import PacketPath
+
+    out, report = graded
+    sub = _by_name(report)[name]
+    verdict = sub["tasks"][task]
+    path = PacketPath.from_dict(verdict["path"])
+    assert path.line() == PATHS[name][task]
+    assert path.stop is not None and verdict["reason"].startswith(path.reason)
+    # The terminal summary and the JUnit message say the same.
+    summary = (out / "all" / "summary.txt").read_text().splitlines()
+    assert f"  {task}: {PATHS[name][task]}" in summary
+    root = ET.parse(out / "all" / "junit.xml").getroot()
+    suite = next(s for s in root.iter("testsuite") if s.get("name") == sub["name"])
+    case = next(c for c in suite.iter("testcase") if c.get("name", "").startswith(f"{task}:"))
+    failure = case.find("failure")
+    assert failure is not None
+    assert failure.get("message") == f"{verdict['reason']} [path: {PATHS[name][task]}]"
+    # The page draws it, the stop marked.
+    page = (out / "all" / "index-submissions" / f"{sub['name']}.html").read_text()
+    section = page.split(f'id="task-{task}"', 1)[1].split("</section>", 1)[0]
+    assert re.findall(r'<svg class="packet-path"[^>]* data-stop="(\d+)"', section) == [
+        str(path.stop)
+    ]
+    assert re.findall(r'<g class="hop [^"]*\bstop" data-index="(\d+)"', section) == [str(path.stop)]
+
+
+def test_every_ping_of_a_correct_submission_made_its_way(
+    graded: tuple[Path, dict[str, Any]],
+) -> None:
+    tasks = _by_name(graded[1])["correct"]["tasks"]
+    traced = {task for task, verdict in tasks.items() if verdict["path"] is not None}
+    assert traced == {
+        "task3", "task4", "task5", "large", "task7", "robust", "client_interop", "server_interop",
+    }  # fmt: skip
+    for task in traced:
+        path = tasks[task]["path"]
+        assert path["stop"] is None and path["reason"] == "", task
+        assert [h["state"] for h in path["hops"][: path["required"]]] == ["seen"] * (
+            3 if task == "task3" else 7 if task == "task4" else 12
+        ), task
 
 
 def test_a_task_after_a_failed_one_is_not_reached_with_its_reason(
@@ -262,6 +339,10 @@ def test_the_same_submissions_graded_again_in_parallel_get_the_same_verdicts(
         before = first[Path(sub.path).name]["tasks"]
         assert {t: (v.passed, v.reason) for t, v in sub.tasks.items()} == {
             t: (v["passed"], v["reason"]) for t, v in before.items()
+        }, sub.name
+        # ... and their pings went the same way (the paths, hop by hop)
+        assert {t: v.path.to_dict() if v.path else None for t, v in sub.tasks.items()} == {
+            t: v["path"] for t, v in before.items()
         }, sub.name
 
 

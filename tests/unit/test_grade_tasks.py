@@ -210,6 +210,7 @@ def test_verdict_to_dict_exact() -> None:
         "log": ["$ ping -c1 192.168.60.5", "exit status 1"],
         "evidence": ["task3/server.pcap"],
         "seconds": 1.235,
+        "path": None,  # it traced no ping (test_grade_path: one that did)
     }
 
 

@@ -49,6 +49,7 @@ from vpnsim.grade.packets import (
     segments,
     tunneled,
 )
+from vpnsim.grade.path import PacketPath, build_path
 from vpnsim.grade.sides import Side, crash_summary
 from vpnsim.net import namespace
 from vpnsim.net.rtnl import Link, NetlinkFailure
@@ -86,6 +87,7 @@ GARBAGE = b"\x00vpnsim: this datagram is not an IP packet \xff\xfe"
 TCP_DATA = bytes(range(200, 256)) * 4  # a telnet-sized exchange: big packets are `large`
 EPHEMERAL = (32768, 60999)  # the kernel's ip_local_port_range: ports no student chose
 POINTS = ("U-eth0", "server-eth0", "server-eth1", "V-eth0", "U-tun", "server-tun")
+STAGE_HOPS = {"server": 3, "v": 7, "back": 12}  # the hops of Trace.hops() a stage needs
 
 
 class Failed(Exception):
@@ -193,6 +195,30 @@ class Trace:
     @property
     def intact(self) -> bool:
         return self.reply == self.payload
+
+    def hops(self) -> list[tuple[str, str, bool]]:
+        """The probe's path out and back, hop by hop: (capture point, "out" or "back", seen
+        there as the tunnel carries it: inside UDP to the server's port between U and the
+        server, from the client's TUN address between the server and V). `vpnsim.grade.path`
+        draws it."""
+        return [
+            ("U-tun", "out", bool(self.entered_u_tun)),
+            ("U-eth0", "out", bool(self.to_server)),
+            ("server-eth0", "out", bool(self.arrived)),
+            ("server-tun", "out", bool(self.written)),
+            ("server-eth1", "out", bool(self._from_tun("server-eth1", ECHO_REQUEST, True))),
+            ("V-eth0", "out", bool(self._from_tun("V-eth0", ECHO_REQUEST, False))),
+            ("V-eth0", "back", bool(self.v_replied)),
+            ("server-eth1", "back", bool(self.at("server-eth1", ECHO_REPLY, outgoing=False))),
+            ("server-tun", "back", bool(self.into_server_tun)),
+            ("server-eth0", "back", bool(self.back_from_server)),
+            ("U-eth0", "back", bool(self.back_at_u)),
+            ("U-tun", "back", bool(self.into_u_tun)),
+        ]
+
+    def _from_tun(self, point: str, kind: int, outgoing: bool) -> list[Echo]:
+        found = self.at(point, kind, outgoing=outgoing, inside=False)
+        return [e for e in found if e.src.startswith(TUN_PREFIX)]
 
     def lines(self) -> list[str]:
         """What the captures saw, hop by hop, for the log."""
@@ -629,6 +655,7 @@ class Tunnel:
     nonce: str = field(default_factory=lambda: secrets.token_hex(4))
     up_tun: dict[str, str] = field(default_factory=dict)  # host -> its TUN, once it was up
     client_mark: int = 0  # where the client's TUN events start (a restart moves it)
+    last_judged: tuple[Trace, str, str | None] | None = None  # the task's path (packet_path)
     _count: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # -- small helpers --------------------------------------------------------------------
@@ -870,10 +897,26 @@ class Tunnel:
             seen[key] = [e for e in found if e.carries(data)]
         return seen
 
+    def check_trace(self, trace: Trace, stage: str = "back") -> str | None:
+        """`judge` the trace, and keep it as the task's path (`packet_path`)."""
+        problem = judge(trace, stage, self.facts())
+        self.last_judged = (trace, stage, problem)
+        return problem
+
+    def packet_path(self) -> PacketPath | None:
+        """Where the last judged probe was seen, hop by hop (None: no probe was judged)."""
+        if self.last_judged is None:
+            return None
+        trace, stage, problem = self.last_judged
+        names = {host: self.up_tun.get(host) for host in (U, SERVER)}
+        watched = {f"{host}-tun" for host in (U, SERVER) if self.observe.tuns.get(host)}
+        probe = f"{trace.size}-byte ping from U to {V_ADDR}"
+        return build_path(probe, trace.hops(), STAGE_HOPS[stage], problem, names, watched)
+
     def ping_path(self, size: int, tag: str, stage: str = "back") -> Trace:
         """An echo that must prove the path up to `stage`; Failed with the reason if not."""
         trace = self.echo(size, tag)
-        problem = judge(trace, stage, self.facts())
+        problem = self.check_trace(trace, stage)
         if problem is not None:
             raise Failed(problem)
         return trace
@@ -959,7 +1002,7 @@ class Tunnel:
         for size in (1400, 3000):
             since = time.time()
             trace = self.echo(size, f"large {size}")
-            problem = judge(trace, "back", self.facts())
+            problem = self.check_trace(trace)
             if problem is None:
                 continue
             cut = self._cut(since)
@@ -996,7 +1039,7 @@ class Tunnel:
         rtnl.add_route(TUN_NET, gateway=SERVER_INNER)
         try:
             trace = self.echo(64, "task7")
-            problem = judge(trace, "back", self.facts())
+            problem = self.check_trace(trace)
             if problem is not None:
                 raise Failed(f"with only a route to {TUN_NET} on V: {problem}")
             return (
@@ -1076,7 +1119,7 @@ class Tunnel:
         if why is not None:
             raise Failed(f"after a garbage datagram on UDP {PORT}, {why}")
         trace = self.echo(64, "after garbage")
-        problem = judge(trace, "back", self.facts())
+        problem = self.check_trace(trace)
         if problem is not None:
             why = exit_reason(self.server)  # it may have died since, on a busy machine
             if why is not None:

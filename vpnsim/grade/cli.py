@@ -146,9 +146,11 @@ def _write(
 
 
 def _summary(report: GradeReport) -> None:
-    from vpnsim.grade.progress import marks
+    from vpnsim.grade.progress import marks, path_lines
 
     width = max([len(s.name) for s in report.submissions] + [10])
     for sub in report.submissions:
         print(f"{sub.name:<{width}}  {marks(sub.tasks)}  {sub.score:g}/{sub.max_score:g}")
+        for line in path_lines(sub.tasks):
+            print(line)
     sys.stdout.flush()

@@ -155,7 +155,7 @@ class _Grading:
                 ("task6", lambda: _task6(tunnel, sides)),
             ]
             for task, check in steps:
-                self._attempt(task, lab, observe, tunnel.log, check)
+                self._attempt(task, lab, observe, tunnel.log, check, tunnel)
 
     def _interop(self, work: Path, task: str, student: str) -> None:
         blocker = self.outcome.blocker(task)
@@ -173,7 +173,7 @@ class _Grading:
                         raise Failed(problem)
                 return f"with {tunnel.server.who} and {tunnel.client.who}: " + (tunnel.round_trip())
 
-            self._attempt(task, lab, observe, tunnel.log, check)
+            self._attempt(task, lab, observe, tunnel.log, check, tunnel)
 
     def _hint(self) -> None:
         """Point a failing end-to-end task at the side that the interop runs blame."""
@@ -188,11 +188,8 @@ class _Grading:
         for task in ("task4", "task5"):
             verdict = self.outcome.verdicts.get(task)
             if verdict is not None and verdict.passed is False:
-                self.outcome.record(
-                    task,
-                    Verdict(False, f"{verdict.reason} ({hint})", verdict.log, verdict.evidence,
-                            verdict.seconds),
-                )  # fmt: skip
+                hinted = dataclasses.replace(verdict, reason=f"{verdict.reason} ({hint})")
+                self.outcome.record(task, hinted)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -240,7 +237,13 @@ class _Grading:
         return self.outcome.blocker(task) is None
 
     def _attempt(
-        self, task: str, lab: Lab, observe: Observation, log: list[str], check: Callable[[], str]
+        self,
+        task: str,
+        lab: Lab,
+        observe: Observation,
+        log: list[str],
+        check: Callable[[], str],
+        tunnel: Tunnel | None = None,  # its last judged probe is the task's path
     ) -> None:
         blocker = self.outcome.blocker(task)
         if blocker is None and time.monotonic() > self.deadline:
@@ -249,6 +252,8 @@ class _Grading:
             self._record(task, Verdict(None, blocker))
             return
         log.clear()
+        if tunnel is not None:
+            tunnel.last_judged = None
         since, start = time.time(), time.monotonic()
         try:
             reason, passed = check(), True
@@ -261,7 +266,10 @@ class _Grading:
             reason = f"{reason} (the lab's interfaces were deleted during the run: {damage})"
         reason = steady(reason, lab.name, self.token)
         evidence = self._evidence(task, lab, observe, log, since)
-        self._record(task, Verdict(passed, reason, tuple(log), evidence, seconds))
+        path = tunnel.packet_path() if tunnel is not None else None
+        if path is not None and path.stop is not None:  # the task's words, beside the stop
+            path = dataclasses.replace(path, reason=reason)
+        self._record(task, Verdict(passed, reason, tuple(log), evidence, seconds, path))
 
     def _evidence(
         self, task: str, lab: Lab, observe: Observation, log: list[str], since: float

@@ -18,6 +18,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from vpnsim.grade.junit import number, ordered_verdicts, safe_text, task_title, write_atomically
+from vpnsim.grade.path import PacketPath
+from vpnsim.grade.path_svg import path_svg
 from vpnsim.grade.report import GradeReport, SubmissionResult
 from vpnsim.grade.tasks import BY_ID, TASK_IDS, Verdict
 
@@ -59,6 +61,10 @@ section.failed .reason { background: #fdecea; border: 1px solid #e8a6a6; font-si
 pre { background: #f6f8fa; border: 1px solid #dcdcdc; padding: .6rem; overflow-x: auto;
   white-space: pre-wrap; overflow-wrap: anywhere; font-size: .9rem; }
 .missing { color: var(--skip); font-style: italic; }
+figure.path { margin: .75rem 0; overflow-x: auto; }
+figure.path svg { max-width: 100%; height: auto; border: 1px solid #e0e0e0; border-radius: .25rem; }
+figure.path figcaption { margin-top: .25rem; overflow-wrap: anywhere; }
+.no-path { color: var(--skip); font-style: italic; }
 """
 
 # Sort the class table by name or score: buttons in the header, state in aria-sort.
@@ -259,6 +265,10 @@ def _task_section(
     if task is not None:
         out.append(f'<p class="checks"><strong>Checks:</strong> {e(task.checks)}</p>')
     out.append(f'<p class="reason"><strong>{REASON_LABEL[v.passed]}:</strong> {e(v.reason)}</p>')
+    if v.path is not None:
+        out += _path_figure(task_id, v.path)
+    elif v.passed is False:
+        out.append(f'<p class="no-path">{NO_PATH}</p>')
     out.append(f"<p>Points: {_points(report, task_id, v)} · {v.seconds:.1f} s</p>")
     if v.log:
         is_open = " open" if v.passed is False else ""
@@ -277,6 +287,21 @@ def _task_section(
         out.append("</ul>")
     out.append("</section>")
     return out
+
+
+NO_PATH = "This task traced no ping through the tunnel (it checks something else, or failed \
+before sending one): there is no path to draw."
+
+
+def _path_figure(task_id: str, path: PacketPath) -> list[str]:
+    """The packet's path: the picture (its text is escaped by path_svg) and its one line."""
+    return [
+        f'<figure class="path" aria-labelledby="path-{e(task_id)}">',
+        path_svg(path),
+        f'<figcaption id="path-{e(task_id)}">Path of the {e(path.probe)}: '
+        f'<code class="path-line">{e(path.line())}</code></figcaption>',
+        "</figure>",
+    ]
 
 
 def write_html(report: GradeReport, path: Path, artifacts_base: Path) -> list[Path]:

@@ -8,6 +8,10 @@
           <failure message="REASON" type="failed">log lines</failure>  (failed)
           <skipped message="REASON"/>                                (not reached)
 
+A task that traced a ping through the tunnel has its path (`vpnsim.grade.path`) as one line
+at the head of its text, and, when it failed, at the end of its message:
+`REASON [path: U:tun0 ✓ → U:eth0 ✓ → server:eth0 ✓ → server:tun0 ✗]`.
+
 GitLab, Jenkins and the GitHub test reporters show the message and the text. Student program
 output ends up in reasons and logs, so text is made XML-safe: characters XML 1.0 cannot carry
 (escape sequences, NULs, undecodable bytes) are shown as \\xNN instead of breaking the file.
@@ -109,11 +113,13 @@ def _suite(sub: SubmissionResult) -> ET.Element:
         case.set("name", safe_text(f"{task_id}: {task_title(task_id)}"))
         case.set("time", f"{verdict.seconds:.3f}")
         log = safe_text("\n".join(verdict.log))
+        if verdict.path is not None:
+            log = safe_text(f"path: {verdict.path.line()}") + ("\n" + log if log else "")
         if verdict.evidence:
             evidence = "\n".join(f"  {sub.artifacts}/{e}" for e in verdict.evidence)
             log += ("\n\n" if log else "") + safe_text(f"evidence (beside the report):\n{evidence}")
         if verdict.passed is False:
-            failure = ET.SubElement(case, "failure", message=safe_text(verdict.reason))
+            failure = ET.SubElement(case, "failure", message=safe_text(failure_message(verdict)))
             failure.set("type", "failed")
             failure.text = log or safe_text(verdict.reason)
         elif verdict.passed is None:
@@ -121,6 +127,13 @@ def _suite(sub: SubmissionResult) -> ET.Element:
         elif log:
             ET.SubElement(case, "system-out").text = log
     return suite
+
+
+def failure_message(verdict: Verdict) -> str:
+    """The reason, and the path of the task's ping when it traced one."""
+    if verdict.path is None:
+        return verdict.reason
+    return f"{verdict.reason} [path: {verdict.path.line()}]"
 
 
 def write_junit(report: GradeReport, path: Path) -> None:

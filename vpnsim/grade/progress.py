@@ -1,5 +1,6 @@
 """Progress of a grading run: a live bar with each running submission's task marks on a
-terminal; one plain line per graded submission elsewhere (CI logs stay short)."""
+terminal; one plain line per graded submission elsewhere (CI logs stay short). After the
+run, `path_lines` gives the summary's line per failed task: where its ping went."""
 
 from __future__ import annotations
 
@@ -26,6 +27,17 @@ MARKS = {True: "✓", False: "✗", None: "-"}
 def marks(verdicts: dict[str, Verdict]) -> str:
     """One character per task, in order: ✓ passed, ✗ failed, - not reached, · not yet."""
     return "".join(MARKS[verdicts[t].passed] if t in verdicts else "·" for t in TASK_IDS)
+
+
+def path_lines(verdicts: dict[str, Verdict]) -> list[str]:
+    """A line per failed task that traced a ping, in task order: `  task3: U:tun0 ✓ → ...`."""
+    order = [*TASK_IDS, *sorted(t for t in verdicts if t not in TASK_IDS)]
+    lines = []
+    for task in order:
+        verdict = verdicts.get(task)
+        if verdict is not None and verdict.passed is False and verdict.path is not None:
+            lines.append(f"  {task}: {verdict.path.line()}")
+    return lines
 
 
 def wants_live(stream: TextIO) -> bool:

@@ -6,6 +6,20 @@
 
 `artifacts` is relative to the folder the JSON report is in, so a report and its artifacts
 can be moved (or gathered from several machines) together.
+
+Each task also has `path`: where the ping the task judged was seen, hop by hop (null when it
+traced none: task1, task2, task6, or a task that failed before its ping). See
+`vpnsim.grade.path`:
+
+    "path": {"probe": "64-byte ping from U to 192.168.60.5", "required": 12, "stop": 9,
+             "reason": "your server never reads its TUN: ...",
+             "hops": [{"host": "U", "point": "U-tun", "device": "tun0", "leg": "out",
+                       "state": "seen"}, ...]}
+
+`hops` are the 12 places out and back (U's TUN, U's eth0, the server's eth0, TUN and eth1,
+V's eth0, then the same way back), `state` "seen", "not seen" or "not looked at";
+`required`: how many of them the task needs; `stop`: the index of the hop where the packet
+stopped (null: it did not); `reason`: why.
 """
 
 from __future__ import annotations

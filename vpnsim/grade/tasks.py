@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from vpnsim.grade.path import PacketPath
+
 
 @dataclass(frozen=True)
 class Task:
@@ -96,6 +98,7 @@ class Verdict:
     log: tuple[str, ...] = ()  # commands run and what they printed, in order
     evidence: tuple[str, ...] = ()  # files beside the report, relative to its artifacts folder
     seconds: float = 0.0
+    path: PacketPath | None = None  # where the task's probe was seen (None: it traced none)
 
     @property
     def status(self) -> str:
@@ -108,6 +111,7 @@ class Verdict:
             "log": list(self.log),
             "evidence": list(self.evidence),
             "seconds": round(self.seconds, 3),
+            "path": None if self.path is None else self.path.to_dict(),
         }
 
     @classmethod
@@ -118,6 +122,7 @@ class Verdict:
             log=tuple(data.get("log", ())),
             evidence=tuple(data.get("evidence", ())),
             seconds=float(data.get("seconds", 0.0)),
+            path=None if data.get("path") is None else PacketPath.from_dict(data["path"]),
         )
 
 
