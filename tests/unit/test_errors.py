@@ -22,6 +22,7 @@ from vpnsim.errors import (
 from vpnsim.grade.course import CourseError
 from vpnsim.grade.preflight import MissingModules
 from vpnsim.grade.report import ReportError
+from vpnsim.grade.path import PathError
 from vpnsim.grade.rubric import RubricError
 from vpnsim.grade.sandbox import JailError
 from vpnsim.grade.workcopy import SubmissionTooLarge
@@ -53,6 +54,7 @@ BRANCHES = {
         ImpairmentError,
         ImplementationError,
         RubricError,
+        PathError,
     ],
     Finding: [
         ProgramFailed,

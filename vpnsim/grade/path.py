@@ -24,6 +24,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from vpnsim.errors import UsageError
+
 SEEN, NOT_SEEN, NOT_LOOKED_AT = "seen", "not seen", "not looked at"
 STATES = (SEEN, NOT_SEEN, NOT_LOOKED_AT)
 MARK = {SEEN: "✓", NOT_SEEN: "✗", NOT_LOOKED_AT: "?"}
@@ -31,7 +33,7 @@ LEGS = ("out", "back")
 UNKNOWN_TUN = "TUN"  # a TUN whose name is not known: it never came up
 
 
-class PathError(ValueError):
+class PathError(UsageError):
     """A `path` in a report that is not one: names what is wrong."""
 
 
