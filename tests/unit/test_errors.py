@@ -20,9 +20,9 @@ from vpnsim.errors import (
     VpnsimError,
 )
 from vpnsim.grade.course import CourseError
+from vpnsim.grade.path import PathError
 from vpnsim.grade.preflight import MissingModules
 from vpnsim.grade.report import ReportError
-from vpnsim.grade.path import PathError
 from vpnsim.grade.rubric import RubricError
 from vpnsim.grade.sandbox import JailError
 from vpnsim.grade.workcopy import SubmissionTooLarge
