@@ -105,7 +105,8 @@ def issue(
     material = _paths(folder, name)
     if material.cert.exists() and material.key.exists():
         existing = _load_cert(material.cert)
-        if existing.issuer == ca_cert.subject and _names(existing) == (dns_names, addresses):
+        wanted = (dns_names, [str(a) for a in addresses])
+        if existing.issuer == ca_cert.subject and _names(existing) == wanted:
             return material
     ca_key = _load_key(ca.key)
     key = ec.generate_private_key(ec.SECP256R1())
@@ -141,12 +142,14 @@ def lab_folder(lab: str) -> Path:
     return STATE_ROOT / lab / "pki"
 
 
-def _names(cert: x509.Certificate) -> tuple[list[str], list[ipaddress._BaseAddress]]:
+def _names(cert: x509.Certificate) -> tuple[list[str], list[str]]:
+    """The DNS names and IP addresses a certificate is for."""
     try:
         alt = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return [], []
-    return alt.get_values_for_type(x509.DNSName), alt.get_values_for_type(x509.IPAddress)
+    ips = [str(a) for a in alt.get_values_for_type(x509.IPAddress)]
+    return alt.get_values_for_type(x509.DNSName), ips
 
 
 def _paths(folder: Path, name: str) -> Material:
@@ -154,7 +157,7 @@ def _paths(folder: Path, name: str) -> Material:
 
 
 def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 def _write(material: Material, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:

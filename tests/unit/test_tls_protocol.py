@@ -46,7 +46,9 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def make_server(material: dict[str, Path], *, impostor: bool = False, **kw: object) -> TlsServerProtocol:
+def make_server(
+    material: dict[str, Path], *, impostor: bool = False, **kw: object
+) -> TlsServerProtocol:
     prefix = "impostor_" if impostor else ""
     context = server_context(str(material[f"{prefix}cert"]), str(material[f"{prefix}key"]))
     users = read_shadow(material["shadow"])
@@ -66,7 +68,11 @@ def make_client(
 def pump(client: TlsClientProtocol, server: TlsServerProtocol, conn: int) -> list[bytes]:
     """Move bytes both ways until neither side has any; returns packets the server delivered."""
     delivered = []
-    while client.channel.out or server.connections.get(conn, None) and server.connections[conn].channel.out:
+    while (
+        client.channel.out
+        or server.connections.get(conn, None)
+        and server.connections[conn].channel.out
+    ):
         if client.channel.out:
             data = bytes(client.channel.out)
             client.channel.sent(len(data))
@@ -79,7 +85,9 @@ def pump(client: TlsClientProtocol, server: TlsServerProtocol, conn: int) -> lis
     return delivered
 
 
-def test_client_logs_in_gets_an_address_and_carries_packets_both_ways(material: dict[str, Path]) -> None:
+def test_client_logs_in_gets_an_address_and_carries_packets_both_ways(
+    material: dict[str, Path],
+) -> None:
     server = make_server(material)
     client = make_client(material)
     server.connection_made(1, "10.0.2.7:40000", NOW)

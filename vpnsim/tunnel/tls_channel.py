@@ -15,6 +15,7 @@ Nothing here does IO or reads a clock. The owner feeds `receive` with what TCP d
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from dataclasses import dataclass
 
@@ -101,10 +102,8 @@ class TlsChannel:
 
     def start(self) -> None:
         """Client side: make the ClientHello (into `out`)."""
-        try:
+        with contextlib.suppress(ssl.SSLWantReadError):
             self.tls.do_handshake()
-        except ssl.SSLWantReadError:
-            pass
         self._flush()
 
     def receive(self, data: bytes) -> None:
@@ -169,10 +168,8 @@ class TlsChannel:
 
     def close(self) -> None:
         """Queue a close_notify alert (best effort: a failed session may have none)."""
-        try:
+        with contextlib.suppress(ssl.SSLError, ValueError):
             self.tls.unwrap()
-        except (ssl.SSLError, ValueError):
-            pass
         self._flush()
 
     def line(self) -> str | None:
@@ -192,7 +189,7 @@ class TlsChannel:
     def packets(self) -> list[bytes]:
         """The whole IP packets the decrypted stream holds; ChannelClosed("garbage") if it
         holds something that is not one."""
-        found = []
+        found: list[bytes] = []
         while True:
             try:
                 length = packet_length(self._plain)
