@@ -18,9 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vpnsim import names
 from vpnsim.net import namespace
 from vpnsim.net.namespace import CLONE_NEWNS, NETNS_DIR
 
+MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_SLAVE = 1 << 19
 MNT_DETACH = 2
@@ -137,6 +139,7 @@ def start(
     stdout_path = log_dir / f"{stem}.out"
     stderr_path = log_dir / f"{stem}.err"
     nsfd = os.open(NETNS_DIR / ns, os.O_RDONLY | os.O_CLOEXEC)
+    hosts = names.hosts_mount(ns)
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     try:
         with open(stdout_path, "ab") as out, open(stderr_path, "ab") as err:
@@ -150,7 +153,7 @@ def start(
                 # Own session: the program outlives `vpnsim lab up` and ignores the
                 # terminal's Ctrl-C; teardown kills it by the namespace it runs in.
                 start_new_session=True,
-                preexec_fn=lambda: enter_host(nsfd),
+                preexec_fn=lambda: enter_host(nsfd, hosts),
             )
     except OSError as exc:
         raise ProgramFailed(
@@ -162,8 +165,10 @@ def start(
     return Program(host, ns, tuple(argv), popen.pid, stdout_path, stderr_path, popen)
 
 
-def enter_host(nsfd: int) -> None:
-    """Runs in the child between fork and exec: async-signal-safe syscalls only."""
+def enter_host(nsfd: int, hosts: bytes | None = None) -> None:
+    """Runs in the child between fork and exec: async-signal-safe syscalls only. `hosts`:
+    a file to bind-mount over /etc/hosts (`names.hosts_mount`), in the private mount
+    namespace only."""
     if _libc.setns(nsfd, namespace.CLONE_NEWNET) != 0:
         os._exit(125)
     # A private mount namespace with this namespace's own sysfs, as `ip netns exec` does.
@@ -171,6 +176,8 @@ def enter_host(nsfd: int) -> None:
         _libc.mount(b"none", b"/", None, MS_REC | MS_SLAVE, None)
         if _libc.umount2(b"/sys", MNT_DETACH) == 0:
             _libc.mount(b"sysfs", b"/sys", b"sysfs", 0, None)
+        if hosts is not None and _libc.mount(hosts, b"/etc/hosts", None, MS_BIND, None) != 0:
+            os._exit(126)  # the lab's names would silently be missing: refuse to run
 
 
 def is_alive(pid: int) -> bool:
