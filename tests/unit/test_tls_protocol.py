@@ -4,7 +4,6 @@ server and client authentication, many clients, and a server that survives bad p
 from __future__ import annotations
 
 import ipaddress
-import ssl
 from pathlib import Path
 
 import pytest
@@ -68,10 +67,8 @@ def make_client(
 def pump(client: TlsClientProtocol, server: TlsServerProtocol, conn: int) -> list[bytes]:
     """Move bytes both ways until neither side has any; returns packets the server delivered."""
     delivered = []
-    while (
-        client.channel.out
-        or server.connections.get(conn, None)
-        and server.connections[conn].channel.out
+    while client.channel.out or (
+        server.connections.get(conn, None) and server.connections[conn].channel.out
     ):
         if client.channel.out:
             data = bytes(client.channel.out)

@@ -96,7 +96,7 @@ class TlsChannel:
         )
         self.server_hostname = server_hostname
         self.handshaken = False
-        self.peer_closed = False
+        self.ended: ChannelClosed | None = None
         self.out = bytearray()  # TCP bytes waiting to be sent
         self._plain = bytearray()  # decrypted bytes not yet taken as a line or a packet
 
@@ -108,7 +108,8 @@ class TlsChannel:
 
     def receive(self, data: bytes) -> None:
         """Take what TCP delivered (b"": the peer closed its side). Raises ChannelClosed when
-        the TLS layer fails; the alert to send, if any, is in `out` by then."""
+        the TLS layer fails; the alert to send, if any, is in `out` by then. The peer's end
+        of stream is kept in `ended` instead, so that what it sent before is read first."""
         if data:
             self._in.write(data)
         else:
@@ -118,11 +119,19 @@ class TlsChannel:
                 self._handshake()
             if self.handshaken:
                 self._read()
+        except ChannelClosed as exc:
+            if exc.kind != "eof" or not self.handshaken:
+                raise
+            self.ended = exc
         finally:
             self._flush()
-        if not data and not self.peer_closed:
-            self.peer_closed = True
-            raise ChannelClosed("eof", "the peer closed the connection")
+        if not data and self.ended is None:
+            self.ended = ChannelClosed("eof", "the peer closed the connection")
+
+    def raise_if_ended(self) -> None:
+        """After the owner has taken every line and packet: the peer's end, if it came."""
+        if self.ended is not None:
+            raise self.ended
 
     def _handshake(self) -> None:
         try:
@@ -145,15 +154,12 @@ class TlsChannel:
             except ssl.SSLWantReadError:
                 return
             except ssl.SSLZeroReturnError as exc:
-                self.peer_closed = True
                 raise ChannelClosed("eof", "the peer closed the TLS session") from exc
             except ssl.SSLEOFError as exc:
-                self.peer_closed = True
                 raise ChannelClosed("eof", "the peer closed the connection") from exc
             except ssl.SSLError as exc:
                 raise ChannelClosed("tls", f"TLS error: {_ssl_reason(exc)}") from exc
             if not chunk:
-                self.peer_closed = True
                 raise ChannelClosed("eof", "the peer closed the TLS session")
             self._plain += chunk
 

@@ -110,13 +110,15 @@ class TlsClientProtocol:
     def _step(self, data: bytes) -> list[bytes]:
         if self.state == "closed":
             return []
+        packets: list[bytes] = []
         try:
             self.channel.receive(data)
-            return self._advance()
+            packets = self._advance()
+            self.channel.raise_if_ended()
         except ChannelClosed as exc:
             self.channel.close()
             self._closed(exc.kind, exc.reason)
-            return []
+        return packets  # what came before an ending still counts
 
     def _advance(self) -> list[bytes]:
         if self.state == "handshake" and self.channel.handshaken:
@@ -192,12 +194,14 @@ class TlsServerProtocol:
         c = self.connections.get(conn)
         if c is None or c.state == "closed":
             return []
+        packets: list[bytes] = []
         try:
             c.channel.receive(data)
-            return self._advance(conn, c)
+            packets = self._advance(conn, c)
+            c.channel.raise_if_ended()
         except ChannelClosed as exc:
             self._end(conn, c, exc.kind, exc.reason)
-            return []
+        return packets  # what came before an ending still counts
 
     def packet_from_tun(self, packet: bytes, now: float) -> None:
         self.stats.tun_packets += 1
