@@ -46,7 +46,9 @@ class TlsLabFiles:
     password: Path
 
 
-def prepare(lab: Lab, server_name: str = SERVER_NAME, client_hosts: Sequence[str] = ("U",)):
+def prepare(
+    lab: Lab, server_name: str = SERVER_NAME, client_hosts: Sequence[str] = ("U",)
+) -> TlsLabFiles:
     """Issue the lab's certificates (cached), write the user file, and let `client_hosts`
     resolve `server_name` to the server's outer address."""
     folder = pki.lab_folder(lab.name)
