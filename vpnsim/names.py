@@ -15,11 +15,13 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from vpnsim.errors import HarnessError
+
 LOCALHOST = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*$")
 
 
-class HostNameError(ValueError):
+class HostNameError(HarnessError, ValueError):
     """A name or address that cannot go into a hosts file."""
 
 

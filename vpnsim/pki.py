@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from vpnsim.errors import HarnessError
+
 CA_NAME = "ca"
 DEFAULT_CA_SUBJECT = "vpnsim lab CA"
 VALID_DAYS = 3650
@@ -31,7 +33,7 @@ VALID_DAYS = 3650
 BACKDATE = datetime.timedelta(days=1)
 
 
-class PkiError(ValueError):
+class PkiError(HarnessError, ValueError):
     """PKI material that cannot be made or read: names the file."""
 
 
