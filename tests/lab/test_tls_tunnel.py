@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import ssl
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -187,3 +188,20 @@ def test_the_server_outlives_bad_peers_and_counts_them(
     assert counters["closed"]["garbage"] == 1  # junk after the handshake
     assert counters["send_buffer_full"] > 0  # the client that stopped reading
     assert server.running() is False
+
+
+RESOLVE = "import socket, sys\ntry:\n    print(socket.gethostbyname(sys.argv[1]))\nexcept OSError as e:\n    print('unresolved', e)"
+
+
+def test_the_server_name_resolves_in_u_only(lab: Lab, files: tlslab.TlsLabFiles) -> None:
+    root_hosts = Path("/etc/hosts").read_bytes()
+    answers = {}
+    for host in ("U", "V"):
+        program = lab.start(host, [sys.executable, "-c", RESOLVE, tlslab.SERVER_NAME])
+        assert program.popen is not None and program.popen.wait(10) == 0
+        answers[host] = program.stdout().strip()
+    assert answers["U"] == tlslab.SERVER_ADDRESS
+    assert answers["V"].startswith("unresolved")
+    # The root namespace keeps its own file: the mount lived in U's program only.
+    assert Path("/etc/hosts").read_bytes() == root_hosts
+    assert tlslab.SERVER_NAME.encode() not in root_hosts
