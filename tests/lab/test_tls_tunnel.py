@@ -190,7 +190,12 @@ def test_the_server_outlives_bad_peers_and_counts_them(
     assert server.running() is False
 
 
-RESOLVE = "import socket, sys\ntry:\n    print(socket.gethostbyname(sys.argv[1]))\nexcept OSError as e:\n    print('unresolved', e)"
+RESOLVE = """import socket, sys
+try:
+    print(socket.gethostbyname(sys.argv[1]))
+except OSError as e:
+    print("unresolved", e)
+"""
 
 
 def test_the_server_name_resolves_in_u_only(lab: Lab, files: tlslab.TlsLabFiles) -> None:
