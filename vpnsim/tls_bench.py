@@ -113,9 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for mode, runs in samples.items():
         for key in runs[0]:
             values = [run[key] for run in runs]
-            report[f"{mode}.{key}"] = statistics.median(values)
-            print(f"{mode:<6} {key:<20} {statistics.median(values):10.2f} "
-                  f"(min {min(values):.2f}, max {max(values):.2f}, {len(values)} rounds)")  # fmt: skip
+            middle = statistics.median(values)
+            report[f"{mode}.{key}"] = middle
+            spread = f"min {min(values):.2f}, max {max(values):.2f}, {len(values)} rounds"
+            print(f"{mode:<6} {key:<20} {middle:10.2f} ({spread})")
     if not shutil.which("iperf3"):
         print("iperf3 not installed: no throughput figures (apt-get install iperf3)")
     if args.json:
