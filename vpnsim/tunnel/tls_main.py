@@ -156,7 +156,11 @@ def connect(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"client: CA file {args.ca}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_LOST
-    login = credentials(args)
+    try:
+        login = credentials(args)
+    except EOFError:  # no terminal and no option: nothing to ask
+        print("client: no user name or password: give --user and --password-file", file=sys.stderr)
+        return EXIT_LOST
     target = args.connect or args.server
     try:
         sock = socket.create_connection((target, args.port), timeout=args.timeout)
