@@ -206,6 +206,7 @@ def test_a_client_that_stops_reading_loses_packets_not_the_others(
         server.connections[1].channel.sent(len(out))
     # A record of a 1020-byte packet is 1042 bytes: the 10th passes the 10 000 mark.
     assert server.stats.send_buffer_full == 10
+    assert server.log[-1] == "10.0.2.2:4000: not reading, 10420 bytes queued: dropping its packets"
     assert len(server.connections[2].channel.out) == 10 * 1042
     assert len(got) == 20
 
@@ -243,3 +244,11 @@ def test_without_a_user_file_no_login_is_asked(material: dict[str, Path]) -> Non
     reply = ipv4("192.168.60.101", "192.168.53.5")
     server.packet_from_tun(reply, NOW)  # learnt from the source address
     assert client.data_received(bytes(server.connections[1].channel.out), NOW) == [reply]
+
+
+def test_tls_1_2_is_enough(material: dict[str, Path]) -> None:
+    server = make_server(material)
+    server.context.maximum_version = ssl.TLSVersion.TLSv1_2
+    client = make_client(material)
+    connect(server, client, 1)
+    assert client.state == "open" and client.channel.tls.version() == "TLSv1.2"

@@ -161,6 +161,7 @@ class ServerConnection:
     state: str = "handshake"  # handshake, login, open, closed
     user: str | None = None
     address: ipaddress.IPv4Interface | ipaddress.IPv6Interface | None = None
+    dropping: bool = False  # told the log that its packets are being dropped
 
 
 class TlsServerProtocol:
@@ -221,7 +222,14 @@ class TlsServerProtocol:
             return
         if len(c.channel.out) > self.send_limit:
             self.stats.send_buffer_full += 1
+            if not c.dropping:  # once per episode: a flood must not flood the log too
+                c.dropping = True
+                self.log.append(
+                    f"{c.peer}: not reading, {len(c.channel.out)} bytes queued: "
+                    "dropping its packets"
+                )
             return
+        c.dropping = False
         self.stats.sent += 1
         c.channel.write(packet)
 
