@@ -144,10 +144,16 @@ def test_two_clients_get_their_own_addresses_and_replies(
         second.stop()
 
 
-def _tls_session(lab: Lab, files: tlslab.TlsLabFiles, login: bytes) -> ssl.SSLSocket:
+def _tls_session(
+    lab: Lab, files: tlslab.TlsLabFiles, login: bytes, rcvbuf: int | None = None
+) -> ssl.SSLSocket:
     context = ssl.create_default_context(cafile=str(files.ca))
     with namespace.entered(lab.ns("U2")):
-        raw = socket.create_connection((tlslab.SERVER_ADDRESS, tlslab.PORT), timeout=5)
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.settimeout(5)
+    if rcvbuf is not None:  # a small window: the server's kernel buffers fill quickly too
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    raw.connect((tlslab.SERVER_ADDRESS, tlslab.PORT))
     tls = context.wrap_socket(raw, server_hostname=tlslab.SERVER_NAME)
     tls.sendall(login)
     return tls
@@ -161,17 +167,25 @@ def test_the_server_outlives_bad_peers_and_counts_them(
     with namespace.entered(lab.ns("U2")):
         plain = socket.create_connection((tlslab.SERVER_ADDRESS, tlslab.PORT), timeout=5)
         half_open = socket.create_connection((tlslab.SERVER_ADDRESS, tlslab.PORT), timeout=5)
+    for sock in (plain, half_open):
+        sock.settimeout(30)  # a bound, not a wait: recv returns when the server hangs up
     plain.sendall(b"GET / HTTP/1.0\r\n\r\n")
     half_open.sendall(b"\x16\x03\x01")  # the start of a ClientHello, then silence
     junk = _tls_session(lab, files, b"LOGIN seed dees\n")
     assert junk.recv(100) == b"OK 192.168.53.3/24\n"
     junk.sendall(b"\xff" * 64)  # not an IP packet
-    mute = _tls_session(lab, files, b"LOGIN seed dees\n")
-    assert mute.recv(100) == b"OK 192.168.53.3/24\n"  # .3 again: the junk one gave it back
+    assert junk.recv(100) == b""  # closed: its address is free again
+    mute = _tls_session(lab, files, b"LOGIN seed dees\n", rcvbuf=4096)
+    assert mute.recv(100) == b"OK 192.168.53.3/24\n"
     with namespace.entered(lab.ns("V")):
         flood = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    for _ in range(20000):  # 28 MB toward the client that never reads
-        flood.sendto(b"f" * 1400, ("192.168.53.3", 9))
+
+    def dropping() -> bool:  # toward the client that never reads, until the server gives up
+        for _ in range(200):
+            flood.sendto(b"f" * 1400, ("192.168.53.3", 9))
+        return "not reading" in server.stderr()
+
+    server.wait_ready(dropping, 30, "the server dropping packets for a client that never reads")
     try:
         assert plain.recv(100) == b""  # the server hung up on it
         assert half_open.recv(100) == b""  # after the 2 s handshake timeout
@@ -187,6 +201,7 @@ def test_the_server_outlives_bad_peers_and_counts_them(
     assert counters["closed"]["timeout"] == 1  # the half-open one
     assert counters["closed"]["garbage"] == 1  # junk after the handshake
     assert counters["send_buffer_full"] > 0  # the client that stopped reading
+    assert "10.0.2.9" in server.stderr().split("not reading")[0].splitlines()[-1]
     assert server.running() is False
 
 
