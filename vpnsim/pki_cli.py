@@ -6,13 +6,16 @@
     vpnsim pki user seed --shadow ./pki/shadow             # password asked without echo
 
 Each prints the files it made or found. The same as library calls: `vpnsim.pki.init`,
-`vpnsim.pki.issue`, `vpnsim.tunnel.shadow.shadow_line`.
+`vpnsim.pki.issue`, `vpnsim.tunnel.shadow.shadow_line`. Also `python -m vpnsim.pki_cli ...`
+(without the leading `pki`).
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +82,14 @@ def _user(args: argparse.Namespace) -> int:
     args.shadow.chmod(0o600)
     print(f"{args.name}: in {args.shadow}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vpnsim.pki_cli")
+    add_parser(parser.add_subparsers(required=True))
+    args = parser.parse_args(["pki", *(sys.argv[1:] if argv is None else argv)])
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
