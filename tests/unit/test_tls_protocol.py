@@ -252,3 +252,15 @@ def test_tls_1_2_is_enough(material: dict[str, Path]) -> None:
     client = make_client(material)
     connect(server, client, 1)
     assert client.state == "open" and client.channel.tls.version() == "TLSv1.2"
+
+
+def test_an_address_a_client_chose_itself_is_not_handed_out(material: dict[str, Path]) -> None:
+    server = make_server(material)
+    own = make_client(material)
+    connect(server, own, 1)  # assigned .2, but configured with .5 (--tun-address)
+    own.packet_from_tun(ipv4("192.168.53.5", "192.168.60.101"), NOW)
+    pump(own, server, 1)
+    later = [make_client(material) for _ in range(4)]
+    for conn, client in enumerate(later, 2):
+        connect(server, client, conn)
+    assert [c.assigned for c in later] == [f"192.168.53.{n}/24" for n in (3, 4, 6, 7)]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 import ssl
 from collections import Counter
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Collection, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from vpnsim.tunnel.protocol import IPAddress, MalformedPacket, inner_addresses
@@ -59,9 +59,12 @@ class AddressPool:
         self._reserved = {ipaddress.ip_address(a) for a in reserved}
         self._taken: set[IPAddress] = set()
 
-    def take(self) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface | None:
+    def take(
+        self, in_use: Collection[IPAddress] = ()
+    ) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface | None:
+        """The lowest free address, skipping `in_use` (a client's own, learnt from it)."""
         for host in self.network.hosts():
-            if host not in self._taken and host not in self._reserved:
+            if host not in self._taken and host not in self._reserved and host not in in_use:
                 self._taken.add(host)
                 return ipaddress.ip_interface(f"{host}/{self.network.prefixlen}")
         return None
@@ -302,7 +305,7 @@ class TlsServerProtocol:
     def _open(self, conn: ConnId, c: ServerConnection, user: str | None) -> None:
         c.user = user
         if self.pool is not None:
-            c.address = self.pool.take()
+            c.address = self.pool.take(in_use=self.routes.keys())
             if c.address is None:
                 if user is not None:
                     c.channel.write(b"DENIED no free TUN address\n")
