@@ -247,12 +247,13 @@ class TlsServerProtocol:
         c = self.connections.pop(conn, None)
         if c is not None and c.state != "closed":
             self._end(conn, c, "eof", "the connection was lost")
-        self.connections.pop(conn, None)
 
     def finished(self, conn: ConnId) -> bool:
-        """Whether `conn` is closed and has nothing left to send: the driver closes it."""
+        """Whether `conn` is closed: the driver sends what of `out` the socket takes (the
+        last words, an alert) and closes it. What a peer that does not read leaves is lost:
+        it must not keep its socket open forever."""
         c = self.connections.get(conn)
-        return c is None or (c.state == "closed" and not c.channel.out)
+        return c is None or c.state == "closed"
 
     def open_connections(self) -> Iterator[ConnId]:
         return (k for k, c in self.connections.items() if c.state == "open")
