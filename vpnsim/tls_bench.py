@@ -23,7 +23,6 @@ from vpnsim.scenario import load
 from vpnsim.topology import Lab, build_lab, new_lab_name
 from vpnsim.traffic.probes import Probes
 
-SCENARIO = "scenarios/seed-tls.toml"
 V = "192.168.60.101"
 PLAIN_PORT = 9090
 IPERF_PORT = 5201
@@ -100,7 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="of iperf3 per round")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args(argv)
-    lab = build_lab(load(SCENARIO).scenario, name=new_lab_name("tb"), owner_pid=os.getpid())
+    lab = build_lab(
+        load(tlslab.SCENARIO_FILE).scenario, name=new_lab_name("tb"), owner_pid=os.getpid()
+    )
     try:
         files = tlslab.prepare(lab)
         samples: dict[str, list[dict[str, float]]] = {"plain": [], "tls": []}

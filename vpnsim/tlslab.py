@@ -24,6 +24,8 @@ from vpnsim import names, pki, proc
 from vpnsim.topology import Lab
 from vpnsim.tunnel.shadow import shadow_line
 
+# The lab's topology, shipped beside the package (a checkout or an editable install).
+SCENARIO_FILE = Path(__file__).resolve().parents[1] / "scenarios" / "seed-tls.toml"
 # The name students' TLS-lab programs most often expect (SEED-LABS.md); only U resolves it.
 SERVER_NAME = "vpnlabserver.com"
 SERVER_ADDRESS = "10.0.2.8"

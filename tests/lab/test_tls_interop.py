@@ -26,14 +26,13 @@ from vpnsim.vpn import configured_tun
 pytestmark = pytest.mark.lab
 
 TEXTBOOK = Path(__file__).parents[1] / "data" / "tls_textbook"
-SCENARIO = Path(__file__).parents[2] / "scenarios" / "seed-tls.toml"
 V = "192.168.60.101"
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     built = build_lab(
-        load(SCENARIO).scenario,
+        load(tlslab.SCENARIO_FILE).scenario,
         name=new_lab_name("tio"),
         log_dir=tmp_path_factory.mktemp("tls-interop"),
         owner_pid=os.getpid(),

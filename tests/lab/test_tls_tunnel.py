@@ -30,13 +30,12 @@ from vpnsim.traffic.probes import Probes
 
 pytestmark = pytest.mark.lab
 
-SCENARIO = Path(__file__).parents[2] / "scenarios" / "seed-tls.toml"
 V = "192.168.60.101"
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    scenario = load(SCENARIO).scenario
+    scenario = load(tlslab.SCENARIO_FILE).scenario
     u2 = Host("U2", (Interface("eth0", "net-10.0.2.0", "10.0.2.9/24"),), sysctls=HOST_SYSCTLS)
     scenario = dataclasses.replace(scenario, hosts=(*scenario.hosts, u2))
     built = build_lab(
