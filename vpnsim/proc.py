@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vpnsim import names
 from vpnsim.errors import Finding, HarnessError
 from vpnsim.net import namespace
 from vpnsim.net.namespace import CLONE_NEWNS, NETNS_DIR
 
 CLONE_FS = 0x00000200
+MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_SLAVE = 1 << 19
 MNT_DETACH = 2
@@ -206,21 +208,16 @@ def _enter_for_children(ns: str) -> None:
     # Best effort, as `ip netns exec`: without it the program still runs in the namespace.
     # CLONE_FS too: the thread stops sharing its root and cwd with the others (the kernel
     # implies it; named so the reader knows the other threads are untouched).
+    hosts = names.hosts_mount(ns)
     if _libc.unshare(CLONE_NEWNS | CLONE_FS) == 0:
         _libc.mount(b"none", b"/", None, MS_REC | MS_SLAVE, None)
         if _libc.umount2(b"/sys", MNT_DETACH) == 0:
             _libc.mount(b"sysfs", b"/sys", b"sysfs", 0, None)
-
-
-def enter_host(nsfd: int) -> None:
-    """The former `preexec_fn`, kept for `vpnsim lab exec` (cli.py) until it calls
-    `popen_in`: Python code between fork and exec is safe only in a process without threads."""
-    if _libc.setns(nsfd, namespace.CLONE_NEWNET) != 0:
-        os._exit(125)
-    if _libc.unshare(CLONE_NEWNS) == 0:
-        _libc.mount(b"none", b"/", None, MS_REC | MS_SLAVE, None)
-        if _libc.umount2(b"/sys", MNT_DETACH) == 0:
-            _libc.mount(b"sysfs", b"/sys", b"sysfs", 0, None)
+    elif hosts is not None:
+        raise HarnessError(f"cannot give {ns} its hosts file: no private mount namespace")
+    # The lab's names (names.py): without them a TLS client would fail on a name, not on us.
+    if hosts is not None and _libc.mount(hosts, b"/etc/hosts", None, MS_BIND, None) != 0:
+        raise HarnessError(f"cannot mount {ns}'s hosts file over /etc/hosts")
 
 
 def is_alive(pid: int) -> bool:

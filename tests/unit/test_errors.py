@@ -30,14 +30,18 @@ from vpnsim.impair.control import WireGone
 from vpnsim.impair.spec import ImpairmentError
 from vpnsim.impl import ImplementationError
 from vpnsim.model import ScenarioError
+from vpnsim.names import HostNameError
 from vpnsim.net.namespace import NamespaceError
 from vpnsim.net.rtnl import NetlinkFailure
 from vpnsim.net.sysctl import SysctlError
 from vpnsim.packets import MalformedPacket
+from vpnsim.pki import PkiError
 from vpnsim.proc import ProgramFailed
 from vpnsim.scenario import ScenarioFileError
 from vpnsim.traffic.errors import NoRoute, ProbeFailed
 from vpnsim.tunnel.frames import MalformedFrame
+from vpnsim.tunnel.shadow import ShadowError, UnsupportedHash
+from vpnsim.tunnel.tls_channel import ChannelClosed
 
 BRANCHES = {
     HarnessError: [
@@ -47,6 +51,7 @@ BRANCHES = {
         WireGone,
         JailError,
         MissingModules,
+        PkiError,
     ],
     UsageError: [
         ScenarioError,
@@ -55,6 +60,9 @@ BRANCHES = {
         ImplementationError,
         RubricError,
         PathError,
+        ShadowError,
+        UnsupportedHash,
+        HostNameError,
     ],
     Finding: [
         ProgramFailed,
@@ -63,6 +71,7 @@ BRANCHES = {
         SubmissionTooLarge,
         MalformedPacket,
         MalformedFrame,
+        ChannelClosed,
     ],
 }
 # Files this change was not to edit: CourseError and ReportError (a course or report file the

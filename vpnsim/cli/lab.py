@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,7 +15,6 @@ from vpnsim.cli import lab_impair, lab_probe
 from vpnsim.cli.common import EXIT_FINDING, Subcommands, add_impl_option, attach, impl_of
 from vpnsim.errors import HarnessError
 from vpnsim.features import preflight
-from vpnsim.net.namespace import NETNS_DIR
 from vpnsim.seed import DEFAULT_SCENARIO
 
 if TYPE_CHECKING:
@@ -128,14 +126,15 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _host_command(lab: Lab, host: str, command: list[str]) -> int:
-    nsfd = os.open(NETNS_DIR / lab.ns(host), os.O_RDONLY | os.O_CLOEXEC)
     try:
-        completed = subprocess.run(command, preexec_fn=lambda: proc.enter_host(nsfd))
+        child = proc.popen_in(lab.ns(host), command)
     except FileNotFoundError:
         raise HarnessError(f"command not found on {host}: {command[0]}") from None
-    finally:
-        os.close(nsfd)
-    return completed.returncode
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:  # the terminal's Ctrl-C reached the command too: its call
+            continue
 
 
 def _exec(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from vpnsim import pki_cli
 from vpnsim.cli import draw, lab, maintenance, scenarios
 from vpnsim.cli.common import EXIT_FINDING, EXIT_USAGE
 from vpnsim.errors import Finding, VpnsimError
@@ -56,4 +57,5 @@ def build_parser() -> argparse.ArgumentParser:
     draw.add_parser(sub)
     maintenance.add_parser(sub)
     grade_cli.add_parser(sub)
+    pki_cli.add_parser(sub)
     return parser

@@ -4,6 +4,7 @@
     client: python -m vpnsim.tunnel client --server 10.9.0.11 --tun-address 192.168.53.99/24 \\
                 --route 192.168.60.0/24 [--port 9090]
     TAP (task 9): add --mode tap to both, and --gateway 192.168.53.1 to the client
+    TLS (the TLS/SSL VPN lab): add --tls to both; see `vpnsim.tunnel.tls_main`
 
 Each end creates its TUN (a TAP with --mode tap: Ethernet frames, one per datagram), gives it
 the address, brings it up, adds the routes, binds its UDP socket and forwards until SIGTERM or
@@ -80,7 +81,12 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    if "--tls" in given:  # TLS mode: its own options (see tunnel.tls_main)
+        from vpnsim.tunnel import tls_main
+
+        return tls_main.main(given)
+    args = parse_args(given)
     tun = TunFile(args.tun_name or f"{args.mode}%d", args.mode)
     gateways = {gateway.version: str(gateway) for gateway in args.gateway}
     with Netconf() as netconf:
