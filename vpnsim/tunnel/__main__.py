@@ -4,6 +4,8 @@
     client: python -m vpnsim.tunnel client --server 10.9.0.11 --tun-address 192.168.53.99/24 \\
                 --route 192.168.60.0/24 [--port 9090]
     TAP (task 9): add --mode tap to both, and --gateway 192.168.53.1 to the client
+    encrypted: add --wire aead --psk-file FILE to both (X25519 + AES-256-GCM, `tunnel.secure`;
+               not SEED-compatible, TUN only)
 
 Each end creates its TUN (a TAP with --mode tap: Ethernet frames, one per datagram), gives it
 the address, brings it up, adds the routes, binds its UDP socket and forwards until SIGTERM or
@@ -19,12 +21,13 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 from vpnsim.tunnel.driver import Driver, UdpTransport
 from vpnsim.tunnel.frames import FrameClientProtocol, FrameServerProtocol
 from vpnsim.tunnel.netconf import Netconf
-from vpnsim.tunnel.protocol import ClientProtocol, Endpoint, ServerProtocol
+from vpnsim.tunnel.protocol import Address, ClientProtocol, Endpoint, ServerProtocol
 from vpnsim.tunnel.tun import TunFile
 
 DEFAULT_PORT = 9090
@@ -42,6 +45,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=("tun", "tap"),
         default="tun",
         help="tun: IP packets (default); tap: Ethernet frames, ARP through the tunnel",
+    )
+    parser.add_argument(
+        "--wire",
+        choices=("plain", "aead"),
+        default="plain",
+        help="plain: one raw IP packet per datagram, as SEED's (default); aead: encrypted",
+    )
+    parser.add_argument(
+        "--psk-file", type=Path, help="pre-shared key of --wire aead (16+ secret bytes)"
     )
     parser.add_argument(
         "--tun-address",
@@ -66,7 +78,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.side == "client" and not args.server:
         parser.error("the client needs --server ADDRESS")
+    if args.wire == "aead" and (args.psk_file is None or args.mode != "tun"):
+        parser.error("--wire aead needs --psk-file FILE, and --mode tun")
+    if args.wire == "aead":
+        # Read before any device exists: a bad file is a usage error, not a half-made tunnel.
+        from vpnsim.tunnel.crypto import PskFileError, load_psk
+
+        try:
+            args.psk = load_psk(args.psk_file)
+        except PskFileError as exc:
+            parser.error(str(exc))
     return args
+
+
+def _endpoint(args: argparse.Namespace, server: Address | None) -> Endpoint:
+    """The sans-IO endpoint of this side and mode (`server` None: we are the server)."""
+    if args.wire == "aead":
+        # Imported only here: plain mode's start-up never loads `cryptography`.
+        from vpnsim.tunnel.secure import SecureClient, SecureServer
+
+        return SecureServer(args.psk) if server is None else SecureClient(server, args.psk)
+    if args.mode == "tap":
+        return FrameServerProtocol() if server is None else FrameClientProtocol(server)
+    return ServerProtocol() if server is None else ClientProtocol(server)
 
 
 class Stopped(Exception):
@@ -90,17 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for cidr in args.route:
             version = ipaddress.ip_network(cidr).version
             netconf.add_route(cidr, tun.name, gateways.get(version))
-    tap = args.mode == "tap"
-    endpoint: Endpoint
-    if args.side == "server":
-        transport = UdpTransport(("0.0.0.0", args.port))
-        endpoint = FrameServerProtocol() if tap else ServerProtocol()
-    else:
-        transport = UdpTransport(("0.0.0.0", 0))
-        server = (args.server, args.port)
-        endpoint = FrameClientProtocol(server) if tap else ClientProtocol(server)
+    server = None if args.side == "server" else (args.server, args.port)
+    transport = UdpTransport(("0.0.0.0", args.port if server is None else 0))
+    endpoint = _endpoint(args, server)
     addresses = " ".join(args.tun_address)
-    print(f"{args.side}: {tun.name} {addresses} up, udp port {args.port}", flush=True)
+    print(f"{args.side}: {tun.name} {addresses} up, udp port {args.port}, {args.wire}", flush=True)
 
     driver = Driver(endpoint, tun, transport)
     signal.signal(signal.SIGTERM, _stop)

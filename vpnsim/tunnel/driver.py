@@ -11,7 +11,7 @@ import select
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from vpnsim.net.buffers import enlarge
@@ -107,22 +107,27 @@ class Driver:
         """The select loop, until a signal handler raises out of it."""
         tun_fd, transport_fd = self.tun.fileno(), self.transport.fileno()
         while True:
+            # Timers first: an AEAD client starts its handshake before the first wait.
+            if timed := self.endpoint.expire(self.clock()):
+                self._send(timed)
             readable, _, _ = select.select([tun_fd, transport_fd], [], [], TICK)
             if tun_fd in readable:
                 self.tun_readable()
             if transport_fd in readable:
                 self.transport_readable()
-            self.endpoint.expire(self.clock())
 
-    def _send(self, actions: list[Send]) -> None:
+    def _send(self, actions: Sequence[Send]) -> None:
         for action in actions:
             try:
                 self.transport.sendto(action.datagram, action.addr)
             except OSError as exc:  # unreachable peer, full buffer: drop, count, go on
                 self.errors[f"send: {exc.strerror or exc}"] += 1
 
-    def _deliver(self, actions: list[Deliver]) -> None:
+    def _deliver(self, actions: Sequence[Send | Deliver]) -> None:
         for action in actions:
+            if isinstance(action, Send):  # an AEAD handshake answer
+                self._send((action,))
+                continue
             try:
                 self.tun.write(action.packet)
             except OSError as exc:  # the kernel refused the packet: drop, count, go on
