@@ -103,13 +103,16 @@ class Driver:
             self._deliver(self.endpoint.datagram_received(data, addr, self.clock()))
         return count
 
+    def timers(self) -> None:
+        """Let the endpoint expire what is old, and send what its timers want (AEAD mode)."""
+        if due := self.endpoint.expire(self.clock()):
+            self._send(due)
+
     def run(self) -> None:
         """The select loop, until a signal handler raises out of it."""
         tun_fd, transport_fd = self.tun.fileno(), self.transport.fileno()
         while True:
-            # Timers first: an AEAD client starts its handshake before the first wait.
-            if timed := self.endpoint.expire(self.clock()):
-                self._send(timed)
+            self.timers()  # first: an AEAD client starts its handshake before the first wait
             readable, _, _ = select.select([tun_fd, transport_fd], [], [], TICK)
             if tun_fd in readable:
                 self.tun_readable()
