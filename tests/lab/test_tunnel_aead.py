@@ -1,0 +1,149 @@
+"""The reference tunnel's AEAD mode (`--wire aead --psk-file FILE`) in the SEED lab: traffic
+from U reaches V, and the outer links carry only ciphertext.
+
+```
+  U 10.9.0.5 [TUN 192.168.53.99] ---- 10.9.0.11 [server, TUN 192.168.53.1] 192.168.60.11
+      ^ capture: no inner payload in clear                                  V 192.168.60.5
+```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vpnsim.impl import TunnelImpl, reference_argv
+from vpnsim.net import namespace
+from vpnsim.seed import seed_tunnel
+from vpnsim.topology import Lab, build_lab, new_lab_name
+from vpnsim.traffic.capture import Capture
+from vpnsim.traffic.evidence import outer_interface
+from vpnsim.traffic.probes import Probes
+from vpnsim.tunnel import secure_wire
+from vpnsim.vpn import RunningTunnel, start_tunnel
+
+pytestmark = pytest.mark.lab
+
+V = "192.168.60.5"
+MARKER = b"INNER-PAYLOAD-MARKER-7f3a"
+AEAD_OVERHEAD = secure_wire.DATA_HEADER_BYTES + 16  # header + GCM tag
+
+
+def aead_impl(psk_file: Path) -> TunnelImpl:
+    spec = seed_tunnel().tunnel
+    assert spec is not None
+    flags = ("--wire", "aead", "--psk-file", str(psk_file))
+    return TunnelImpl(
+        label="reference-aead",
+        client_argv=(*reference_argv("client", spec), *flags),
+        server_argv=(*reference_argv("server", spec), *flags),
+    )
+
+
+def start_aead_lab(log_dir: Path, tag: str) -> tuple[Lab, RunningTunnel]:
+    psk_file = log_dir / "lab.psk"
+    psk_file.write_text(secrets.token_hex(32) + "\n")
+    psk_file.chmod(0o600)
+    lab = build_lab(seed_tunnel(), name=new_lab_name(tag), log_dir=log_dir, owner_pid=os.getpid())
+    try:
+        return lab, start_tunnel(lab, aead_impl(psk_file), timeout=20)
+    except BaseException:
+        lab.teardown()
+        raise
+
+
+@pytest.fixture(scope="module")
+def aead_tunnel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningTunnel]:
+    lab, tunnel = start_aead_lab(tmp_path_factory.mktemp("aead"), "ae")
+    try:
+        yield tunnel
+    finally:
+        lab.teardown()
+
+
+@pytest.fixture(scope="module")
+def aead_probes(aead_tunnel: RunningTunnel) -> Iterator[Probes]:
+    probes = Probes(aead_tunnel.lab, aead_tunnel)
+    assert probes.ping("U", V, b"warm-up").payload == b"warm-up"  # the handshake is done
+    yield probes
+    probes.close()
+
+
+def client_link_capture(lab: Lab) -> Capture:
+    """Every frame on U's outer link (toward the server), whatever its protocol."""
+    return Capture(lab.ns("U"), outer_interface(lab, "U", "10.9.0.5"))
+
+
+def test_an_icmp_echo_crosses_as_one_aead_datagram_each_way_with_no_payload_in_clear(
+    aead_tunnel: RunningTunnel, aead_probes: Probes
+) -> None:
+    payload = MARKER * 4
+    with client_link_capture(aead_tunnel.lab) as capture, aead_probes.evidence() as rec:
+        reply = aead_probes.ping("U", V, payload)
+    assert (reply.source, reply.payload) == (V, payload)
+    ev = rec.result
+    inner = 20 + 8 + len(payload)
+    assert [(d.src, d.dport, d.length) for d in ev.to_server] == [
+        ("10.9.0.5", 9090, inner + AEAD_OVERHEAD)
+    ]
+    assert [(d.sport, d.dst, d.length) for d in ev.from_server] == [
+        (9090, "10.9.0.5", inner + AEAD_OVERHEAD)
+    ]
+    assert [d.payload[0] for d in ev.to_server + ev.from_server] == [secure_wire.DATA] * 2
+    assert (ev.client.tx_packets, ev.client.rx_packets, ev.client.tx_bytes) == (1, 1, inner)
+    frames = capture.frames
+    assert len(frames) >= 2
+    assert not [f for f in frames if MARKER in f.data]
+
+
+def test_tcp_crosses_the_aead_tunnel_and_no_segment_shows_in_clear(
+    aead_tunnel: RunningTunnel, aead_probes: Probes
+) -> None:
+    data = MARKER * 2000  # 50 kB: many full-size segments
+    with client_link_capture(aead_tunnel.lab) as capture, aead_probes.evidence() as rec:
+        assert aead_probes.tcp("U", V, data) == data
+    assert rec.result.through_tunnel
+    assert sum(len(f.data) for f in capture.frames) > 2 * len(data)  # there and echoed back
+    assert not [f for f in capture.frames if MARKER[:12] in f.data]
+
+
+def test_replayed_forged_and_garbage_datagrams_are_dropped_and_counted(tmp_path: Path) -> None:
+    lab, tunnel = start_aead_lab(tmp_path, "ar")
+    try:
+        probes = Probes(lab, tunnel)
+        assert probes.ping("U", V, b"first").payload == b"first"
+        with probes.evidence() as rec:
+            assert probes.ping("U", V, b"second").payload == b"second"
+        [sealed] = [d.payload for d in rec.result.to_server]
+        # A fresh counter (an old one would be caught as a replay before any decryption).
+        forged = sealed[:8] + (2**40).to_bytes(8, "little") + sealed[16:]
+        made_up_index = sealed[:4] + b"\xff\xff\xff\xff" + sealed[8:]
+        # From a new port on U: a replay must neither deliver nor move the client's address.
+        with namespace.socket_in(lab.ns("U"), socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for datagram in (sealed, forged, made_up_index, b"not a message at all"):
+                s.sendto(datagram, ("10.9.0.11", 9090))
+        assert probes.ping("U", V, b"third").payload == b"third"  # handled after the four
+        probes.close()
+        assert (tunnel.stop_client(), tunnel.server.stop()) == (0, 0)
+        client = json.loads(tunnel.client.stdout().splitlines()[-1])
+        server = json.loads(tunnel.server.stdout().splitlines()[-1])
+    finally:
+        lab.teardown()
+    drops = ("replayed", "unauthentic", "unknown_index", "malformed", "roamed", "errors")
+    assert {k: server[k] for k in drops} == {
+        "replayed": 1,
+        "unauthentic": 1,
+        "unknown_index": 1,
+        "malformed": 1,
+        "roamed": 0,
+        "errors": {},
+    }
+    assert (server["delivered"], client["tun_packets"], client["delivered"]) == (3, 3, 3)
+    assert client["handshakes"] == server["handshakes"] >= 1
+    assert client["unauthentic"] == client["replayed"] == 0
