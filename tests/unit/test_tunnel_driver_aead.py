@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from pathlib import Path
+
+import pytest
 
 from vpnsim.testing import MemoryNetwork, MemoryTun, ipv4_packet, pump
 from vpnsim.tunnel import secure_wire
+from vpnsim.tunnel.__main__ import parse_args
+from vpnsim.tunnel.crypto import load_psk
 from vpnsim.tunnel.driver import Driver
 from vpnsim.tunnel.secure import SecureClient, SecureServer
 
@@ -53,3 +58,44 @@ def test_a_server_with_another_psk_never_delivers_and_the_client_keeps_its_packe
     pump(client, server)
 
     assert (server_tun.written, other.stats.unauthentic, endpoint.queue) == ([], 1, [REQUEST])
+
+
+def test_the_endpoint_is_plain_by_default_and_aead_reads_its_psk_file(tmp_path: Path) -> None:
+    psk_file = tmp_path / "lab.psk"
+    psk_file.write_text("correct horse battery staple\n")
+    plain = parse_args(["server", "--tun-address", "192.168.53.1/24"])
+    aead = parse_args(
+        [
+            "server",
+            "--tun-address",
+            "192.168.53.1/24",
+            "--wire",
+            "aead",
+            "--psk-file",
+            str(psk_file),
+        ]
+    )
+    assert (plain.wire, plain.psk_file) == ("plain", None)
+    assert (aead.wire, aead.psk) == ("aead", load_psk(psk_file))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--wire", "aead"], "--wire aead needs --psk-file FILE, and --mode tun"),
+        (["--wire", "aead", "--psk-file", "PSK", "--mode", "tap"], "and --mode tun"),
+        (["--wire", "aead", "--psk-file", "SHORT"], "short.psk: 5 bytes of secret, need at least"),
+        (["--wire", "aead", "--psk-file", "NONE"], "none.psk: No such file or directory"),
+    ],
+)
+def test_a_bad_aead_command_line_is_a_usage_error_naming_the_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    (tmp_path / "lab.psk").write_text("correct horse battery staple\n")
+    (tmp_path / "short.psk").write_text("short\n")
+    names = {"PSK": "lab.psk", "SHORT": "short.psk", "NONE": "none.psk"}
+    extra = [str(tmp_path / names[a]) if a in names else a for a in extra]
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["server", "--tun-address", "192.168.53.1/24", *extra])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
