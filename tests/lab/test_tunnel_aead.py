@@ -16,6 +16,7 @@ import secrets
 import socket
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -228,3 +229,28 @@ def test_fuzzed_datagrams_at_both_ends_while_tcp_flows_crash_nothing(tmp_path: P
     assert 0 < sum(server[k] for k in drops) <= 4000
     assert 0 < sum(client[k] for k in drops) <= 4000
     assert (client["errors"], server["errors"], server["roamed"]) == ({}, {}, 0)
+
+
+def test_a_restarted_client_handshakes_again_and_a_tcp_session_resumes(
+    aead_tunnel: RunningTunnel, aead_probes: Probes
+) -> None:
+    with aead_probes.tcp_session("U", V) as session:
+        session.send(b"typed before\n")
+        assert session.receive(13) == b"typed before\n"
+        aead_tunnel.restart_client()  # a new process: new keys, a new source port
+        session.send(b"typed after the restart\n")
+        assert session.receive(24, timeout=10) == b"typed after the restart\n"
+
+
+def test_after_a_server_restart_the_client_handshakes_again_when_it_hears_nothing(
+    aead_tunnel: RunningTunnel, aead_probes: Probes
+) -> None:
+    aead_tunnel.stop_server()
+    aead_tunnel.start_server()
+    # The new server knows none of the client's sessions; the client notices that nothing
+    # comes back (SecureConfig.no_reply_seconds, 10 s) and makes a new one.
+    deadline = time.monotonic() + 30
+    while not aead_probes.reaches("U", V, timeout=1.0):
+        assert time.monotonic() < deadline, "no echo through the tunnel 30 s after the restart"
+    server = aead_tunnel.server
+    assert server.running() and aead_tunnel.client.running()
