@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
@@ -43,11 +44,11 @@ def make_pair(
     return client, server
 
 
-def sends(actions: list[Send] | list[Send | Deliver]) -> list[Send]:
+def sends(actions: Sequence[Send | Deliver]) -> list[Send]:
     return [a for a in actions if isinstance(a, Send)]
 
 
-def delivered(actions: list[Send] | list[Send | Deliver]) -> list[bytes]:
+def delivered(actions: Sequence[Send | Deliver]) -> list[bytes]:
     return [a.packet for a in actions if isinstance(a, Deliver)]
 
 
@@ -356,7 +357,7 @@ class Wire:
     got_by_client: list[bytes] = field(default_factory=list)
     got_by_server: list[bytes] = field(default_factory=list)
 
-    def sent(self, actions: list[Send] | list[Send | Deliver]) -> None:
+    def sent(self, actions: Sequence[Send | Deliver]) -> None:
         self.in_flight += sends(actions)
         self.seen += sends(actions)
 

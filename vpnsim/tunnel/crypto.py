@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,8 +134,7 @@ class PacketCipher:
             return None
 
 
-def _nonce(counter: int) -> bytes:
-    return b"\0\0\0\0" + counter.to_bytes(8, "little")
+_nonce = struct.Struct("<4xQ").pack  # 4 zero bytes, then the counter
 
 
 def _hkdf(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:

@@ -22,7 +22,7 @@ indices) is injected as `random` and time as `now`, for deterministic tests.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from vpnsim.tunnel import crypto, secure_wire
@@ -102,7 +102,7 @@ class Session:
     ) -> bytes | None:
         """The authentic, fresh plaintext of a data message for us, or None (counted)."""
         _, _, counter = DATA_HEADER.unpack_from(datagram)
-        if not self.usable(now, config):
+        if now - self.created >= config.reject_after_seconds:
             stats.expired += 1
             return None
         if not self.window.fresh(counter):
@@ -190,7 +190,7 @@ class SecureClient:
             sends += self._initiate(now)
         return sends
 
-    def datagram_received(self, data: bytes, addr: Address, now: float) -> list[Send | Deliver]:
+    def datagram_received(self, data: bytes, addr: Address, now: float) -> Sequence[Send | Deliver]:
         if addr != self.server:
             self.stats.foreign += 1
             return []
@@ -200,9 +200,9 @@ class SecureClient:
             self.stats.malformed += 1
             return []
         if kind == secure_wire.DATA:
-            return list(self._data(data, now))
+            return self._data(data, now)
         if kind == secure_wire.RESPONSE:
-            return list(self._response(data, now))
+            return self._response(data, now)
         self.stats.unexpected += 1
         return []
 
@@ -340,16 +340,16 @@ class SecureServer:
     def __post_init__(self) -> None:
         self._initiation_key = crypto.initiation_mac_key(self.psk)
 
-    def datagram_received(self, data: bytes, addr: Address, now: float) -> list[Send | Deliver]:
+    def datagram_received(self, data: bytes, addr: Address, now: float) -> Sequence[Send | Deliver]:
         try:
             kind = secure_wire.message_type(data)
         except secure_wire.MalformedMessage:
             self.stats.malformed += 1
             return []
         if kind == secure_wire.DATA:
-            return list(self._data(data, addr, now))
+            return self._data(data, addr, now)
         if kind == secure_wire.INITIATION:
-            return list(self._initiation(data, addr, now))
+            return self._initiation(data, addr, now)
         self.stats.unexpected += 1
         return []
 
