@@ -254,3 +254,27 @@ def test_after_a_server_restart_the_client_handshakes_again_when_it_hears_nothin
         assert time.monotonic() < deadline, "no echo through the tunnel 30 s after the restart"
     server = aead_tunnel.server
     assert server.running() and aead_tunnel.client.running()
+
+
+def test_the_server_follows_the_client_to_a_new_address(tmp_path: Path) -> None:
+    lab, tunnel = start_aead_lab(tmp_path, "am")
+    try:
+        probes = Probes(lab, tunnel)
+        assert probes.ping("U", V, b"from 10.9.0.5").payload == b"from 10.9.0.5"
+        # U moves: a second address, and the way to the server now leaves from it.
+        rtnl = lab.rtnl("U")
+        outer = outer_interface(lab, "U", "10.9.0.5")
+        rtnl.add_address(outer, "10.9.0.6/24")
+        rtnl.raw.route(
+            "add", dst="10.9.0.11/32", oif=rtnl.index_of(outer), prefsrc="10.9.0.6", scope=253
+        )
+        with probes.evidence() as rec:
+            assert probes.ping("U", V, b"from 10.9.0.6").payload == b"from 10.9.0.6"
+        assert [d.src for d in rec.result.to_server] == ["10.9.0.6"]
+        assert [d.dst for d in rec.result.from_server] == ["10.9.0.6"]  # followed at once
+        probes.close()
+        assert (tunnel.stop_client(), tunnel.server.stop()) == (0, 0)
+        server = json.loads(tunnel.server.stdout().splitlines()[-1])
+    finally:
+        lab.teardown()
+    assert (server["roamed"], server["delivered"], server["handshakes"]) == (1, 2, 1)
