@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from vpnsim.testing import ipv4_packet
 from vpnsim.tunnel import secure_wire
+from vpnsim.tunnel.crypto import REJECT_AFTER_MESSAGES
 from vpnsim.tunnel.protocol import Address, Deliver, Send
 from vpnsim.tunnel.secure import SecureClient, SecureConfig, SecureServer
 
@@ -330,6 +331,24 @@ def test_an_expired_session_sends_nothing_and_receives_nothing() -> None:
     assert server.datagram_received(late, CLIENT, 180.0) == []
     assert server.packet_from_tun(v_to_u(1), 180.0) == []
     assert (server.stats.expired, server.stats.no_session) == (1, 1)
+
+
+def test_each_data_packet_of_a_session_has_the_next_counter_so_no_nonce_repeats() -> None:
+    client, server = make_pair()
+    handshake(client, server)  # the keepalive had counter 0
+    datagrams = [to_server(client, u_to_v(n)).datagram for n in range(100)]
+    headers = [secure_wire.parse_data_header(d) for d in datagrams]
+    assert [h.counter for h in headers] == list(range(1, 101))
+    assert len({h.receiver_index for h in headers}) == 1
+
+
+def test_a_session_that_used_up_its_counters_is_never_used_again() -> None:
+    client, server = make_pair()
+    handshake(client, server)
+    assert client.current is not None
+    client.current.sent = REJECT_AFTER_MESSAGES
+    [initiation] = client.packet_from_tun(u_to_v(1), 0.0)  # queued; a new session is asked for
+    assert (initiation.datagram[0], client.queue) == (secure_wire.INITIATION, [u_to_v(1)])
 
 
 def test_an_authentic_packet_that_is_not_ip_is_dropped_as_malformed() -> None:
