@@ -324,6 +324,32 @@ def test_a_client_that_hears_nothing_after_sending_handshakes_again() -> None:
     assert initiation.datagram[0] == secure_wire.INITIATION
 
 
+def test_one_way_traffic_gets_server_keepalives_and_no_needless_handshake() -> None:
+    client, server = make_pair(SecureConfig(keepalive_seconds=5.0, no_reply_seconds=10.0))
+    handshake(client, server)
+    keepalives = []
+    for second in range(1, 31):  # a UDP stream U -> V that V never answers
+        now = float(second)
+        datagram = to_server(client, u_to_v(second), now).datagram
+        assert delivered(server.datagram_received(datagram, CLIENT, now)) == [u_to_v(second)]
+        for send in server.expire(now):
+            keepalives.append(second)
+            assert client.datagram_received(send.datagram, SERVER, now) == []
+        assert client.expire(now) == []
+    assert keepalives == [5, 10, 15, 20, 25, 30]
+    assert (client.stats.keepalives, client.stats.initiations_sent) == (6, 1)
+
+
+def test_the_server_sends_no_keepalive_to_a_client_it_answers() -> None:
+    client, server = make_pair(SecureConfig(keepalive_seconds=5.0))
+    handshake(client, server)
+    for second in range(1, 31):
+        now = float(second)
+        server.datagram_received(to_server(client, u_to_v(second), now).datagram, CLIENT, now)
+        to_client(server, v_to_u(second), now)
+        assert server.expire(now) == []
+
+
 def test_an_expired_session_sends_nothing_and_receives_nothing() -> None:
     client, server = make_pair(SecureConfig(rekey_after_seconds=900.0, reject_after_seconds=180.0))
     handshake(client, server)

@@ -52,6 +52,9 @@ class SecureConfig:
     previous_key_seconds: float = 10.0  # the previous session still receives this long
     handshake_retry_seconds: float = 1.0
     no_reply_seconds: float = 10.0  # sent data, heard nothing authentic: new handshake
+    # Server: heard data but sent nothing this long: a keepalive, so one-way traffic does not
+    # look like a dead server to the client.
+    keepalive_seconds: float = 5.0
     pending_handshake_seconds: float = 30.0  # server: an unconfirmed session is forgotten
     max_pending_handshakes: int = 1024
     queue_packets: int = 64  # client: packets kept while waiting for a session
@@ -277,13 +280,12 @@ class SecureClient:
 
     def _data(self, data: bytes, now: float) -> list[Send | Deliver]:
         index = int.from_bytes(data[4:8], "little")
-        session = next(
-            (s for s in (self.current, self.previous) if s is not None and s.local_index == index),
-            None,
-        )
-        if session is None:
-            self.stats.unknown_index += 1
-            return []
+        session = self.current
+        if session is None or session.local_index != index:
+            session = self.previous
+            if session is None or session.local_index != index:
+                self.stats.unknown_index += 1
+                return []
         plaintext = session.open(data, now, self.config, self.stats)
         if plaintext is None:
             return []
@@ -306,14 +308,24 @@ class SecureClient:
 class _Peer:
     """A client as the server knows it: where it is, and its sessions."""
 
-    __slots__ = ("addr", "current", "last_heard", "previous", "previous_until")
+    __slots__ = (
+        "addr",
+        "current",
+        "last_data_heard",
+        "last_heard",
+        "last_sent",
+        "previous",
+        "previous_until",
+    )
 
     def __init__(self, addr: Address, now: float) -> None:
         self.addr = addr
         self.current: Session | None = None
         self.previous: Session | None = None
         self.previous_until = 0.0
-        self.last_heard = now
+        self.last_heard = now  # anything authentic
+        self.last_data_heard = now  # a packet for the TUN
+        self.last_sent = now
 
 
 @dataclass
@@ -371,23 +383,41 @@ class SecureServer:
             self.stats.no_session += 1
             return []
         self.stats.sent += 1
+        peer.last_sent = now
         return [Send(session.seal(packet), peer.addr)]
 
     def expire(self, now: float) -> list[Send]:
-        """Forgets idle clients, retired sessions and stale handshakes (once a second)."""
+        """Forgets idle clients, retired sessions and stale handshakes; sends keepalives
+        to clients that sent data we have not answered (all once a second)."""
         if now < self._next_sweep:
             return []
         self._next_sweep = now + 1.0
+        keepalives = []
         for peer in list(self.peers):
             if now - peer.last_heard > self.config.idle_timeout:
                 self._forget(peer)
-            elif peer.previous is not None and now >= peer.previous_until:
+                continue
+            if peer.previous is not None and now >= peer.previous_until:
                 self.sessions.pop(peer.previous.local_index, None)
                 peer.previous = None
+            if (keepalive := self._keepalive(peer, now)) is not None:
+                keepalives.append(keepalive)
         stale = now - self.config.pending_handshake_seconds
         for index in [i for i, p in self.pending.items() if p.session.created < stale]:
             del self.pending[index]
-        return []
+        return keepalives
+
+    def _keepalive(self, peer: _Peer, now: float) -> Send | None:
+        """An empty packet for a client whose data we have left unanswered for a while."""
+        unanswered = peer.last_data_heard > peer.last_sent
+        session = peer.current
+        if not unanswered or now - peer.last_sent < self.config.keepalive_seconds:
+            return None
+        if session is None or not session.usable(now, self.config):
+            return None
+        peer.last_sent = now
+        self.stats.sent += 1
+        return Send(session.seal(b""), peer.addr)
 
     def _forget(self, peer: _Peer) -> None:
         self.peers.remove(peer)
@@ -458,6 +488,7 @@ class SecureServer:
             return []
         if self.routes.get(source) is not peer:
             self.routes[source] = peer
+        peer.last_data_heard = now
         self.stats.received += 1
         self.stats.delivered += 1
         return [Deliver(plaintext)]
