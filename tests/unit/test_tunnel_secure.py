@@ -425,6 +425,8 @@ operation = st.one_of(
     st.tuples(st.just("truncate"), st.integers(0, 10**6), st.integers(0, 100)),
     st.tuples(st.just("flip"), st.integers(0, 10**6), st.integers(0, 10**6), st.integers(1, 255)),
     st.tuples(st.just("random"), st.binary(max_size=120), st.booleans()),
+    # Well-framed messages with random contents: each type, the length it must have.
+    st.tuples(st.just("shaped"), st.sampled_from([1, 2, 4]), st.binary(min_size=56, max_size=56)),
     st.tuples(st.just("time"), st.floats(0.0, 30.0)),
     st.tuples(st.just("timers")),
 )
@@ -457,6 +459,11 @@ def test_fuzzed_datagrams_never_raise_nor_deliver_anything_unauthentic(
             data, at_server = args
             assert isinstance(data, bytes)
             wire.arrive(data, bool(at_server), CLIENT, now)
+        elif kind == "shaped":
+            message_type, body = args
+            assert isinstance(message_type, int) and isinstance(body, bytes)
+            for to_server in (True, False):
+                wire.arrive(bytes([message_type, 0, 0, 0]) + body, to_server, CLIENT, now)
         elif kind in ("deliver", "drop") and wire.in_flight:
             send = wire.in_flight.pop(int(args[0]) % len(wire.in_flight))  # type: ignore[call-overload]
             if kind == "deliver":
