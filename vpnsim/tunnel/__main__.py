@@ -31,6 +31,9 @@ from vpnsim.tunnel.protocol import Address, ClientProtocol, Endpoint, ServerProt
 from vpnsim.tunnel.tun import TunFile
 
 DEFAULT_PORT = 9090
+# An AEAD client adds its routes once its first handshake is done, or after this long (the
+# server may be down: the client then starts anyway and keeps trying).
+FIRST_HANDSHAKE_WAIT = 5.0
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -103,6 +106,19 @@ def _endpoint(args: argparse.Namespace, server: Address | None) -> Endpoint:
     return ServerProtocol() if server is None else ClientProtocol(server)
 
 
+def _first_handshake(driver: Driver, endpoint: Endpoint) -> None:
+    """Run an AEAD client until its first session is up, or FIRST_HANDSHAKE_WAIT has passed.
+
+    Routes come after it: whoever waits for them (the harness's readiness) then finds a
+    tunnel that forwards at once, not one whose first packets wait on a handshake retry.
+    """
+    from vpnsim.tunnel.secure import SecureClient
+
+    assert isinstance(endpoint, SecureClient)
+    client = endpoint
+    driver.run_until(lambda: client.current is not None, FIRST_HANDSHAKE_WAIT)
+
+
 class Stopped(Exception):
     """Raised by the SIGTERM/SIGINT handler: it interrupts a blocking select at once."""
 
@@ -117,23 +133,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     tun = TunFile(args.tun_name or f"{args.mode}%d", args.mode)
     gateways = {gateway.version: str(gateway) for gateway in args.gateway}
-    with Netconf() as netconf:
-        for cidr in args.tun_address:
-            netconf.add_address(tun.name, cidr)
-        netconf.set_up(tun.name, args.mtu)
-        for cidr in args.route:
-            version = ipaddress.ip_network(cidr).version
-            netconf.add_route(cidr, tun.name, gateways.get(version))
     server = None if args.side == "server" else (args.server, args.port)
     transport = UdpTransport(("0.0.0.0", args.port if server is None else 0))
     endpoint = _endpoint(args, server)
-    addresses = " ".join(args.tun_address)
-    print(f"{args.side}: {tun.name} {addresses} up, udp port {args.port}, {args.wire}", flush=True)
-
     driver = Driver(endpoint, tun, transport)
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     with contextlib.suppress(Stopped):
+        with Netconf() as netconf:
+            for cidr in args.tun_address:
+                netconf.add_address(tun.name, cidr)
+            netconf.set_up(tun.name, args.mtu)
+            if args.wire == "aead" and server is not None:
+                _first_handshake(driver, endpoint)
+            for cidr in args.route:
+                version = ipaddress.ip_network(cidr).version
+                netconf.add_route(cidr, tun.name, gateways.get(version))
+        addresses = " ".join(args.tun_address)
+        print(
+            f"{args.side}: {tun.name} {addresses} up, udp port {args.port}, {args.wire}", flush=True
+        )
         driver.run()
     report = {"side": args.side, "tun": tun.name, **vars(endpoint.stats), "errors": driver.errors}
     print(json.dumps(report), flush=True)

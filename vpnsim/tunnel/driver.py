@@ -110,14 +110,29 @@ class Driver:
 
     def run(self) -> None:
         """The select loop, until a signal handler raises out of it."""
-        tun_fd, transport_fd = self.tun.fileno(), self.transport.fileno()
         while True:
-            self.timers()  # first: an AEAD client starts its handshake before the first wait
-            readable, _, _ = select.select([tun_fd, transport_fd], [], [], TICK)
-            if tun_fd in readable:
-                self.tun_readable()
-            if transport_fd in readable:
-                self.transport_readable()
+            self.step(TICK)
+
+    def run_until(self, done: Callable[[], bool], seconds: float, tick: float = 0.05) -> bool:
+        """The loop with short waits (timers fire on time) until `done()` or `seconds` have
+        passed; returns `done()`. An AEAD client runs its first handshake this way."""
+        deadline = self.clock() + seconds
+        while not done():
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                return False
+            self.step(min(tick, remaining))
+        return True
+
+    def step(self, timeout: float) -> None:
+        """Timers, then one wait of at most `timeout` and what became readable."""
+        self.timers()  # first: an AEAD client starts its handshake before the first wait
+        tun_fd, transport_fd = self.tun.fileno(), self.transport.fileno()
+        readable, _, _ = select.select([tun_fd, transport_fd], [], [], timeout)
+        if tun_fd in readable:
+            self.tun_readable()
+        if transport_fd in readable:
+            self.transport_readable()
 
     def _send(self, actions: Sequence[Send]) -> None:
         for action in actions:
