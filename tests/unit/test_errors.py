@@ -39,7 +39,9 @@ from vpnsim.pki import PkiError
 from vpnsim.proc import ProgramFailed
 from vpnsim.scenario import ScenarioFileError
 from vpnsim.traffic.errors import NoRoute, ProbeFailed
+from vpnsim.tunnel.crypto import CryptoError, PskFileError
 from vpnsim.tunnel.frames import MalformedFrame
+from vpnsim.tunnel.secure_wire import MalformedMessage
 from vpnsim.tunnel.shadow import ShadowError, UnsupportedHash
 from vpnsim.tunnel.tls_channel import ChannelClosed
 
@@ -63,6 +65,7 @@ BRANCHES = {
         ShadowError,
         UnsupportedHash,
         HostNameError,
+        PskFileError,
     ],
     Finding: [
         ProgramFailed,
@@ -72,6 +75,8 @@ BRANCHES = {
         MalformedPacket,
         MalformedFrame,
         ChannelClosed,
+        CryptoError,
+        MalformedMessage,
     ],
 }
 # Files this change was not to edit: CourseError and ReportError (a course or report file the
