@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vpnsim.errors import HarnessError
+from vpnsim.grade.bandwidth import install_caps, save_caps
 from vpnsim.grade.checks import (
     EPHEMERAL,
     PROBE_TIMEOUT,
@@ -80,7 +81,7 @@ def grade_submission(
         max_score=options.rubric.total,
         artifacts=os.path.relpath(folder.resolve(), options.report_dir.resolve()),
         seconds=time.monotonic() - started,
-        limits=limits_mechanism(),
+        limits="; ".join(filter(None, (limits_mechanism(), grading.caps_text))),
     )
 
 
@@ -101,6 +102,7 @@ class _Grading:
         self.outcome = Outcome()
         self.deadline = time.monotonic() + options.timeout
         self.token = secrets.token_hex(3)
+        self.caps_text = ""  # how the labs' bandwidth was capped (bandwidth.Caps.describe)
         # Built once and cached: a grade_submission call without one gets the default.
         self.environment = options.environment or ensure_environment()
 
@@ -232,7 +234,9 @@ class _Grading:
         )
         self.run_name = run
         try:
+            self.caps_text = install_caps(lab).describe()
             yield lab
+            save_caps(lab, self.folder / run / "bandwidth.json")  # evidence: what a flood lost
         finally:
             lab.teardown()
 
