@@ -26,7 +26,7 @@ from vpnsim.grade.course import (
     unique_names,
 )
 from vpnsim.grade.environment import StudentEnvironment
-from vpnsim.grade.grader import GradeOptions, Progress
+from vpnsim.grade.grader import GradeOptions, Progress, labs_at_once
 from vpnsim.grade.html import write_html
 from vpnsim.grade.junit import write_junit
 from vpnsim.grade.progress import ProgressDisplay
@@ -382,3 +382,11 @@ def test_progress_lines_show_the_error_and_count_it_done() -> None:
         display(("alpha", HARNESS_ERROR, Verdict(None, error)))
     assert display.done == 1 and display.running == {}
     assert stream.getvalue() == f"graded 1/2 alpha: ERROR {error}\n"
+
+
+@pytest.mark.parametrize(
+    ("jobs", "cores", "labs"),
+    [(1, 1, 1), (1, 2, 2), (1, 3, 3), (1, 64, 3), (2, 2, 1), (2, 4, 2), (4, 2, 1), (3, 8, 2)],
+)
+def test_labs_at_once_a_core_each_at_most_three(jobs: int, cores: int, labs: int) -> None:
+    assert labs_at_once(jobs, cores=cores) == labs

@@ -28,7 +28,7 @@ from typing import Any
 
 from vpnsim.errors import HarnessError
 from vpnsim.grade.environment import StudentEnvironment, ensure_environment
-from vpnsim.grade.grader import GradeOptions, Progress, grade_submission
+from vpnsim.grade.grader import GradeOptions, Progress, grade_submission, labs_at_once
 from vpnsim.grade.report import GradeReport, SubmissionResult, unique
 from vpnsim.grade.submission import CONFIG, Submission, load_submission
 from vpnsim.grade.tasks import Verdict
@@ -120,7 +120,8 @@ def grade_course(
     the grade extra's environment, built the first time). A submission the harness failed
     on gets an error row (`SubmissionResult.error`); the others are still graded."""
     environment = environment or options.environment or ensure_environment()
-    options = dataclasses.replace(options, environment=environment)
+    labs = options.labs or labs_at_once(jobs)  # a submission's labs at once, as cores allow
+    options = dataclasses.replace(options, environment=environment, labs=labs)
     chosen = shard.take(paths) if shard else sorted(paths)
     names = unique_names(chosen)
     report = GradeReport("tunnel", options.rubric, shard=str(shard or ""))
