@@ -276,24 +276,10 @@ def test_a_root_program_cannot_reach_past_its_lab_host(
     # The first line of the client's stderr: what each attempt got (escape_attempts.py).
     err = _pair_log(graded, "hostile_reaches_out", "client.err").read_text()
     attempts = json.loads(err.splitlines()[0])
-    assert {k: v for k, v in attempts.items() if k not in ("root", "environment")} == {
-        "list_fabric_links": "EACCES",
-        "macvlan_on_fabric": "EPERM",
-        "new_user_namespace": "EPERM",
-        "new_net_namespace": "EPERM",
-        "setns": "EPERM",
-        "init_namespaces": "EACCES",
-        "ptrace_init": "EPERM",
-        "init_memory": "EACCES",
-        "other_work_copies": [],
-        "vpnsim_importable": False,
-        "pyroute2_importable": False,
-    }
-    assert attempts["environment"] == [
-        "HOME", "LANG", "PATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED",
-    ]  # fmt: skip
-    assert {"bin", "dev", "etc", "proc", "run", "sys", "tmp", "usr", "var"} <= set(attempts["root"])
-    assert not {"home", "srv", "mnt", "opt", "boot", "work"} & set(attempts["root"])
+    expected = EXPECTED["hostile_reaches_out"]
+    assert {k: v for k, v in attempts.items() if k != "root"} == expected["attempts"]
+    assert set(expected["root"]["shows"]) <= set(attempts["root"])
+    assert not set(expected["root"]["hides"]) & set(attempts["root"])
 
 
 def test_a_program_sees_no_other_submission(graded: tuple[Path, dict[str, Any]]) -> None:
