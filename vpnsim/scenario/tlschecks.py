@@ -61,7 +61,7 @@ def tcp_segments_to(frames: Sequence[Frame], src: str, dst: str, port: int) -> i
 
 
 @dataclass(frozen=True)
-class Path:
+class AttackerPath:
     """How the attacker gets between `client` and the server: its address on their network,
     and the client's address there."""
 
@@ -70,7 +70,9 @@ class Path:
     client_address: str
 
 
-def attacker_path(scenario: Scenario, attacker: str, client: str, server: str) -> Path | None:
+def attacker_path(
+    scenario: Scenario, attacker: str, client: str, server: str
+) -> AttackerPath | None:
     """The network `client` reaches `server` on, if `attacker` is on it too; else None."""
     target = ipaddress.ip_address(server)
     for own in scenario.host(client).interfaces:
@@ -80,7 +82,9 @@ def attacker_path(scenario: Scenario, attacker: str, client: str, server: str) -
         for theirs in scenario.host(attacker).interfaces:
             if ipaddress.ip_interface(theirs.address).network == net:
                 address = str(ipaddress.ip_interface(theirs.address).ip)
-                return Path(address, theirs.name, str(ipaddress.ip_interface(own.address).ip))
+                return AttackerPath(
+                    address, theirs.name, str(ipaddress.ip_interface(own.address).ip)
+                )
     return None
 
 
@@ -121,12 +125,13 @@ def refused(
         program = ctx.lab.start(host, argv, log_name=f"{label}-{time.monotonic_ns() % 10**8}")
         code = _wait_exit(program, timeout)
         new = [name for name in watch.appeared() if name not in before]
-    made = f"; it brought up {', '.join(new)}" if new else ""
+    made = f"a TUN appeared on {host} meanwhile: {', '.join(new)}" if new else ""
     if code is None:
         program.stop()
-        return _outcome(False, expected, f"still running after {timeout:g} s: not refused{made}")
+        still = f"still running after {timeout:g} s: not refused"
+        return _outcome(False, expected, f"{still}; {made}" if made else still)
     if new:
-        return _outcome(False, expected, f"exited with status {code}, but{made[1:]}")
+        return _outcome(False, expected, f"exited with status {code}, but {made}")
     said = [line for line in (program.stderr() + program.stdout()).splitlines() if reason in line]
     if code == 0:
         return _outcome(False, expected, f"exited with status 0: {_tail(program)}")
@@ -238,7 +243,9 @@ def mitm(check: MitmCheck, ctx: CheckContext) -> Outcome:
     return _outcome(outcome.passed, expected, seen)
 
 
-def _attacked(check: MitmCheck, ctx: CheckContext, path: Path) -> tuple[Outcome, list[Frame]]:
+def _attacked(
+    check: MitmCheck, ctx: CheckContext, path: AttackerPath
+) -> tuple[Outcome, list[Frame]]:
     """Put the attacker on the path (a host route on the client, as ARP spoofing would, and
     the redirect), run the client, and take all of it back."""
     lab = ctx.lab
