@@ -8,8 +8,8 @@ file, and the reference TLS server and clients started in it, each waited for.
   tunnel: server TUN 192.168.53.1/24, clients from the pool (192.168.53.2, ...), TLS on TCP 4433
 ```
 
-Tests, the benchmark and (later) the seed-tls scenario start programs with the argv built
-here, so there is one way to run the TLS tunnel in a lab.
+Tests and the benchmark start programs with the argv built here; a scenario's `[tls]` table
+makes its files with `make_files` (the seed-tls scenario writes its own argv, in TOML).
 """
 
 from __future__ import annotations
