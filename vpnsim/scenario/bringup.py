@@ -110,9 +110,11 @@ def bring_up(
     confined: frozenset[str] = frozenset(),
     programs: bool = True,
 ) -> ScenarioLab:
-    """Build `scenario` (a name, a file, or a Scenario) as a lab, wire its impairments, start
-    its programs (unless `programs` is False: the caller starts them, e.g. to report a failure
-    per check) and, with `impl`, the tunnel. On any failure the lab is removed first."""
+    """Build `scenario` (a name, a file, or a Scenario) as a lab, write its names and TLS
+    files, wire its impairments, start its before-tunnel programs (unless `programs` is
+    False: the caller starts them, e.g. to report a failure per check) and, with `impl`, the
+    tunnel: its tunnel-phase programs, then `impl` on its [tunnel]. On any failure the lab is
+    removed first."""
     loaded = resolve(scenario)
     lab = build_lab(
         loaded.scenario, name=name, log_dir=log_dir, owner_pid=owner_pid, confined=confined
@@ -124,9 +126,11 @@ def bring_up(
             up.impair(entry.link, entry.impairment())
         if programs:
             up.start_programs("before-tunnel")
-            up.start_programs("tunnel")
-        if impl is not None and loaded.scenario.tunnel is not None:
-            up.start_tunnel(impl)
+        if impl is not None:  # the tunnel: the file's tunnel-phase programs, its [tunnel]
+            if programs:
+                up.start_programs("tunnel")
+            if loaded.scenario.tunnel is not None:
+                up.start_tunnel(impl)
     except BaseException:
         up.close()
         raise
