@@ -38,6 +38,7 @@ from vpnsim.packets import MalformedPacket
 from vpnsim.pki import PkiError
 from vpnsim.proc import ProgramFailed
 from vpnsim.scenario import ScenarioFileError
+from vpnsim.scenario.redirect import NftablesMissing
 from vpnsim.traffic.errors import NoRoute, ProbeFailed
 from vpnsim.tunnel.frames import MalformedFrame
 from vpnsim.tunnel.shadow import ShadowError, UnsupportedHash
@@ -52,6 +53,7 @@ BRANCHES = {
         JailError,
         MissingModules,
         PkiError,
+        NftablesMissing,
     ],
     UsageError: [
         ScenarioError,
