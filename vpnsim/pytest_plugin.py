@@ -12,6 +12,7 @@ from vpnsim.pytest.plugin import (
     pytest_runtest_call,
     pytest_runtest_makereport,
     pytest_sessionfinish,
+    pytest_xdist_make_scheduler,
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "pytest_runtest_call",
     "pytest_runtest_makereport",
     "pytest_sessionfinish",
+    "pytest_xdist_make_scheduler",
 ]

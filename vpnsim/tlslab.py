@@ -8,15 +8,15 @@ file, and the reference TLS server and clients started in it, each waited for.
   tunnel: server TUN 192.168.53.1/24, clients from the pool (192.168.53.2, ...), TLS on TCP 4433
 ```
 
-Tests, the benchmark and (later) the seed-tls scenario start programs with the argv built
-here, so there is one way to run the TLS tunnel in a lab.
+Tests and the benchmark start programs with the argv built here; a scenario's `[tls]` table
+makes its files with `make_files` (the seed-tls scenario writes its own argv, in TOML).
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,14 +39,32 @@ READY_TIMEOUT = 15.0
 
 @dataclass(frozen=True)
 class TlsLabFiles:
-    """What the lab's programs read: the CA, the server's material, the user file."""
+    """What the lab's programs read: the CA, the server's material, the user file, and for
+    refusal checks a CA that signed nothing and a self-signed impostor certificate."""
 
     folder: Path
     ca: Path
     cert: Path
     key: Path
     users: Path
-    password: Path
+    password: Path  # the first user's password
+    other_ca: Path | None = None
+    impostor_cert: Path | None = None
+    impostor_key: Path | None = None
+
+    def placeholders(self) -> dict[str, str]:
+        """What a scenario's `{name}` in a program's argv stands for."""
+        named = {
+            "pki": self.folder,
+            "ca": self.ca,
+            "cert": self.cert,
+            "key": self.key,
+            "users": self.users,
+            "other_ca": self.other_ca,
+            "impostor_cert": self.impostor_cert,
+            "impostor_key": self.impostor_key,
+        }
+        return {name: str(path) for name, path in named.items() if path is not None}
 
 
 def prepare(
@@ -54,15 +72,40 @@ def prepare(
 ) -> TlsLabFiles:
     """Issue the lab's certificates (cached), write the user file, and let `client_hosts`
     resolve `server_name` to the server's outer address."""
-    folder = pki.lab_folder(lab.name)
-    server = pki.issue(folder, server_name, ips=[SERVER_ADDRESS])
-    users = folder / "shadow"
-    users.write_text(shadow_line(USER, PASSWORD) + "\n")
-    password = folder / "password"
-    password.write_text(PASSWORD + "\n")
+    files = make_files(pki.lab_folder(lab.name), server_name, SERVER_ADDRESS, {USER: PASSWORD})
     for host in client_hosts:
         names.write_hosts(lab.ns(host), {server_name: SERVER_ADDRESS})
-    return TlsLabFiles(folder, folder / "ca.crt", server.cert, server.key, users, password)
+    return files
+
+
+def make_files(
+    folder: Path, server_name: str, server_address: str, users: Mapping[str, str]
+) -> TlsLabFiles:
+    """The lab CA and the server's certificate (cached), the logins (`shadow`, and
+    `USER.password` per user), another CA and a self-signed impostor certificate."""
+    server = pki.issue(folder, server_name, ips=[server_address])
+    shadow = folder / "shadow"
+    shadow.write_text("".join(shadow_line(user, pw) + "\n" for user, pw in users.items()))
+    passwords = []
+    for user, password in users.items():
+        passwords.append(folder / f"{user}.password")
+        passwords[-1].write_text(password + "\n")
+    legacy = folder / "password"  # the first user's, as tests and the benchmark read it
+    legacy.write_text(next(iter(users.values()), "") + "\n")
+    other = pki.init(folder / "other-ca", subject="an untrusted CA")
+    # A self-signed certificate whose subject is the server's name: what an impostor shows.
+    impostor = pki.init(folder / "impostor", subject=server_name)
+    return TlsLabFiles(
+        folder,
+        folder / "ca.crt",
+        server.cert,
+        server.key,
+        shadow,
+        legacy,
+        other.cert,
+        impostor.cert,
+        impostor.key,
+    )
 
 
 def server_argv(files: TlsLabFiles, *extra: str) -> list[str]:

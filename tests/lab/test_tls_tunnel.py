@@ -9,7 +9,6 @@ no TUN, many clients, and a server that outlives bad peers.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import socket
@@ -21,10 +20,8 @@ from pathlib import Path
 import pytest
 
 from vpnsim import pki, proc, tlslab
-from vpnsim.model import Host, Interface
 from vpnsim.net import namespace
 from vpnsim.scenario import load
-from vpnsim.seed import HOST_SYSCTLS
 from vpnsim.topology import Lab, build_lab, new_lab_name
 from vpnsim.traffic.probes import Probes
 
@@ -35,9 +32,7 @@ V = "192.168.60.101"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    scenario = load(tlslab.SCENARIO_FILE).scenario
-    u2 = Host("U2", (Interface("eth0", "net-10.0.2.0", "10.0.2.9/24"),), sysctls=HOST_SYSCTLS)
-    scenario = dataclasses.replace(scenario, hosts=(*scenario.hosts, u2))
+    scenario = load(tlslab.SCENARIO_FILE).scenario  # U2 is in it: the lab's second client
     built = build_lab(
         scenario,
         name=new_lab_name("tls"),

@@ -326,7 +326,8 @@ def test_text_is_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     path = tmp_path / "amp.toml"
     path.write_text(
         text.replace(
-            'description = "SEED TLS/SSL VPN Lab topology: U must not reach V without a VPN"',
+            'description = "SEED TLS/SSL VPN Lab: U reaches V only through the TLS tunnel; '
+            'impostors are refused"',
             'description = "A & B <script>alert(1)</script> \\"quoted\\""',
         )
     )

@@ -39,6 +39,7 @@ from vpnsim.packets import MalformedPacket
 from vpnsim.pki import PkiError
 from vpnsim.proc import ProgramFailed
 from vpnsim.scenario import ScenarioFileError
+from vpnsim.scenario.redirect import NftablesMissing
 from vpnsim.traffic.errors import NoRoute, ProbeFailed
 from vpnsim.tunnel.crypto import CryptoError, PskFileError
 from vpnsim.tunnel.frames import MalformedFrame
@@ -56,6 +57,7 @@ BRANCHES = {
         MissingModules,
         CapsFailed,
         PkiError,
+        NftablesMissing,
     ],
     UsageError: [
         ScenarioError,

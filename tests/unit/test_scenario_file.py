@@ -142,7 +142,8 @@ def test_every_shipped_file_is_valid_and_starts_with_a_diagram(path: Path) -> No
             'type = "raech"',
             "s.toml:23: checks[0].type: Input tag 'raech' found using 'type' does not match any of "
             "the "
-            "expected tags: 'reach', 'unreachable', 'interface', 'route', 'running', 'restart'",
+            "expected tags: 'reach', 'unreachable', 'interface', 'route', 'running', 'restart', "
+            "'refused', 'cleartext_absent', 'mitm'",
         ),
         (
             "[hosts.R]",

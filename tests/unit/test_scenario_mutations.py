@@ -20,7 +20,7 @@ from vpnsim.scenario.lines import format_path
 
 SCENARIOS = sorted((Path(__file__).parents[2] / "vpnsim" / "scenarios").glob("*.toml"))
 # Maps whose keys are names the user chooses: a new key there is a new entry, not a typo.
-FREE_MAPS = {"networks", "hosts", "sysctls"}
+FREE_MAPS = {"networks", "hosts", "sysctls", "names", "users"}
 REFERENCES = {"from", "host", "client", "server", "network", "program"}
 PROBLEM = re.compile(r"^(?P<file>[^:]+)(:\d+)?: (TOML syntax error: .+|(?P<path>[^:]+): .+)$")
 

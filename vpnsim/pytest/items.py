@@ -1,7 +1,10 @@
 """Scenario files as pytest items: one file, one lab; one check, one item, in file order.
 
-A malformed file is a collection error that names file, key path and line (no traceback). A
-failing check shows what was expected, what was seen, and where its evidence was saved.
+Under pytest-xdist a file's checks stay together on one worker (grouping.py); a check run
+without those before it (`-k`, another scheduler) catches up on their setups first
+(`ScenarioRun`). A malformed file is a collection error that names file, key path and line
+(no traceback). A failing check shows what was expected, what was seen, and where its
+evidence was saved.
 
 An item is a `pytest.Function` whose function asks for `tmp_path_factory`: the evidence goes
 under the session's basetemp through pytest's public fixtures.

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -67,13 +67,29 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.configure(config)
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: absent without pytest-xdist
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`pytest -n` (xdist's `load`): each scenario file's checks on one worker, in order
+    (grouping.py). Other `--dist` modes are the user's choice, left alone."""
+    if config.getvalue("dist") != "load":
+        return None
+    from vpnsim.pytest.grouping import make_scheduler
+
+    root = config.rootpath
+    return make_scheduler(config, log, lambda path: _is_scenario_file(config, root / path))
+
+
+def _is_scenario_file(config: pytest.Config, file_path: Path) -> bool:
+    root = config.rootpath
+    patterns = settings.settings_of(config).scenario_patterns
+    return file_path.suffix == ".toml" and any(
+        file_path.match(str(root / pattern)) for pattern in patterns
+    )
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     """Scenario files matching the `vpnsim_scenarios` patterns: one item per check."""
-    if file_path.suffix != ".toml":
-        return None
-    root = parent.config.rootpath
-    patterns = settings.settings_of(parent.config).scenario_patterns
-    if not any(file_path.match(str(root / pattern)) for pattern in patterns):
+    if not _is_scenario_file(parent.config, file_path):
         return None
     from vpnsim.pytest.items import ScenarioFileNode
 

@@ -1,21 +1,22 @@
 """Bringing a scenario up: the one path from a scenario to a running lab.
 
 `lab up`, `vpnsim run`, the pytest scenario items, the fixtures and the lab factory all call
-`bring_up`: build the lab, put the file's `[[impairments]]` on their links, start its
-`[[programs]]`, then (if asked) the tunnel under test, so every one of them starts the same
-things in the same order. The lab records the resolved scenario it was built from (lab.json).
+`bring_up`: build the lab, write each host's names (its hosts file) and the `[tls]` table's
+PKI and logins, put the file's `[[impairments]]` on their links, start its `[[programs]]`
+(placeholders filled), then (if asked) the tunnel under test, so every one of them starts the
+same things in the same order. The lab records the resolved scenario it was built from (lab.json).
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vpnsim import proc
+from vpnsim import names, pki, proc
 from vpnsim.impair.link import ImpairedLink, impair, wire_on
 from vpnsim.scenario.loaded import LoadedScenario
+from vpnsim.scenario.placeholders import fill
 from vpnsim.scenario.shipped import resolve
 from vpnsim.topology import Lab, build_lab
 from vpnsim.vpn import READY_TIMEOUT, RunningTunnel, configured_tun, start_tunnel
@@ -36,6 +37,23 @@ class ScenarioLab:
     wires: dict[str, ImpairedLink] = field(default_factory=dict)
     programs: dict[str, proc.Program] = field(default_factory=dict)
     tunnel: RunningTunnel | None = None
+    placeholders: dict[str, str] = field(default_factory=dict)  # {name} in argv -> its value
+
+    def prepare(self) -> None:
+        """Hosts files and the TLS material: what programs read, written before any starts."""
+        for host, entries in self.loaded.names.items():
+            names.write_hosts(self.lab.ns(host), entries)
+        tls = self.loaded.tls
+        if tls is not None:
+            from vpnsim.tlslab import make_files  # cryptography, only for a [tls] table
+
+            folder = pki.lab_folder(self.lab.name)
+            files = make_files(folder, tls.server_name, tls.server_address, tls.users)
+            self.placeholders = files.placeholders()
+
+    def argv(self, command: list[str]) -> list[str]:
+        """A command of the file with its placeholders filled."""
+        return fill(command, self.placeholders)
 
     def impair(self, link: str, impairment: Impairment) -> ImpairedLink:
         """Set `impairment` on `link`, putting a wire in the first time."""
@@ -53,14 +71,16 @@ class ScenarioLab:
             self.wires[link] = wire
             wire.clear()
 
-    def start_programs(self) -> None:
-        """The file's `[[programs]]`, in order, each waited for; ProgramFailed if one fails."""
+    def start_programs(self, phase: str | None = None) -> None:
+        """The file's `[[programs]]` (of `phase`, or all), in order, each waited for;
+        ProgramFailed if one fails."""
         for spec in self.loaded.programs:
-            self.start_program(spec.name)
+            if phase is None or spec.phase == phase:
+                self.start_program(spec.name)
 
     def start_program(self, name: str) -> proc.Program:
         spec = next(p for p in self.loaded.programs if p.name == name)
-        self.programs[name] = _start_program(self.lab, spec)
+        self.programs[name] = _start_program(self.lab, spec, self.argv(spec.command))
         return self.programs[name]
 
     def start_tunnel(self, impl: TunnelImpl, timeout: float = READY_TIMEOUT) -> RunningTunnel:
@@ -90,29 +110,34 @@ def bring_up(
     confined: frozenset[str] = frozenset(),
     programs: bool = True,
 ) -> ScenarioLab:
-    """Build `scenario` (a name, a file, or a Scenario) as a lab, wire its impairments, start
-    its programs (unless `programs` is False: the caller starts them, e.g. to report a failure
-    per check) and, with `impl`, the tunnel. On any failure the lab is removed first."""
+    """Build `scenario` (a name, a file, or a Scenario) as a lab, write its names and TLS
+    files, wire its impairments, start its before-tunnel programs (unless `programs` is
+    False: the caller starts them, e.g. to report a failure per check) and, with `impl`, the
+    tunnel: its tunnel-phase programs, then `impl` on its [tunnel]. On any failure the lab is
+    removed first."""
     loaded = resolve(scenario)
     lab = build_lab(
         loaded.scenario, name=name, log_dir=log_dir, owner_pid=owner_pid, confined=confined
     )
     up = ScenarioLab(loaded, lab)
     try:
+        up.prepare()
         for entry in loaded.impairments:  # before the programs: they start through the wires
             up.impair(entry.link, entry.impairment())
         if programs:
-            up.start_programs()
-        if impl is not None and loaded.scenario.tunnel is not None:
-            up.start_tunnel(impl)
+            up.start_programs("before-tunnel")
+        if impl is not None:  # the tunnel: the file's tunnel-phase programs, its [tunnel]
+            if programs:
+                up.start_programs("tunnel")
+            if loaded.scenario.tunnel is not None:
+                up.start_tunnel(impl)
     except BaseException:
         up.close()
         raise
     return up
 
 
-def _start_program(lab: Lab, spec: ProgramModel) -> proc.Program:
-    argv = [sys.executable if part == "{python}" else part for part in spec.command]
+def _start_program(lab: Lab, spec: ProgramModel, argv: list[str]) -> proc.Program:
     program = lab.start(spec.host, argv, log_name=spec.name)
     ready = spec.ready
     if ready is None:
@@ -128,6 +153,13 @@ def _start_program(lab: Lab, spec: ProgramModel) -> proc.Program:
         udp = ready.udp_port
         program.wait_ready(
             lambda: proc.port_bound(program.pid, udp, "udp"), spec.timeout, f"UDP port {udp} bound"
+        )
+    elif ready.output is not None:
+        text = ready.output
+        program.wait_ready(
+            lambda: text in program.stdout() or text in program.stderr(),
+            spec.timeout,
+            f"it prints {text!r}",
         )
     else:
         rtnl = lab.rtnl(spec.host)

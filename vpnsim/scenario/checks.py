@@ -8,14 +8,17 @@ harness fault (a netlink request refused, say) propagates.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vpnsim.proc import Program, ProgramFailed
 from vpnsim.scenario.schema import (
     Check,
+    CleartextAbsentCheck,
     InterfaceCheck,
+    MitmCheck,
     ReachCheck,
+    RefusedCheck,
     RestartCheck,
     RouteCheck,
     RunningCheck,
@@ -38,12 +41,14 @@ class Outcome:
 
 @dataclass
 class CheckContext:
-    """What a check can look at: the lab, its tunnel (once started), its programs by name."""
+    """What a check can look at: the lab, its tunnel (once started), its programs by name,
+    and what a command's placeholders stand for."""
 
     lab: Lab
     probes: Probes
     tunnel: RunningTunnel | None
     programs: dict[str, Program]
+    placeholders: dict[str, str] = field(default_factory=dict)
 
     def program(self, name: str) -> Program:
         if self.tunnel is not None and name in ("client", "server"):
@@ -67,10 +72,20 @@ def run_check(check: Check, ctx: CheckContext) -> Outcome:
         return _route(check, ctx)
     if isinstance(check, RunningCheck):
         return _running(check, ctx)
-    return _restart(check, ctx)
+    if isinstance(check, RestartCheck):
+        return _restart(check, ctx)
+    from vpnsim.scenario import tlschecks
+
+    if isinstance(check, RefusedCheck):
+        return tlschecks.refused_check(check, ctx)
+    if isinstance(check, CleartextAbsentCheck):
+        return tlschecks.cleartext_absent(check, ctx)
+    if isinstance(check, MitmCheck):
+        return tlschecks.mitm(check, ctx)
+    raise TypeError(f"unknown check type {type(check).__name__}")
 
 
-def _send(
+def send(
     ctx: CheckContext, proto: str, src: str, dst: str, data: bytes, timeout: float | None
 ) -> bytes:
     if proto == "udp":
@@ -92,7 +107,7 @@ def _reach(check: ReachCheck, ctx: CheckContext) -> Outcome:
         try:
             if check.through_tunnel:
                 with ctx.probes.evidence() as rec:
-                    got = _send(ctx, check.proto, check.from_, check.to, data, check.timeout)
+                    got = send(ctx, check.proto, check.from_, check.to, data, check.timeout)
                 evidence = rec.result
                 if not evidence.through_tunnel:
                     return Outcome(
@@ -103,7 +118,7 @@ def _reach(check: ReachCheck, ctx: CheckContext) -> Outcome:
                     )
                 evidence_lines = evidence.lines()[:3]
             else:
-                got = _send(ctx, check.proto, check.from_, check.to, data, check.timeout)
+                got = send(ctx, check.proto, check.from_, check.to, data, check.timeout)
         except ProbeFailed as exc:
             return Outcome(False, expected, str(exc))
         if got != data:
@@ -124,7 +139,7 @@ def _difference(sent: bytes, got: bytes) -> str:
 def _unreachable(check: UnreachableCheck, ctx: CheckContext) -> Outcome:
     expected = f"{check.proto.upper()} from {check.from_} to {check.to} gets no answer"
     try:
-        got = _send(ctx, check.proto, check.from_, check.to, payload(56), check.timeout)
+        got = send(ctx, check.proto, check.from_, check.to, payload(56), check.timeout)
     except ProbeFailed as exc:
         return Outcome(True, expected, str(exc))
     return Outcome(False, expected, f"an answer came back ({len(got)} bytes)")

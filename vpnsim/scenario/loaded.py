@@ -6,14 +6,15 @@ Light on purpose (no pydantic at run time): the built-in SEED lab is a `LoadedSc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vpnsim.model import Scenario, ScenarioError
 
 if TYPE_CHECKING:
-    from vpnsim.scenario.schema import Check, ImpairmentModel, ProgramModel
+    from vpnsim.scenario.schema import Check, ImpairmentModel, ProgramModel, TlsModel
 
 
 class ScenarioFileError(ScenarioError):
@@ -33,6 +34,8 @@ class LoadedScenario:
     programs: tuple[ProgramModel, ...] = ()
     checks: tuple[Check, ...] = ()
     impairments: tuple[ImpairmentModel, ...] = ()
+    tls: TlsModel | None = None
+    names: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # host -> its hosts file
 
     @property
     def label(self) -> str:

@@ -42,6 +42,8 @@ def load(path: str | Path) -> LoadedScenario:
         tuple(model.programs),
         tuple(model.checks),
         tuple(model.impairments),
+        model.tls,
+        {name: dict(host.names) for name, host in model.hosts.items() if host.names},
     )
 
 

@@ -10,12 +10,15 @@ import ipaddress
 from vpnsim.impair.spec import ImpairmentError
 from vpnsim.scenario.lines import Path as KeyPath
 from vpnsim.scenario.lines import format_path
+from vpnsim.scenario.placeholders import placeholder_problems
 from vpnsim.scenario.schema import (
     Check,
     HostModel,
     ImpairmentModel,
     InterfaceCheck,
+    MitmCheck,
     ReachCheck,
+    RefusedCheck,
     RestartCheck,
     RouteCheck,
     RunningCheck,
@@ -69,9 +72,14 @@ def cross_check(model: ScenarioFile) -> list[Problem]:
         problems += _route_problems(model, host_name, host)
     if model.tunnel is not None:
         problems += _tunnel_problems(model, model.tunnel)
+    if model.tls is not None and not _owner(model, model.tls.server_address):
+        problems.append(
+            (("tls", "server_address"), f"{model.tls.server_address} is no host's address")
+        )
     program_names = {"client", "server"} if model.tunnel else set()
     for i, program in enumerate(model.programs):
         at = ("programs", i)
+        problems += _command_problems(model, (*at, "command"), program.command)
         if program.host not in model.hosts:
             problems.append(((*at, "host"), _unknown_host(model, program.host)))
         if program.name in program_names:
@@ -100,6 +108,48 @@ def cross_check(model: ScenarioFile) -> list[Problem]:
             problems.append(((*at, "name"), f"duplicate check name {check.name!r}"))
         check_names.add(check.name)
         problems += _check_problems(model, at, check, program_names)
+    return problems
+
+
+def _owner(model: ScenarioFile, address: str) -> str | None:
+    """The host that has `address` on one of its interfaces."""
+    for name, host in model.hosts.items():
+        if any(str(ipaddress.ip_interface(i.address).ip) == address for i in host.interfaces):
+            return name
+    return None
+
+
+def _command_problems(model: ScenarioFile, at: KeyPath, argv: list[str]) -> list[Problem]:
+    return [((*at, i), message) for i, message in placeholder_problems(argv, model.tls is not None)]
+
+
+def _mitm_problems(model: ScenarioFile, at: KeyPath, check: MitmCheck) -> list[Problem]:
+    problems: list[Problem] = []
+    for key in ("attacker", "client"):
+        if getattr(check, key) not in model.hosts:
+            problems.append(((*at, key), _unknown_host(model, getattr(check, key))))
+    if problems:
+        return problems
+    target = ipaddress.ip_address(check.server_address)
+    client_nets = [
+        ipaddress.ip_interface(i.address).network for i in model.hosts[check.client].interfaces
+    ]
+    shared = [net for net in client_nets if target in net]
+    attacker_nets = {
+        ipaddress.ip_interface(i.address).network for i in model.hosts[check.attacker].interfaces
+    }
+    if not shared:
+        message = f"{check.server_address} is on no network of {check.client}"
+        problems.append(((*at, "server_address"), message))
+    elif not attacker_nets & set(shared):
+        message = (
+            f"{check.attacker} is not on {shared[0]}, where {check.client} reaches "
+            f"{check.server_address}: it cannot get in between"
+        )
+        problems.append(((*at, "attacker"), message))
+    if check.attacker == check.client:
+        problems.append(((*at, "attacker"), "the attacker cannot be the client itself"))
+    problems += _command_problems(model, (*at, "impostor"), check.impostor)
     return problems
 
 
@@ -211,6 +261,11 @@ def _check_problems(
                 f"(programs: {', '.join(sorted(programs)) or 'none'})",
             )
         )
+    if isinstance(check, RefusedCheck):
+        problems += _command_problems(model, (*at, "command"), check.command)
+    if isinstance(check, MitmCheck):
+        problems += _mitm_problems(model, at, check)
+        problems += _command_problems(model, (*at, "command"), check.command)
     if model.tunnel is None and needs_tunnel(check):
         problems.append((at, "this check needs a [tunnel] in the scenario"))
     for k, action in enumerate(check.setup):

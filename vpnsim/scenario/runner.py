@@ -1,9 +1,13 @@
 """Run a scenario's checks in file order on the lab `bring_up` built.
 
 The CLI (`vpnsim run`) and the pytest items of a scenario file both drive a `ScenarioRun`:
-checks of phase "before-tunnel" run on the bare lab; the tunnel starts before the first
-"tunnel" check. The file's `[[impairments]]` are set on their links as soon as the lab is built,
-so its programs and the tunnel start through the wires. A failing check saves its evidence
+checks of phase "before-tunnel" run on the bare lab (with its before-tunnel programs); the
+tunnel (the file's tunnel-phase programs, then its `[tunnel]`) starts before the first
+"tunnel" check. A check run without the checks before it (a pytest worker given only part of
+a file, or `-k`) first catches up: it starts what they started and applies their setup
+actions, so it sees the lab as the file says it is at that point. The file's
+`[[impairments]]` are set on their links as soon as the lab is built, so its programs and the
+tunnel start through the wires. A failing check saves its evidence
 (hosts' addresses and routes, program logs, a capture of the server's outer link) in a folder
 of its own and says where.
 """
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vpnsim.impl import REFERENCE, TunnelImpl
@@ -62,6 +66,8 @@ class ScenarioRun:
     tunnel_failure: str | None = None
     programs_failure: str | None = None
     _context: CheckContext | None = None
+    _tunnel_started: bool = False
+    _made: set[str] = field(default_factory=set)  # checks whose turn has come in this lab
 
     @property
     def lab(self) -> Lab | None:
@@ -86,10 +92,10 @@ class ScenarioRun:
         )
         self.scenario_lab = up
         self._context = CheckContext(
-            up.lab, Probes(up.lab, None, self.probe_timeout), None, up.programs
+            up.lab, Probes(up.lab, None, self.probe_timeout), None, up.programs, up.placeholders
         )
         try:
-            up.start_programs()
+            up.start_programs("before-tunnel")
         except ProgramFailed as exc:
             self.programs_failure = str(exc)
         return self._context
@@ -100,7 +106,10 @@ class ScenarioRun:
         if self.programs_failure is not None:
             outcome = Outcome(False, "the scenario's programs start", self.programs_failure)
             return self._verdict(check, outcome, started, capture=None)
-        if check.phase == "tunnel" and self.loaded.scenario.tunnel is not None:
+        behind = self._catch_up(check, ctx)
+        if behind is not None:
+            return self._verdict(check, behind, started, capture=None)
+        if check.phase == "tunnel":
             self._start_tunnel(ctx)
             if self.tunnel_failure is not None:
                 outcome = Outcome(False, "the tunnel starts", self.tunnel_failure)
@@ -125,24 +134,61 @@ class ScenarioRun:
         if self.scenario_lab is not None:
             self.scenario_lab.close(keep=keep)
 
+    def _catch_up(self, check: Check, ctx: CheckContext) -> Outcome | None:
+        """Do what the checks before `check` would have done to the lab, if this run has not
+        made them: start the tunnel if one of them needed it, apply their setups in order."""
+        for earlier in self.loaded.checks:
+            if earlier.name == check.name:
+                break
+            if earlier.name in self._made:
+                continue
+            self._made.add(earlier.name)
+            if earlier.phase == "tunnel":
+                self._start_tunnel(ctx)
+            try:
+                for action in earlier.setup:
+                    self._apply(action, ctx)
+            except (ProgramFailed, NetlinkFailure) as exc:
+                expected = f"the setup of the earlier check {earlier.name} applies (catching up)"
+                return Outcome(False, expected, str(exc))
+        self._made.add(check.name)
+        return None
+
     def _start_tunnel(self, ctx: CheckContext) -> None:
-        if self.scenario_lab is None or self.tunnel is not None or self.tunnel_failure:
+        """The file's tunnel-phase programs, then its [tunnel] (once)."""
+        up = self.scenario_lab
+        if up is None or self._tunnel_started:
             return
+        self._tunnel_started = True
         try:
-            tunnel = self.scenario_lab.start_tunnel(self.impl)
+            up.start_programs("tunnel")
+            if self.loaded.scenario.tunnel is not None:
+                tunnel = up.start_tunnel(self.impl)
+                ctx.tunnel = tunnel
+                ctx.probes.tunnel = tunnel
         except ProgramFailed as exc:
             self.tunnel_failure = str(exc)
-            return
-        ctx.tunnel = tunnel
-        ctx.probes.tunnel = tunnel
 
     def _capture(self) -> Capture | None:
-        spec = self.loaded.scenario.tunnel
-        if spec is None or self.lab is None:
+        """The server's outer link: the [tunnel]'s, else the host with [tls]'s address."""
+        lab = self.lab
+        spec, tls = self.loaded.scenario.tunnel, self.loaded.tls
+        if lab is None or (spec is None and tls is None):
             return None
-        return Capture(
-            self.lab.ns(spec.server), outer_interface(self.lab, spec.server, spec.server_address)
-        )
+        if spec is not None:
+            host, address = spec.server, spec.server_address
+        else:
+            assert tls is not None
+            address = tls.server_address
+            owners = [
+                h.name
+                for h in lab.scenario.hosts
+                if any(i.address.split("/")[0] == address for i in h.interfaces)
+            ]
+            if not owners:
+                return None
+            host = owners[0]
+        return Capture(lab.ns(host), outer_interface(lab, host, address))
 
     def _apply(self, action: Action, ctx: CheckContext) -> None:
         lab, up = ctx.lab, self.scenario_lab

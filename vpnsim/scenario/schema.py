@@ -70,6 +70,9 @@ NETWORK_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"  # e.g. the lab's "net-10.9.
 CHECK_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$"  # no dots: pytest shows them as "::"
 IF_NAME = r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$"
 LINK = NAME[:-1] + ":" + IF_NAME[1:]  # HOST:IFNAME, as `vpnsim lab status` prints links
+# A name in a hosts file (names.HOST_NAME, without its look-ahead for the length).
+DNS_NAME = r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}(\.[A-Za-z0-9-]{1,63})*$"
+USER_NAME = r"^[a-z_][a-z0-9_-]{0,31}$"  # as useradd takes them
 EVENT = rf"^[0-9]+:({'|'.join(ACTIONS)})(=[0-9]+)?(@(both|out|in))?$"  # spec.parse_events' form
 PATTERNS = {
     NAME: "letters, digits, - and _, at most 31, starting with a letter or digit",
@@ -77,6 +80,8 @@ PATTERNS = {
     CHECK_NAME: "letters, digits, - and _ (no dots), at most 80",
     IF_NAME: "an interface name: a letter, then letters, digits, '.', - or _, at most 15",
     LINK: "HOST:IFNAME, a host's interface, like U:eth0",
+    DNS_NAME: "a host name: letters, digits, '-' and '.', like vpnlabserver.com",
+    USER_NAME: "a user name: lower-case letters, digits, - and _, at most 32",
     EVENT: f"PACKET:ACTION[=VALUE][@out|in], ACTION one of {', '.join(ACTIONS)} "
     "(like 3:drop, 7:corrupt=40, 2:delay=30@out)",
 }
@@ -85,6 +90,8 @@ NetworkName = Annotated[str, Field(pattern=NETWORK_NAME)]
 CheckName = Annotated[str, Field(pattern=CHECK_NAME)]
 IfName = Annotated[str, Field(pattern=IF_NAME)]
 LinkName = Annotated[str, Field(pattern=LINK)]
+DnsName = Annotated[str, Field(pattern=DNS_NAME, max_length=253)]
+UserName = Annotated[str, Field(pattern=USER_NAME)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Seconds = Annotated[float, Field(gt=0, le=600)]
 Probability = Annotated[float, Field(ge=0, le=1)]
@@ -191,6 +198,11 @@ class HostModel(Strict):
     routes: list[RouteModel] = []
     router: bool = Field(False, description="forward packets (net.ipv4.ip_forward = 1)")
     sysctls: dict[str, str | int] = Field({}, description="net.* keys, set before any link")
+    names: dict[DnsName, IPAddr] = Field(
+        {},
+        description="host name -> address: this host's /etc/hosts, as its programs see it "
+        "(nothing else sees it)",
+    )
 
 
 class TunnelModel(Strict):
@@ -205,6 +217,20 @@ class TunnelModel(Strict):
     server_routes: list[NetworkCidr] = []
     client_tun6: Cidr | None = Field(None, description="IPv6 inside the tunnel: client side")
     server_tun6: Cidr | None = Field(None, description="IPv6 inside the tunnel: server side")
+
+
+class TlsModel(Strict):
+    """The TLS lab's material, made before any program starts, for programs' argv: `{ca}`
+    (the lab CA), `{cert}` and `{key}` (the server's, issued by it to `server_name` and
+    `server_address`), `{users}` (the logins, in /etc/shadow's format), `{pki}` (the folder:
+    `{pki}/USER.password` holds each user's password), `{other_ca}` (a CA that signed nothing
+    in the lab) and `{impostor_cert}`, `{impostor_key}` (self-signed, for `server_name`)."""
+
+    server_name: DnsName = Field(description="the name in the server's certificate")
+    server_address: IPAddr = Field(description="the server's address, in its certificate too")
+    users: dict[UserName, Annotated[str, Field(min_length=1)]] = Field(
+        {}, description="user name -> password: the server's logins"
+    )
 
 
 # Impairments ------------------------------------------------------------------------------
@@ -264,21 +290,36 @@ class ReadyModel(Strict):
     tcp_port: Port | None = None
     udp_port: Port | None = None
     tun: bool = False
+    output: Annotated[str, Field(min_length=1)] | None = Field(
+        None, description="text the program prints (stdout or stderr) once it is ready"
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ReadyModel:
-        given = [self.tcp_port is not None, self.udp_port is not None, self.tun]
+        given = [
+            self.tcp_port is not None,
+            self.udp_port is not None,
+            self.tun,
+            self.output is not None,
+        ]
         if sum(given) != 1:
-            raise ValueError("give exactly one of tcp_port, udp_port, tun = true")
+            raise ValueError("give exactly one of tcp_port, udp_port, tun = true, output")
         return self
 
 
 class ProgramModel(Strict):
     name: Name
     host: Name
-    command: list[str] = Field(min_length=1, description='"{python}" is this Python')
+    command: list[str] = Field(
+        min_length=1, description='"{python}" is this Python; [tls] gives "{ca}", "{pki}", ...'
+    )
     ready: ReadyModel | None = None
     timeout: Seconds = 10.0
+    phase: Literal["before-tunnel", "tunnel"] = Field(
+        "before-tunnel",
+        description="tunnel: started with the tunnel, after the before-tunnel checks "
+        "(e.g. the ends of a TLS tunnel)",
+    )
 
 
 class DeleteRoute(Strict):
@@ -408,11 +449,81 @@ class RestartCheck(CheckBase):
     timeout: Seconds = 10.0
 
 
+Command = Annotated[
+    list[str], Field(min_length=1, description="argv, with the placeholders of [[programs]]")
+]
+Reason = Annotated[str, Field(min_length=1)]
+
+
+class RefusedCheck(CheckBase):
+    """A client run on `host` is refused: it exits with a non-zero status within `timeout`,
+    says `reason` (on stdout or stderr), and no TUN appears on `host` while it runs."""
+
+    type: Literal["refused"]
+    host: Name
+    command: Command
+    reason: Reason = Field(description="text the refusal must contain")
+    timeout: Seconds = 10.0
+
+
+class CleartextAbsentCheck(CheckBase):
+    """Packets whose payload is `marker`, sent from `from` to `to` and echoed back, cross
+    `link` (captured meanwhile) only encrypted: no captured frame holds the marker, and the
+    link carried at least as many bytes as the probe sent (so it was the probe's path)."""
+
+    type: Literal["cleartext_absent"]
+    link: LinkName = Field(description="HOST:IFNAME to capture, e.g. the server's outer link")
+    from_: Name = Field(alias="from")
+    to: IPAddr
+    proto: Proto = "icmp"
+    marker: Annotated[str, Field(min_length=8, max_length=64)] = "vpnsim-cleartext-marker"
+    size: Annotated[int, Field(ge=64, le=65000)] = Field(
+        1000, description="payload bytes: the marker repeated"
+    )
+    timeout: Seconds | None = None
+
+
+class MitmCheck(CheckBase):
+    """A man in the middle gets no tunnel: `attacker` puts itself on the path from `client`
+    to `server_address` (a route on the client, as ARP spoofing would) and redirects TCP
+    `port` to `impostor` (nftables), a server of its own. The client `command` must then be
+    refused as a `refused` check is, and must have reached the impostor (or the check
+    proves nothing)."""
+
+    type: Literal["mitm"]
+    attacker: Name
+    client: Name
+    server_address: IPAddr
+    port: Port = 4433
+    impostor: Command = Field(description="the attacker's server, started on `attacker`")
+    command: Command = Field(description="the client, run on `client`")
+    reason: Reason = Field(description="text the refusal must contain")
+    timeout: Seconds = 10.0
+
+
 Check = Annotated[
-    ReachCheck | UnreachableCheck | InterfaceCheck | RouteCheck | RunningCheck | RestartCheck,
+    ReachCheck
+    | UnreachableCheck
+    | InterfaceCheck
+    | RouteCheck
+    | RunningCheck
+    | RestartCheck
+    | RefusedCheck
+    | CleartextAbsentCheck
+    | MitmCheck,
     Field(discriminator="type"),
 ]
-CHECK_TYPES = ("reach", "unreachable", "interface", "route", "running", "restart")
+CHECK_TYPES = (
+    "reach",
+    "unreachable",
+    "interface",
+    "route",
+    "running",
+    "restart",
+    "refused",
+    "cleartext_absent",
+    "mitm",
+)
 
 
 class ScenarioFile(Strict):
@@ -424,6 +535,9 @@ class ScenarioFile(Strict):
     networks: dict[NetworkName, NetworkModel] = Field(min_length=1)
     hosts: dict[Name, HostModel] = Field(min_length=1)
     tunnel: TunnelModel | None = None
+    tls: TlsModel | None = Field(
+        None, description="the TLS lab's PKI and logins, for programs' argv placeholders"
+    )
     impairments: list[ImpairmentModel] = Field(
         [], description="links impaired from the start, before the tunnel and any check"
     )
