@@ -15,7 +15,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -163,8 +163,13 @@ def build_lab(
     log_dir: Path | None = None,
     owner_pid: int | None = None,
     confined: frozenset[str] = frozenset(),
+    on_namespaces: Callable[[Lab], object] | None = None,
 ) -> Lab:
     """Create the namespaces, bridges, veths, addresses, routes and sysctls of `scenario`.
+
+    `on_namespaces(lab)` runs once every host's namespace exists with its sysctls, before any
+    link: what it starts there (the reference tunnel, `vpn.build_with_tunnel`) comes up while
+    the links are built.
 
     The scenario is taken as valid: `vpnsim.scenario.bring_up` (the path every command takes)
     resolves and validates it first; the built-in SEED lab needs no check.
@@ -187,14 +192,16 @@ def build_lab(
     )
     try:
         lab.save()
-        _build(lab, confined)
+        _build(lab, confined, on_namespaces)
     except BaseException:
         lab.teardown()
         raise
     return lab
 
 
-def _build(lab: Lab, confined: frozenset[str]) -> None:
+def _build(
+    lab: Lab, confined: frozenset[str], on_namespaces: Callable[[Lab], object] | None
+) -> None:
     scenario = lab.scenario
     unknown = confined - {host.name for host in scenario.hosts}
     if unknown:
@@ -208,6 +215,8 @@ def _build(lab: Lab, confined: frozenset[str]) -> None:
         lab.fabric_ns,
         {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"},
     )
+    if on_namespaces is not None:
+        on_namespaces(lab)
     fabric = lab.rtnl(FABRIC)
     bridges: dict[str, int] = {}
     for index, net in enumerate(scenario.networks):

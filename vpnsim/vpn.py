@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 from vpnsim import proc
 from vpnsim.impl import REFERENCE, TunnelImpl
-from vpnsim.model import TunnelSpec
+from vpnsim.model import Scenario, TunnelSpec
 from vpnsim.net.rtnl import Link, NetlinkFailure, Rtnl
-from vpnsim.topology import Lab
+from vpnsim.topology import Lab, build_lab
 
 READY_TIMEOUT = 10.0
 
@@ -33,6 +33,7 @@ class RunningTunnel:
     client_tun: str = ""
     server_tun: str = ""
     ready_seconds: float = 0.0
+    launched_at: float = 0.0  # time.monotonic() when both ends were started
 
     def __repr__(self) -> str:  # short: Hypothesis prints fixtures in falsifying examples
         return f"RunningTunnel(lab={self.lab.name!r}, impl={self.impl.label!r})"
@@ -91,17 +92,54 @@ def start_tunnel(
 ) -> RunningTunnel:
     """Start server and client together and wait until both are ready (or raise
     ProgramFailed with the stderr of the side that failed)."""
+    return wait_tunnel_ready(launch_tunnel(lab, impl), timeout)
+
+
+def launch_tunnel(lab: Lab, impl: TunnelImpl = REFERENCE) -> RunningTunnel:
+    """Start server and client without waiting for them (`wait_tunnel_ready` does)."""
     spec = lab.scenario.tunnel
     if spec is None:
         raise ValueError(f"scenario {lab.scenario.name} has no tunnel")
-    start = time.monotonic()
+    launched_at = time.monotonic()
     server = _start_side(lab, impl, spec, "server")
     client = _start_side(lab, impl, spec, "client")
-    tunnel = RunningTunnel(lab, impl, spec, client, server)
-    tunnel.server_tun = wait_server_ready(lab, spec, server, timeout)
-    tunnel.client_tun = wait_client_ready(lab, spec, client, timeout)
-    tunnel.ready_seconds = time.monotonic() - start
+    return RunningTunnel(lab, impl, spec, client, server, launched_at=launched_at)
+
+
+def wait_tunnel_ready(tunnel: RunningTunnel, timeout: float = READY_TIMEOUT) -> RunningTunnel:
+    """Wait until both ends of a launched tunnel are ready; `ready_seconds` counts from the
+    launch."""
+    lab, spec = tunnel.lab, tunnel.spec
+    tunnel.server_tun = wait_server_ready(lab, spec, tunnel.server, timeout)
+    tunnel.client_tun = wait_client_ready(lab, spec, tunnel.client, timeout)
+    tunnel.ready_seconds = time.monotonic() - tunnel.launched_at
     return tunnel
+
+
+def build_with_tunnel(
+    scenario: Scenario,
+    impl: TunnelImpl = REFERENCE,
+    timeout: float = READY_TIMEOUT,
+    **build_options: Any,
+) -> tuple[Lab, RunningTunnel]:
+    """`build_lab(scenario)` then `start_tunnel`, in less time: the reference tunnel's ends
+    start as soon as their namespaces exist, so their interpreters come up while the links
+    are built. (The reference configures only its own TUN and sends nothing until traffic
+    comes; an implementation under test starts once the lab is whole, as in the SEED lab.)
+    On any failure the lab is removed."""
+    launched: list[RunningTunnel] = []
+
+    def launch(lab: Lab) -> None:
+        launched.append(launch_tunnel(lab, impl))
+
+    early = impl.is_reference and scenario.tunnel is not None
+    lab = build_lab(scenario, on_namespaces=launch if early else None, **build_options)
+    try:
+        tunnel = wait_tunnel_ready(launched[0], timeout) if early else start_tunnel(lab, impl)
+    except BaseException:
+        lab.teardown()
+        raise
+    return lab, tunnel
 
 
 @dataclass(frozen=True)
