@@ -30,9 +30,7 @@ class Figure:
 
 
 def figure(name: str, unit: str, samples: list[float]) -> Figure:
-    return Figure(
-        name, unit, statistics.median(samples), min(samples), max(samples), len(samples)
-    )
+    return Figure(name, unit, statistics.median(samples), min(samples), max(samples), len(samples))
 
 
 def ratio(name: str, numerators: list[float], denominators: list[float]) -> Figure:

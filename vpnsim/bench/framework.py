@@ -111,10 +111,13 @@ def new_process_start(argv: list[str]) -> float:
 
 def vpnsim_new_process() -> float:
     code = (
-        "from vpnsim.bench.overview import first_echo; import json; "
-        "print(json.dumps(first_echo()))"
+        "from vpnsim.bench.overview import first_echo; import json; print(json.dumps(first_echo()))"
     )
     return new_process_start([sys.executable, "-c", code])
+
+
+def mininet_new_process(python: str) -> float:
+    return new_process_start([python, str(MININET_SCRIPT)])
 
 
 def lab_up_command() -> dict[str, float]:
@@ -197,8 +200,7 @@ def run_framework_bench(
         _rotated(
             r,
             lambda: keep("vpnsim.", {"new_process_s": vpnsim_new_process()}),
-            lambda: keep("mn.", {"new_process_s": new_process_start(
-                [python, str(MININET_SCRIPT)])}),  # fmt: skip
+            lambda: keep("mn.", {"new_process_s": mininet_new_process(python)}),
         )
         keep("cmd.", lab_up_command())
     import_s, heaviest = lab_up_imports()
@@ -221,8 +223,11 @@ def run_framework_bench(
         ratio("ratio vpnsim / Mininet teardown", s["vpnsim.teardown_s"], s["mn.teardown_s"]),
         figure("vpnsim: first echo, new process", "s", s["vpnsim.new_process_s"]),
         figure("Mininet: bare lab + first echo, new process", "s", s["mn.new_process_s"]),
-        ratio("ratio vpnsim / Mininet, new process", s["vpnsim.new_process_s"],
-              s["mn.new_process_s"]),  # fmt: skip
+        ratio(
+            "ratio vpnsim / Mininet, new process",
+            s["vpnsim.new_process_s"],
+            s["mn.new_process_s"],
+        ),
         figure("`vpnsim lab up` (SEED lab + reference tunnel), wall", "s", s["cmd.up_s"]),
         figure("`vpnsim lab down`, wall", "s", s["cmd.down_s"]),
         figure("`vpnsim lab up`: imports (-X importtime, 1 run)", "s", [import_s]),

@@ -21,9 +21,9 @@ from typing import Any
 
 
 def _topology(tag: str) -> Any:
-    topo = importlib.import_module("mininet.topo")
+    topo: Any = importlib.import_module("mininet.topo").Topo
 
-    class SeedTunnelTopo(topo.Topo):  # type: ignore[misc]
+    class SeedTunnelTopo(topo):  # type: ignore[misc]
         def build(self) -> None:
             outside = self.addSwitch(f"vb{tag}o", dpid="1")
             inside = self.addSwitch(f"vb{tag}i", dpid="2")

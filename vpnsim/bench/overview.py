@@ -58,7 +58,9 @@ def first_echo() -> dict[str, float]:
 
 def fresh_process_start() -> float:
     """Wall time of `first_echo()` in a new interpreter: imports included, teardown excluded."""
-    code = "from vpnsim.bench.overview import first_echo; import json; print(json.dumps(first_echo()))"
+    code = (
+        "from vpnsim.bench.overview import first_echo; import json; print(json.dumps(first_echo()))"
+    )
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
@@ -147,8 +149,8 @@ def run_bench(rounds: int = 5, json_path: str | None = None, examples: int = EXA
         figure("Hypothesis loss-property examples (tunnel, wire)", "examples/s", loss_rates),
     ]
     print(f"vpnsim bench: {rounds} rounds, {examples} Hypothesis examples per rate")
-    for figure in figures:
-        print(figure.line())
+    for item in figures:
+        print(item.line())
     print(
         "targets: nothing -> first echo <= {start_s} s, teardown <= {teardown_s} s, "
         ">= {examples_per_s:g} examples/s through the tunnel".format(**TARGETS)
