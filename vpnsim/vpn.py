@@ -193,8 +193,12 @@ def wait_server_ready(lab: Lab, spec: TunnelSpec, server: proc.Program, timeout:
     found: list[str] = []
 
     def ready() -> bool:
+        # The port first: a read of /proc (~30 us) against a netlink dump (~2 ms of CPU, taken
+        # from the programs starting beside us on a small machine).
+        if not proc.port_bound(server.pid, spec.port, "udp"):
+            return False
         link = configured_tun(rtnl, mode)
-        if link is None or not proc.port_bound(server.pid, spec.port, "udp"):
+        if link is None:
             return False
         found.append(link.name)
         return True
@@ -211,6 +215,10 @@ def wait_client_ready(lab: Lab, spec: TunnelSpec, client: proc.Program, timeout:
     found: list[str] = []
 
     def ready() -> bool:
+        # Cheap first (see wait_server_ready): the routes exist at all, to any device.
+        present = proc_routes(client.pid)
+        if present is not None and not wanted <= present:
+            return False
         link = configured_tun(rtnl, mode)
         if link is None:
             return False
@@ -226,3 +234,27 @@ def wait_client_ready(lab: Lab, spec: TunnelSpec, client: proc.Program, timeout:
     routes = ", ".join(sorted(wanted))
     client.wait_ready(ready, timeout, f"a {mode.upper()} up with an address and routes to {routes}")
     return found[-1]
+
+
+def proc_routes(pid: int) -> set[str] | None:
+    """The destinations ("192.168.60.0/24", "fd00:60::/64") of the routes in the network
+    namespace of `pid`, from /proc/<pid>/net/route and ipv6_route; None if unreadable."""
+    found: set[str] = set()
+    try:
+        with open(f"/proc/{pid}/net/route") as table:
+            next(table, None)
+            for line in table:
+                fields = line.split()  # Iface Destination Gateway Flags ... Mask ...
+                dst = ipaddress.IPv4Address(bytes.fromhex(fields[1])[::-1])
+                mask = ipaddress.IPv4Address(bytes.fromhex(fields[7])[::-1])
+                found.add(str(ipaddress.IPv4Network(f"{dst}/{mask}", strict=False)))
+        with open(f"/proc/{pid}/net/ipv6_route") as table:
+            for line in table:
+                fields = line.split()  # destination, its prefix length (hex), ...
+                dst6 = ipaddress.IPv6Address(bytes.fromhex(fields[0]))
+                found.add(str(ipaddress.IPv6Network(f"{dst6}/{int(fields[1], 16)}", strict=False)))
+    except FileNotFoundError:
+        return found  # no IPv6 in this kernel: the IPv4 routes are all there are
+    except (OSError, ValueError, IndexError):
+        return None
+    return found
