@@ -218,12 +218,12 @@ def _build(
     if on_namespaces is not None:
         on_namespaces(lab)
     fabric = lab.rtnl(FABRIC)
+    # Each link's index is kept from its creation: one netlink request per change, not two.
     bridges: dict[str, int] = {}
     for index, net in enumerate(scenario.networks):
         bridge = f"br{index}"
         bridges[net.name] = fabric.add_bridge(bridge)
-        fabric.set_link(bridge, ifalias=net.name)
-        fabric.up(bridge)
+        fabric.set_link_index(bridges[net.name], bridge, ifalias=net.name, state="up")
     port = 0
     for host in scenario.hosts:
         rtnl = lab.rtnl(host.name)
@@ -231,12 +231,15 @@ def _build(
         for iface in host.interfaces:
             port += 1
             fabric_end = f"p{port}"
-            fabric.add_veth(fabric_end, iface.name, lab.ns(host.name))
-            fabric.set_link(
-                fabric_end, master=bridges[iface.network], ifalias=f"{host.name}:{iface.name}"
+            fabric.set_link_index(
+                fabric.add_veth(fabric_end, iface.name, lab.ns(host.name)),
+                fabric_end,
+                master=bridges[iface.network],
+                ifalias=f"{host.name}:{iface.name}",
+                state="up",
             )
-            fabric.up(fabric_end)
-            rtnl.add_address(iface.name, iface.address)
+            host_end = rtnl.index_of(iface.name)
+            rtnl.add_address(iface.name, iface.address, index=host_end)
             if iface.address6 is not None:
                 # Usable at once, never waited for: no duplicate address detection, for
                 # address6 and for the link-local address the kernel adds when the link comes
@@ -245,8 +248,8 @@ def _build(
                 sysctl.set_sysctls(
                     lab.ns(host.name), {f"net.ipv6.conf.{iface.name}.accept_dad": "0"}
                 )
-                rtnl.add_address(iface.name, iface.address6, nodad=True)
-            rtnl.up(iface.name)
+                rtnl.add_address(iface.name, iface.address6, nodad=True, index=host_end)
+            rtnl.set_link_index(host_end, iface.name, state="up")
         for route in host.routes:
             try:
                 rtnl.add_route(route.dst, gateway=route.via, dev=route.dev)

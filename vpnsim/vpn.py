@@ -10,13 +10,15 @@ from __future__ import annotations
 import ipaddress
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from vpnsim import proc
 from vpnsim.impl import REFERENCE, TunnelImpl
 from vpnsim.model import Scenario, TunnelSpec
-from vpnsim.net.rtnl import Link, NetlinkFailure, Rtnl
 from vpnsim.topology import Lab, build_lab
+
+if TYPE_CHECKING:  # pyroute2 (~150 ms to import) loads with the first netlink handle
+    from vpnsim.net.rtnl import Link, Rtnl
 
 READY_TIMEOUT = 10.0
 
@@ -222,6 +224,8 @@ def wait_client_ready(lab: Lab, spec: TunnelSpec, client: proc.Program, timeout:
         link = configured_tun(rtnl, mode)
         if link is None:
             return False
+        from vpnsim.net.rtnl import NetlinkFailure
+
         try:
             routed = {r.dst for r in rtnl.routes() if r.dev == link.name}
         except NetlinkFailure:
