@@ -14,7 +14,8 @@ the same machine. The goals (issue 15) and the figures that answer them:
 - Hypothesis examples per second of the property of tests/properties (byte for byte, UDP
   and ICMP, U -> V) through the live reference tunnel, with vpnsim's probes: >= 2500/s and at
   least the rate of a two-thread student tunnel (`vpnsim.bench.student_tunnel`) measured by
-  the same harness in the same run.
+  the same harness in the same run. The property run with no network at all (the payload
+  handed straight back) is the ceiling: what Hypothesis and the payloads cost alone.
 """
 
 from __future__ import annotations
@@ -205,6 +206,7 @@ def run_framework_bench(
         keep("cmd.", lab_up_command())
     import_s, heaviest = lab_up_imports()
     for r in range(rounds):
+        keep("hypothesis.", {"alone": examples_per_second(lambda data: data, examples)})
         _rotated(
             r,
             lambda: keep("reference.", property_rates(REFERENCE, examples)),
@@ -231,6 +233,7 @@ def run_framework_bench(
         figure("`vpnsim lab up` (SEED lab + reference tunnel), wall", "s", s["cmd.up_s"]),
         figure("`vpnsim lab down`, wall", "s", s["cmd.down_s"]),
         figure("`vpnsim lab up`: imports (-X importtime, 1 run)", "s", [import_s]),
+        figure("Hypothesis alone: the property, no network", "examples/s", s["hypothesis.alone"]),
         figure("Hypothesis UDP examples, reference tunnel", "examples/s", s["reference.udp"]),
         figure("Hypothesis UDP examples, two-thread student", "examples/s", s["student.udp"]),
         ratio("ratio reference / student, UDP", s["reference.udp"], s["student.udp"]),
