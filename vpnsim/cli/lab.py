@@ -115,7 +115,8 @@ def _status(args: argparse.Namespace) -> int:
     for host in lab.scenario.hosts:
         rtnl = lab.rtnl(host.name)
         print(f"  {host.name}  (netns {lab.ns(host.name)})")
-        for link in rtnl.links():
+        # By name: the order links were made in depends on whether the tunnel started early.
+        for link in sorted(rtnl.links(), key=lambda link: link.name):
             if link.name == "lo":
                 continue
             kind = f" {link.tun_mode.upper()}" if link.tun_mode else ""
@@ -163,7 +164,7 @@ def _capture(args: argparse.Namespace) -> int:
 
     host, _, ifname = args.link.partition(":")
     lab.ns(host)  # an unknown host is a usage error
-    names = [link.name for link in lab.rtnl(host).links()]
+    names = sorted(link.name for link in lab.rtnl(host).links())
     lab.close()
     if ifname not in names:
         links = ", ".join(f"{host}:{name}" for name in names if name != "lo")
