@@ -19,6 +19,8 @@ MYPY = "mypy==2.4.1"
 # Student-style programs (and `vpnsim lab exec`) call `ip`; grading needs it in every host.
 # tcpdump reads back the pcap files vpnsim writes (a unit test checks they parse).
 DEBIAN_PACKAGES = {"ip": "iproute2", "tcpdump": "tcpdump"}
+# `vpnsim bench framework` measures Mininet (Linux-bridge switches, no controller) beside vpnsim.
+MININET_PACKAGES = {"mn": "mininet", "brctl": "bridge-utils"}
 # The grade HTML report is opened in a real headless Chromium, driven by Selenium.
 BROWSER_PACKAGES = {"chromium": "chromium", "chromedriver": "chromium-driver"}
 
@@ -93,9 +95,12 @@ def lab(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Start-up, teardown and probe-rate figures (a report, never a pass/fail timing)."""
+    """Start-up, teardown and probe-rate figures (a report, never a pass/fail timing), and
+    the framework against Mininet in the same run (`vpnsim bench framework`)."""
+    _debian_packages(session, {**DEBIAN_PACKAGES, **MININET_PACKAGES})
     session.install("-e", ".[test]")
     session.run("vpnsim", "bench", *session.posargs)
+    session.run("vpnsim", "bench", "framework", "--json", "bench-framework.json")
     # Grading throughput on a mixed class (passes, a crash, a hang, a flood, ...): --jobs 1, 2
     # and 4 in one run. The student environment is built first if it is not yet.
     session.run("python", "-m", "vpnsim.grade.bench")

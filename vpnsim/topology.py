@@ -15,7 +15,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -162,8 +162,13 @@ def build_lab(
     log_dir: Path | None = None,
     owner_pid: int | None = None,
     confined: frozenset[str] = frozenset(),
+    on_namespaces: Callable[[Lab], object] | None = None,
 ) -> Lab:
     """Create the namespaces, bridges, veths, addresses, routes and sysctls of `scenario`.
+
+    `on_namespaces(lab)` runs once every host's namespace exists with its sysctls, before any
+    link: what it starts there (the reference tunnel, `vpn.build_with_tunnel`) comes up while
+    the links are built.
 
     The scenario is taken as valid: `vpnsim.scenario.bring_up` (the path every command takes)
     resolves and validates it first; the built-in SEED lab needs no check.
@@ -186,14 +191,16 @@ def build_lab(
     )
     try:
         lab.save()
-        _build(lab, confined)
+        _build(lab, confined, on_namespaces)
     except BaseException:
         lab.teardown()
         raise
     return lab
 
 
-def _build(lab: Lab, confined: frozenset[str]) -> None:
+def _build(
+    lab: Lab, confined: frozenset[str], on_namespaces: Callable[[Lab], object] | None
+) -> None:
     scenario = lab.scenario
     unknown = confined - {host.name for host in scenario.hosts}
     if unknown:
@@ -207,13 +214,15 @@ def _build(lab: Lab, confined: frozenset[str]) -> None:
         lab.fabric_ns,
         {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"},
     )
+    if on_namespaces is not None:
+        on_namespaces(lab)
     fabric = lab.rtnl(FABRIC)
+    # Each link's index is kept from its creation: one netlink request per change, not two.
     bridges: dict[str, int] = {}
     for index, net in enumerate(scenario.networks):
         bridge = f"br{index}"
         bridges[net.name] = fabric.add_bridge(bridge)
-        fabric.set_link(bridge, ifalias=net.name)
-        fabric.up(bridge)
+        fabric.set_link_index(bridges[net.name], bridge, ifalias=net.name, state="up")
     port = 0
     for host in scenario.hosts:
         rtnl = lab.rtnl(host.name)
@@ -221,12 +230,15 @@ def _build(lab: Lab, confined: frozenset[str]) -> None:
         for iface in host.interfaces:
             port += 1
             fabric_end = f"p{port}"
-            fabric.add_veth(fabric_end, iface.name, lab.ns(host.name))
-            fabric.set_link(
-                fabric_end, master=bridges[iface.network], ifalias=f"{host.name}:{iface.name}"
+            fabric.set_link_index(
+                fabric.add_veth(fabric_end, iface.name, lab.ns(host.name)),
+                fabric_end,
+                master=bridges[iface.network],
+                ifalias=f"{host.name}:{iface.name}",
+                state="up",
             )
-            fabric.up(fabric_end)
-            rtnl.add_address(iface.name, iface.address)
+            host_end = rtnl.index_of(iface.name)
+            rtnl.add_address(iface.name, iface.address, index=host_end)
             if iface.address6 is not None:
                 # Usable at once, never waited for: no duplicate address detection, for
                 # address6 and for the link-local address the kernel adds when the link comes
@@ -235,8 +247,8 @@ def _build(lab: Lab, confined: frozenset[str]) -> None:
                 sysctl.set_sysctls(
                     lab.ns(host.name), {f"net.ipv6.conf.{iface.name}.accept_dad": "0"}
                 )
-                rtnl.add_address(iface.name, iface.address6, nodad=True)
-            rtnl.up(iface.name)
+                rtnl.add_address(iface.name, iface.address6, nodad=True, index=host_end)
+            rtnl.set_link_index(host_end, iface.name, state="up")
         for route in host.routes:
             try:
                 rtnl.add_route(route.dst, gateway=route.via, dev=route.dev)

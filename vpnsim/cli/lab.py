@@ -74,15 +74,24 @@ def _up(args: argparse.Namespace) -> int:
     loaded = resolve(args.scenario)  # a bad name or file is said before anything is built
     impl = None if args.vpn_impl == ["none"] else impl_of(args)
     preflight()
-    from vpnsim.scenario.bringup import bring_up
-
     # Owned by this process while it builds, so a concurrent `vpnsim clean` leaves it alone;
     # handed over (no owner) once up, to be removed by `lab down` or `clean`.
-    up = bring_up(loaded, impl, name=args.name, owner_pid=os.getpid())
-    up.lab.owner_pid = None
-    up.lab.save()
-    up.close(keep=True)
-    print(up.lab.name)
+    fast = impl is not None and loaded.scenario.tunnel is not None
+    if fast and impl is not None and not loaded.impairments and not loaded.programs:
+        # Nothing to start before the tunnel: its ends may come up while the links are built.
+        from vpnsim.vpn import build_with_tunnel
+
+        lab, _ = build_with_tunnel(loaded.scenario, impl, name=args.name, owner_pid=os.getpid())
+    else:
+        from vpnsim.scenario.bringup import bring_up
+
+        up = bring_up(loaded, impl, name=args.name, owner_pid=os.getpid())
+        up.close(keep=True)
+        lab = up.lab
+    lab.owner_pid = None
+    lab.save()
+    lab.close()
+    print(lab.name)
     return 0
 
 
@@ -106,7 +115,8 @@ def _status(args: argparse.Namespace) -> int:
     for host in lab.scenario.hosts:
         rtnl = lab.rtnl(host.name)
         print(f"  {host.name}  (netns {lab.ns(host.name)})")
-        for link in rtnl.links():
+        # By name: the order links were made in depends on whether the tunnel started early.
+        for link in sorted(rtnl.links(), key=lambda link: link.name):
             if link.name == "lo":
                 continue
             kind = f" {link.tun_mode.upper()}" if link.tun_mode else ""
@@ -154,7 +164,7 @@ def _capture(args: argparse.Namespace) -> int:
 
     host, _, ifname = args.link.partition(":")
     lab.ns(host)  # an unknown host is a usage error
-    names = [link.name for link in lab.rtnl(host).links()]
+    names = sorted(link.name for link in lab.rtnl(host).links())
     lab.close()
     if ifname not in names:
         links = ", ".join(f"{host}:{name}" for name in names if name != "lo")

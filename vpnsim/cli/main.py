@@ -8,24 +8,39 @@ behind on either path.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
 
-from vpnsim import pki_cli
-from vpnsim.cli import draw, lab, maintenance, scenarios
 from vpnsim.cli.common import EXIT_FINDING, EXIT_USAGE
 from vpnsim.errors import Finding, VpnsimError
-from vpnsim.grade import cli as grade_cli
 from vpnsim.proc import ProgramFailed
 
 # Commands import the netlink layer (pyroute2) only after `preflight()`: a user without root
 # gets the one-line explanation fast, even where pyroute2 is not importable for them.
 
+# Each command, and the module whose `add_parser(sub)` defines it. A command line naming one
+# imports that module alone (`vpnsim lab up` needs neither grading nor the PKI); anything else
+# (no command, --help, a typo) gets the whole parser. Keys in the order `--help` lists them.
+COMMANDS = {
+    "lab": "vpnsim.cli.lab",
+    "run": "vpnsim.cli.scenarios",
+    "validate": "vpnsim.cli.scenarios",
+    "schema": "vpnsim.cli.scenarios",
+    "draw": "vpnsim.cli.draw",
+    "clean": "vpnsim.cli.maintenance",
+    "demo": "vpnsim.cli.maintenance",
+    "bench": "vpnsim.cli.maintenance",
+    "grade": "vpnsim.grade.cli",
+    "pki": "vpnsim.pki_cli",
+}
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(given[0] if given else None)
+    args = parser.parse_args(given)
     if not hasattr(args, "run"):
         parser.print_help()
         return EXIT_USAGE
@@ -47,15 +62,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; with `command` (a known one), of that command's module
+    only."""
     parser = argparse.ArgumentParser(
         prog="vpnsim", description="The SEED VPN labs in Linux network namespaces."
     )
     sub = parser.add_subparsers(metavar="COMMAND")
-    lab.add_parser(sub)
-    scenarios.add_parser(sub)
-    draw.add_parser(sub)
-    maintenance.add_parser(sub)
-    grade_cli.add_parser(sub)
-    pki_cli.add_parser(sub)
+    chosen = [COMMANDS[command]] if command in COMMANDS else COMMANDS.values()
+    for module in dict.fromkeys(chosen):
+        importlib.import_module(module).add_parser(sub)
     return parser

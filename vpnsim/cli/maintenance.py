@@ -1,4 +1,4 @@
-"""`vpnsim clean`, `vpnsim demo` (what `nox -s lab` runs) and `vpnsim bench`."""
+"""`vpnsim clean`, `vpnsim demo` (what `nox -s lab` runs) and `vpnsim bench [framework]`."""
 
 from __future__ import annotations
 
@@ -22,9 +22,20 @@ def add_parser(sub: Subcommands) -> None:
     demo.set_defaults(run=_demo)
 
     bench = sub.add_parser("bench", help="measure lab start-up, teardown and probe rates")
-    bench.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-    bench.add_argument("--rounds", type=int, default=5)
+    _bench_options(bench)
     bench.set_defaults(run=_bench)
+    benches = bench.add_subparsers(metavar="WHAT")
+    framework = benches.add_parser(
+        "framework", help="the framework against Mininet: start, teardown, lab up, examples/s"
+    )
+    _bench_options(framework)
+    framework.add_argument("--examples", type=int, default=400, help="per Hypothesis rate")
+    framework.set_defaults(run=_bench_framework)
+
+
+def _bench_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--rounds", type=int, default=5)
 
 
 def _clean(args: argparse.Namespace) -> int:
@@ -60,6 +71,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     preflight()
-    from vpnsim.bench import run_bench
+    from vpnsim.bench.overview import run_bench
 
     return run_bench(rounds=args.rounds, json_path=args.json)
+
+
+def _bench_framework(args: argparse.Namespace) -> int:
+    preflight()
+    from vpnsim.bench.framework import run_framework_bench
+
+    return run_framework_bench(rounds=args.rounds, json_path=args.json, examples=args.examples)

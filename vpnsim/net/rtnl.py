@@ -148,7 +148,11 @@ class Rtnl:
 
     def set_link(self, ifname: str, **attrs: Any) -> None:
         """Set attributes of a link: state="up", mtu=..., master=index, ifalias=..."""
-        index = self.index_of(ifname)
+        self.set_link_index(self.index_of(ifname), ifname, **attrs)
+
+    def set_link_index(self, index: int, ifname: str, **attrs: Any) -> None:
+        """`set_link` for a link whose index the caller knows (one request, not two: a lab's
+        build makes dozens); `ifname` names it in errors."""
         self._call(f"set {ifname} {attrs}", self._ipr.link, "set", index=index, **attrs)
 
     def up(self, ifname: str) -> None:
@@ -190,9 +194,12 @@ class Rtnl:
 
     # addresses and routes --------------------------------------------------------------
 
-    def add_address(self, ifname: str, cidr: str, *, nodad: bool = True) -> None:
-        """Add `cidr` on `ifname`. An IPv6 address is added with IFA_F_NODAD unless `nodad`
-        is False: usable at once, not tentative for the second duplicate detection takes."""
+    def add_address(
+        self, ifname: str, cidr: str, *, nodad: bool = True, index: int | None = None
+    ) -> None:
+        """Add `cidr` on `ifname` (whose `index` the caller may know). An IPv6 address is added
+        with IFA_F_NODAD unless `nodad` is False: usable at once, not tentative for the second
+        duplicate detection takes."""
         iface = ipaddress.ip_interface(cidr)
         extra: dict[str, Any] = {}
         if iface.version == 6 and nodad:
@@ -201,7 +208,7 @@ class Rtnl:
             f"add address {cidr} on {ifname}",
             self._ipr.addr,
             "add",
-            index=self.index_of(ifname),
+            index=self.index_of(ifname) if index is None else index,
             address=str(iface.ip),
             prefixlen=iface.network.prefixlen,
             **extra,

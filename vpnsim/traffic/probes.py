@@ -41,6 +41,9 @@ class Probes:
         self.tunnel = tunnel
         self.timeout = timeout
         self.echo: dict[str, proc.Program] = {}
+        # Which host owns an address, worked out once (a Hypothesis property asks thousands
+        # of times; parsing every interface's address each time cost ~35 us a probe).
+        self._owners: dict[str, str] = {}
 
     def ping(
         self, host: str, dst: str, payload: bytes = b"vpnsim", timeout: float | None = None
@@ -121,6 +124,12 @@ class Probes:
         self.echo.clear()
 
     def _owner(self, address: str) -> str:
+        owner = self._owners.get(address)
+        if owner is None:
+            owner = self._owners[address] = self._find_owner(address)
+        return owner
+
+    def _find_owner(self, address: str) -> str:
         ip = ipaddress.ip_address(address)
         for host in self.lab.scenario.hosts:
             for iface in host.interfaces:

@@ -14,101 +14,59 @@ shown); rates are compared with a baseline measured in the same run, as a ratio:
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
+from vpnsim.bench.figures import command_seconds, examples_per_second, figure
 from vpnsim.impl import REFERENCE
 from vpnsim.seed import seed_tunnel
 from vpnsim.topology import build_lab
 from vpnsim.traffic.probes import Probes
-from vpnsim.vpn import start_tunnel
+from vpnsim.vpn import build_with_tunnel, start_tunnel
 
 V = "192.168.60.5"
 EXAMPLES = 300
 TARGETS = {"start_s": 0.5, "teardown_s": 0.1, "examples_per_s": 100.0}
 
 
-@dataclass(frozen=True)
-class Figure:
-    name: str
-    unit: str
-    median: float
-    low: float
-    high: float
-
-    def line(self) -> str:
-        return (
-            f"{self.name:<52} {self.median:9.3f} {self.unit:<11} "
-            f"(min {self.low:.3f}, max {self.high:.3f})"
-        )
-
-
-def _figure(name: str, unit: str, samples: list[float]) -> Figure:
-    return Figure(name, unit, statistics.median(samples), min(samples), max(samples))
-
-
 def first_echo() -> dict[str, float]:
-    """Nothing -> lab -> tunnel ready -> first echo from V -> teardown; seconds of each step."""
+    """Nothing -> lab -> tunnel ready -> first echo from V -> teardown; seconds of each step.
+
+    The reference tunnel's ends start while the links are built (`build_with_tunnel`), so
+    "lab built" and "tunnel ready" overlap: `build_s` is until the tunnel is ready."""
     t0 = time.perf_counter()
-    lab = build_lab(seed_tunnel())
+    lab, tunnel = build_with_tunnel(seed_tunnel(), REFERENCE)
     try:
         t1 = time.perf_counter()
-        tunnel = start_tunnel(lab, REFERENCE)
-        t2 = time.perf_counter()
         Probes(lab, tunnel).ping("U", V, b"first")
-        t3 = time.perf_counter()
+        t2 = time.perf_counter()
     finally:
-        t4 = time.perf_counter()
+        t3 = time.perf_counter()
         lab.teardown()
-        t5 = time.perf_counter()
+        t4 = time.perf_counter()
     return {
         "build_s": t1 - t0,
-        "tunnel_s": t2 - t1,
-        "echo_s": t3 - t2,
-        "start_s": t3 - t0,
-        "teardown_s": t5 - t4,
+        "echo_s": t2 - t1,
+        "start_s": t2 - t0,
+        "teardown_s": t4 - t3,
     }
 
 
 def fresh_process_start() -> float:
     """Wall time of `first_echo()` in a new interpreter: imports included, teardown excluded."""
-    code = "from vpnsim.bench import first_echo; import json; print(json.dumps(first_echo()))"
+    code = (
+        "from vpnsim.bench.overview import first_echo; import json; print(json.dumps(first_echo()))"
+    )
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     wall = time.perf_counter() - started
     return wall - float(json.loads(done.stdout)["teardown_s"])
-
-
-def examples_per_second(exchange: Callable[[bytes], bytes], examples: int) -> float:
-    """Run the byte-for-byte property `examples` times through `exchange`; examples/s."""
-    # Imported here: the fresh-process start figure must not pay for Hypothesis.
-    from hypothesis import HealthCheck, given, settings
-
-    from vpnsim.strategies import Payload, payloads
-
-    @settings(
-        max_examples=examples,
-        derandomize=True,
-        deadline=None,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(payload=payloads())
-    def prop(payload: Payload) -> None:
-        data = payload.data()
-        assert exchange(data) == data
-
-    started = time.perf_counter()
-    prop()
-    return examples / (time.perf_counter() - started)
 
 
 def validate_shipped() -> float:
@@ -119,14 +77,6 @@ def validate_shipped() -> float:
     started = time.perf_counter()
     for path in sorted(SHIPPED_DIR.glob("*.toml")):
         load(path)
-    return time.perf_counter() - started
-
-
-def command_seconds(*args: str) -> float:
-    """Wall time of `vpnsim ARGS...` as a new process; it must succeed."""
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "vpnsim", *args], capture_output=True, check=True,
-                   timeout=120)  # fmt: skip
     return time.perf_counter() - started
 
 
@@ -166,42 +116,41 @@ def run_bench(rounds: int = 5, json_path: str | None = None, examples: int = EXA
         lab.teardown()
 
     figures = [
-        _figure("start: lab built", "s", steps["build_s"]),
-        _figure("start: reference tunnel ready", "s", steps["tunnel_s"]),
-        _figure("start: first echo reply from V", "s", steps["echo_s"]),
-        _figure("start: nothing -> first echo (this process)", "s", steps["start_s"]),
-        _figure("start: nothing -> first echo (new process)", "s", fresh),
-        _figure("teardown (tunnel running)", "s", steps["teardown_s"]),
-        _figure(f"validate {len(shipped)} shipped scenarios (in process)", "s", validate_in),
-        _figure(f"`vpnsim validate` {len(shipped)} shipped scenarios", "s", validate_cli),
-        _figure("`vpnsim run seed-tunnel` (11 checks)", "s", run_seed),
-        _figure("Hypothesis UDP examples through the tunnel", "examples/s", rates["tunnel"]),
-        _figure("Hypothesis UDP examples, direct routed path", "examples/s", rates["direct"]),
-        _figure(
+        figure("start: lab built, reference tunnel ready", "s", steps["build_s"]),
+        figure("start: first echo reply from V", "s", steps["echo_s"]),
+        figure("start: nothing -> first echo (this process)", "s", steps["start_s"]),
+        figure("start: nothing -> first echo (new process)", "s", fresh),
+        figure("teardown (tunnel running)", "s", steps["teardown_s"]),
+        figure(f"validate {len(shipped)} shipped scenarios (in process)", "s", validate_in),
+        figure(f"`vpnsim validate` {len(shipped)} shipped scenarios", "s", validate_cli),
+        figure("`vpnsim run seed-tunnel` (11 checks)", "s", run_seed),
+        figure("Hypothesis UDP examples through the tunnel", "examples/s", rates["tunnel"]),
+        figure("Hypothesis UDP examples, direct routed path", "examples/s", rates["direct"]),
+        figure(
             "ratio tunnel / direct",
             "x",
             [t / d for t, d in zip(rates["tunnel"], rates["direct"], strict=True)],
         ),
-        _figure("TCP U -> server, plain link", "MB/s", wire_rates["plain_mbps"]),
-        _figure("TCP U -> server, plain, offloads off", "MB/s", wire_rates["no_offload_mbps"]),
-        _figure("TCP U -> server, through a clean wire", "MB/s", wire_rates["wire_mbps"]),
-        _figure(
+        figure("TCP U -> server, plain link", "MB/s", wire_rates["plain_mbps"]),
+        figure("TCP U -> server, plain, offloads off", "MB/s", wire_rates["no_offload_mbps"]),
+        figure("TCP U -> server, through a clean wire", "MB/s", wire_rates["wire_mbps"]),
+        figure(
             "ratio wire / plain throughput",
             "x",
             [w / p for w, p in zip(wire_rates["wire_mbps"], wire_rates["plain_mbps"], strict=True)],
         ),
-        _figure("ICMP RTT U -> server, plain link (median)", "ms", wire_rates["plain_rtt"]),
-        _figure("ICMP RTT U -> server, clean wire (median)", "ms", wire_rates["wire_rtt"]),
-        _figure(
+        figure("ICMP RTT U -> server, plain link (median)", "ms", wire_rates["plain_rtt"]),
+        figure("ICMP RTT U -> server, clean wire (median)", "ms", wire_rates["wire_rtt"]),
+        figure(
             "added round trip of the wire",
             "ms",
             [w - p for w, p in zip(wire_rates["wire_rtt"], wire_rates["plain_rtt"], strict=True)],
         ),
-        _figure("Hypothesis loss-property examples (tunnel, wire)", "examples/s", loss_rates),
+        figure("Hypothesis loss-property examples (tunnel, wire)", "examples/s", loss_rates),
     ]
     print(f"vpnsim bench: {rounds} rounds, {examples} Hypothesis examples per rate")
-    for figure in figures:
-        print(figure.line())
+    for item in figures:
+        print(item.line())
     print(
         "targets: nothing -> first echo <= {start_s} s, teardown <= {teardown_s} s, "
         ">= {examples_per_s:g} examples/s through the tunnel".format(**TARGETS)
