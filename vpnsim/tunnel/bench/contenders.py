@@ -5,8 +5,8 @@ UDP port 9090 with the lab's inner addresses (192.168.53.99 and .1), and is read
 routes 192.168.60.0/24 into it and one ping has gone through (a handshake is not measured).
 
 - `reference`, `reference-aead`: vpnsim's own tunnel (`python -m vpnsim.tunnel`), plain
-  (the SEED wire: one raw IP packet per datagram) and AEAD (`--wire aead`); `*-fast` adds
-  the fast paths (`--fast`, see `vpnsim.tunnel.fastpath`);
+  (the SEED wire: one raw IP packet per datagram) and AEAD (`--wire aead`); `*-offload`
+  adds the TCP super-packet fast path (`--offload`, see `vpnsim.tunnel.offload`);
 - `openvpn-gcm`: OpenVPN 2.x in TLS peer-to-peer mode, AES-256-GCM data channel, certificates
   from `vpnsim.pki`;
 - `wireguard-go`: the userspace WireGuard, configured with `wg` and netlink;
@@ -243,6 +243,8 @@ def kernel_vxlan(lab: Lab, work: Path, profile: Path | None) -> Started:
 CONTENDERS: dict[str, Starter] = {
     "reference": reference(),
     "reference-aead": reference("--wire", "aead", "--psk-file", "{psk}"),
+    "reference-offload": reference("--offload"),
+    "reference-aead-offload": reference("--wire", "aead", "--psk-file", "{psk}", "--offload"),
     "openvpn-gcm": openvpn_gcm,
     "wireguard-go": wireguard_go,
     "kernel": kernel_vxlan,
