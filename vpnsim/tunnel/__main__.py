@@ -30,6 +30,7 @@ from types import FrameType
 from vpnsim.tunnel.driver import Driver, TunDevice, UdpTransport
 from vpnsim.tunnel.frames import FrameClientProtocol, FrameServerProtocol
 from vpnsim.tunnel.netconf import Netconf
+from vpnsim.tunnel.offload import GSO_MAX_SIZE, OffloadTun
 from vpnsim.tunnel.protocol import Address, ClientProtocol, Endpoint, ServerProtocol
 from vpnsim.tunnel.tun import TunFile
 
@@ -148,9 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return tls_main.main(given)
     args = parse_args(given)
     tun: TunDevice
+    gso_max_size = None
     if args.offload:
-        from vpnsim.tunnel.offload import GSO_MAX_SIZE, OffloadTun
-
+        gso_max_size = GSO_MAX_SIZE
         tun = OffloadTun(args.tun_name or "tun%d")
     else:
         tun = TunFile(args.tun_name or f"{args.mode}%d", args.mode)
@@ -165,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with Netconf() as netconf:
             for cidr in args.tun_address:
                 netconf.add_address(tun.name, cidr)
-            netconf.set_up(tun.name, args.mtu, GSO_MAX_SIZE if args.offload else None)
+            netconf.set_up(tun.name, args.mtu, gso_max_size)
             if args.wire == "aead" and server is not None:
                 _first_handshake(driver, endpoint)
             for cidr in args.route:
@@ -176,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.side}: {tun.name} {addresses} up, udp port {args.port}, {wire}", flush=True)
         driver.run()
     report = {"side": args.side, "tun": tun.name, **vars(endpoint.stats), "errors": driver.errors}
+    if isinstance(tun, OffloadTun):
+        report["offload"] = tun.report()
     print(json.dumps(report), flush=True)
     return 0
 

@@ -150,6 +150,6 @@ class Driver:
             try:
                 self.tun.write(action.packet)
             except PacketError:  # the device's own check (offload: a bad vnet header)
-                self.errors["tun write: refused before writing"] += 1
+                self.endpoint.stats.malformed += 1
             except OSError as exc:  # the kernel refused the packet: drop, count, go on
                 self.errors[f"tun write: {exc.strerror or exc}"] += 1

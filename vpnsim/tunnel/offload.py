@@ -37,11 +37,15 @@ VNET_HDR_BYTES = VNET_HDR.size  # 10
 F_NEEDS_CSUM = 0x01
 F_DATA_VALID = 0x02  # set on reads of packets whose checksum the kernel already checked
 GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_ECN = 0, 1, 4, 0x80
+GSO_BY_FRAGS = 0xFFFF  # a gso_size with a meaning of its own inside the kernel: refused
 TCP = 6
+TCP_HEADER = 20
+TCP_CHECKSUM_OFFSET = 16  # offsetof(struct tcphdr, check): the kernel insists, for TSO
 # Largest super-packet the kernel may hand us: the TUN's gso_max_size is set to this, so one
 # (plus trailer and AEAD overhead) always fits in a UDP datagram (65507 bytes of IPv4 payload).
 GSO_MAX_SIZE = 65000
 READ_SIZE = VNET_HDR_BYTES + 65535
+SUPER_PACKET = 1500  # a read longer than this is several packets' worth
 
 
 def _ip_length(packet: bytes) -> tuple[int, int, int]:
@@ -70,6 +74,8 @@ def check_vnet_header(header: bytes, packet: bytes) -> None:
     version, ip_header, proto = _ip_length(packet)
     if flags & ~(F_NEEDS_CSUM | F_DATA_VALID):
         raise MalformedPacket(f"vnet header flags {flags:#x}")
+    if hdr_len > len(packet):  # tun_get_user refuses it, whatever the rest says
+        raise MalformedPacket(f"vnet header length {hdr_len} in {len(packet)} bytes")
     if flags & F_NEEDS_CSUM and not (
         ip_header <= csum_start and csum_start + csum_offset + 2 <= len(packet)
     ):
@@ -82,8 +88,12 @@ def check_vnet_header(header: bytes, packet: bytes) -> None:
     wanted = GSO_TCPV4 if version == 4 else GSO_TCPV6
     if kind != wanted or proto != TCP:
         raise MalformedPacket(f"segmentation type {gso_type} for IPv{version} protocol {proto}")
-    if not flags & F_NEEDS_CSUM or gso_size == 0 or hdr_len > len(packet):
-        raise MalformedPacket(f"segmentation of {gso_size} bytes, headers {hdr_len}")
+    if not flags & F_NEEDS_CSUM or gso_size in (0, GSO_BY_FRAGS):
+        raise MalformedPacket(f"segmentation of {gso_size} bytes without checksum offload")
+    # As virtio_net_hdr_to_skb checks: the checksum is the TCP one, and a whole TCP header
+    # follows where it starts.
+    if csum_offset != TCP_CHECKSUM_OFFSET or csum_start + TCP_HEADER > len(packet):
+        raise MalformedPacket(f"TCP segmentation with its checksum at {csum_start}+{csum_offset}")
 
 
 def split_super_packet(data: bytes) -> tuple[bytes, bytes]:
@@ -113,7 +123,9 @@ class OffloadTun:
             os.close(self.fd)
             raise
         self.name = ifr[:16].rstrip(b"\0").decode()
-        self.malformed = 0  # datagrams refused before the TUN write
+        # Reads bigger than one MTU-sized packet: the fast path at work (exit report).
+        self.super_packets = 0
+        self.largest = 0
 
     def fileno(self) -> int:
         return self.fd
@@ -124,7 +136,14 @@ class OffloadTun:
             data = os.read(self.fd, READ_SIZE)
         except BlockingIOError:
             return None
+        size = len(data) - VNET_HDR_BYTES
+        if size > SUPER_PACKET:
+            self.super_packets += 1
+            self.largest = max(self.largest, size)
         return data[VNET_HDR_BYTES:] + data[:VNET_HDR_BYTES]
+
+    def report(self) -> dict[str, int]:
+        return {"super_packets": self.super_packets, "largest": self.largest}
 
     def write(self, data: bytes) -> None:
         """Write one datagram's packet with its header; raises MalformedPacket (nothing
