@@ -17,8 +17,10 @@ def _cpu(started: Started) -> float:
     return sum(cpu_seconds(pid) for pid in started.pids)
 
 
-def measure(lab: Lab, name: str, args: argparse.Namespace, work: Path) -> Row:
-    started = CONTENDERS[name](lab, work, None)
+def measure(
+    lab: Lab, name: str, args: argparse.Namespace, work: Path, profile: Path | None = None
+) -> Row:
+    started = CONTENDERS[name](lab, work, profile)
     try:
         charged = bool(started.pids)
         before = _cpu(started)
@@ -63,8 +65,8 @@ def run_rounds(names: list[str], args: argparse.Namespace, work: Path) -> list[R
         if args.profile is not None:
             args.profile.mkdir(parents=True, exist_ok=True)
             for name in names:
-                if name.startswith("reference"):
-                    CONTENDERS[name](lab, work, args.profile).stop()
+                if name.startswith("reference"):  # the same traffic, under cProfile
+                    measure(lab, name, args, work, args.profile)
     finally:
         lab.teardown()
     return rows
