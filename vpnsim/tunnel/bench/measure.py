@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vpnsim import proc
+from vpnsim.errors import HarnessError
 from vpnsim.topology import Lab
 
 V = "192.168.60.5"
@@ -21,8 +22,8 @@ IPERF_PORT = 5201
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-class BenchError(RuntimeError):
-    """A measuring program failed: says which, with its output."""
+class BenchError(HarnessError):
+    """A measuring program failed, or the bench lacks something: says which."""
 
 
 def cpu_seconds(pid: int) -> float:
