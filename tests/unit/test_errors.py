@@ -39,6 +39,7 @@ from vpnsim.pki import PkiError
 from vpnsim.proc import ProgramFailed
 from vpnsim.scenario import ScenarioFileError
 from vpnsim.traffic.errors import NoRoute, ProbeFailed
+from vpnsim.tunnel.bench.measure import BenchError
 from vpnsim.tunnel.crypto import CryptoError, PskFileError
 from vpnsim.tunnel.frames import MalformedFrame
 from vpnsim.tunnel.secure_wire import MalformedMessage
@@ -54,6 +55,7 @@ BRANCHES = {
         JailError,
         MissingModules,
         PkiError,
+        BenchError,
     ],
     UsageError: [
         ScenarioError,
