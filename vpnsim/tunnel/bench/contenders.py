@@ -36,6 +36,7 @@ from vpnsim.vpn import start_tunnel
 CLIENT_ADDRESS = "10.9.0.5"
 READY_TIMEOUT = 15.0
 VXLAN_ID = 42
+AEAD = ("--wire", "aead", "--psk-file", "{psk}")
 
 
 @dataclass
@@ -68,7 +69,7 @@ def _warm_up(lab: Lab, what: str) -> None:
         probes.close()
 
 
-def reference(*flags: str) -> Starter:
+def reference(label: str, *flags: str) -> Starter:
     """vpnsim's tunnel with `flags` on both ends ("{psk}" becomes a fresh PSK file)."""
 
     def start(lab: Lab, work: Path, profile: Path | None) -> Started:
@@ -77,7 +78,6 @@ def reference(*flags: str) -> Starter:
         if not psk.exists():
             psk.write_text(secrets.token_hex(32))
         given = tuple(str(psk) if f == "{psk}" else f for f in flags)
-        label = "-".join(("reference", *[f.lstrip("-") for f in flags if f.startswith("--")]))
 
         def argv(side: str) -> tuple[str, ...]:
             base = reference_argv(side, spec)
@@ -241,10 +241,10 @@ def kernel_vxlan(lab: Lab, work: Path, profile: Path | None) -> Started:
 
 
 CONTENDERS: dict[str, Starter] = {
-    "reference": reference(),
-    "reference-aead": reference("--wire", "aead", "--psk-file", "{psk}"),
-    "reference-offload": reference("--offload"),
-    "reference-aead-offload": reference("--wire", "aead", "--psk-file", "{psk}", "--offload"),
+    "reference": reference("reference"),
+    "reference-aead": reference("reference-aead", *AEAD),
+    "reference-offload": reference("reference-offload", "--offload"),
+    "reference-aead-offload": reference("reference-aead-offload", *AEAD, "--offload"),
     "openvpn-gcm": openvpn_gcm,
     "wireguard-go": wireguard_go,
     "kernel": kernel_vxlan,
