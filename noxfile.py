@@ -23,6 +23,14 @@ DEBIAN_PACKAGES = {"ip": "iproute2", "tcpdump": "tcpdump"}
 MININET_PACKAGES = {"mn": "mininet", "brctl": "bridge-utils"}
 # The grade HTML report is opened in a real headless Chromium, driven by Selenium.
 BROWSER_PACKAGES = {"chromium": "chromium", "chromedriver": "chromium-driver"}
+# `vpnsim bench tunnels` measures with iperf3 and ping, against OpenVPN and wireguard-go.
+TUNNEL_BENCH_PACKAGES = {
+    "iperf3": "iperf3",
+    "ping": "iputils-ping",
+    "openvpn": "openvpn",
+    "wireguard-go": "wireguard-go",
+    "wg": "wireguard-tools",
+}
 
 
 def _debian_packages(session: nox.Session, packages: dict[str, str] = DEBIAN_PACKAGES) -> None:
@@ -32,6 +40,16 @@ def _debian_packages(session: nox.Session, packages: dict[str, str] = DEBIAN_PAC
         session.run(
             "apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing, external=True
         )  # fmt: skip
+
+
+def _tunnel_bench(session: nox.Session) -> None:
+    """The tunnels side by side (`vpnsim bench tunnels`): JSON and a chart in the session dir."""
+    _debian_packages(session, TUNNEL_BENCH_PACKAGES)
+    session.install("-e", ".[bench]")
+    session.run(
+        "python", "-m", "vpnsim.tunnel.bench", "--json", "bench-tunnels.json",
+        "--png", "bench-tunnels.png",
+    )  # fmt: skip
 
 
 def _pytest(session: nox.Session, marker: str) -> None:
@@ -73,6 +91,16 @@ def browser(session: nox.Session) -> None:
 
 
 @nox.session
+def fuzz(session: nox.Session) -> None:
+    """A million random, truncated, replayed and reordered datagrams per reference-tunnel mode
+    at both ends while TCP flows: no crash, no malformed TUN write, traffic still forwarded.
+    `nox -s fuzz -- --count 10000` for a short run; the test suite runs a small one."""
+    _debian_packages(session)
+    session.install("-e", ".")
+    session.run("python", "-m", "vpnsim.tunnel.fuzz", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     session.install(RUFF)
     session.run("ruff", "check", ".")
@@ -104,3 +132,4 @@ def bench(session: nox.Session) -> None:
     # Grading throughput on a mixed class (passes, a crash, a hang, a flood, ...): --jobs 1, 2
     # and 4 in one run. The student environment is built first if it is not yet.
     session.run("python", "-m", "vpnsim.grade.bench")
+    _tunnel_bench(session)

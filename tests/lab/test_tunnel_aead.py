@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import secrets
 import socket
-import struct
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +26,7 @@ from vpnsim.topology import Lab, build_lab, new_lab_name
 from vpnsim.traffic.capture import Capture
 from vpnsim.traffic.evidence import outer_interface
 from vpnsim.traffic.probes import Probes
-from vpnsim.tunnel import secure_wire
+from vpnsim.tunnel import fuzz, secure_wire
 from vpnsim.vpn import RunningTunnel, start_tunnel
 
 pytestmark = pytest.mark.lab
@@ -153,82 +150,20 @@ def test_replayed_forged_and_garbage_datagrams_are_dropped_and_counted(tmp_path:
     assert client["unauthentic"] == client["replayed"] == 0
 
 
-def mutations(seeds: list[bytes], rng: random.Random, count: int) -> Iterator[bytes]:
-    """Random, truncated, replayed, bit-flipped and re-countered versions of real datagrams."""
-    for _ in range(count):
-        seed = rng.choice(seeds)
-        kind = rng.randrange(6)
-        if kind == 0:
-            yield rng.randbytes(rng.randrange(1500))
-        elif kind == 1:
-            yield seed[: rng.randrange(len(seed))]
-        elif kind == 2:
-            yield seed
-        elif kind == 3:
-            flipped = bytearray(seed)
-            for _ in range(rng.randrange(1, 4)):
-                flipped[rng.randrange(len(flipped))] ^= rng.randrange(1, 256)
-            yield bytes(flipped)
-        elif kind == 4:
-            yield seed[:8] + rng.randbytes(8) + seed[16:]
-        else:
-            yield seed[:16] + rng.randbytes(rng.randrange(1500))
-
-
 def test_fuzzed_datagrams_at_both_ends_while_tcp_flows_crash_nothing(tmp_path: Path) -> None:
+    # The machinery of `nox -s fuzz` (vpnsim.tunnel.fuzz), small; tests/lab/test_tunnel_fuzz.py
+    # runs it in every mode.
     lab, tunnel = start_aead_lab(tmp_path, "af")
     try:
-        probes = Probes(lab, tunnel)
-        server_link = outer_interface(lab, "server", "10.9.0.11")
-        with Capture(lab.ns("server"), server_link) as capture:
-            assert probes.tcp("U", V, bytes(range(256)) * 64) == bytes(range(256)) * 64
-        seen = [d for d in capture.udp(9090) if len(d.payload) == d.length]  # whole ones
-        client_port = next(d.sport for d in seen if d.dport == 9090)
-        seeds = [d.payload for d in seen]
-        sent = {"server": 0, "client": 0}
-
-        def flood() -> None:
-            rng = random.Random(15)
-            # To the server from a new port on U; to the client as if from the server
-            # (a raw socket writes our own UDP header: source port 9090).
-            with (
-                namespace.socket_in(lab.ns("U"), socket.AF_INET, socket.SOCK_DGRAM) as to_server,
-                namespace.socket_in(
-                    lab.ns("server"), socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP
-                ) as to_client,
-            ):
-                for n, datagram in enumerate(mutations(seeds, rng, 8000)):
-                    if n % 2:
-                        to_server.sendto(datagram, ("10.9.0.11", 9090))
-                        sent["server"] += 1
-                    else:
-                        udp = struct.pack("!HHHH", 9090, client_port, 8 + len(datagram), 0)
-                        to_client.sendto(udp + datagram, ("10.9.0.5", 0))
-                        sent["client"] += 1
-
-        thread = threading.Thread(target=flood)
-        data = os.urandom(100_000)
-        thread.start()
-        transfers = 0
-        try:
-            while thread.is_alive() or not transfers:  # real traffic for as long as the storm
-                assert probes.tcp("U", V, data, timeout=60) == data
-                transfers += 1
-        finally:
-            thread.join()
-        assert probes.ping("U", V, b"after the storm").payload == b"after the storm"
-        probes.close()
-        assert (tunnel.stop_client(), tunnel.server.stop()) == (0, 0)
-        client = json.loads(tunnel.client.stdout().splitlines()[-1])
-        server = json.loads(tunnel.server.stdout().splitlines()[-1])
+        result = fuzz.fuzz(lab, tunnel, "aead", 8000)
     finally:
         lab.teardown()
-    drops = ("malformed", "unauthentic", "replayed", "unknown_index", "unexpected", "foreign")
-    assert sent == {"server": 4000, "client": 4000}
+    assert result.problems() == []
+    assert result.sent == {"server": 4000, "client": 4000}
     # Each end dropped and counted what reached it (the kernel may drop some in a burst).
-    assert 0 < sum(server[k] for k in drops) <= 4000
-    assert 0 < sum(client[k] for k in drops) <= 4000
-    assert (client["errors"], server["errors"], server["roamed"]) == ({}, {}, 0)
+    assert 0 < result.dropped["server"] <= 4000
+    assert 0 < result.dropped["client"] <= 4000
+    assert result.server["roamed"] == 0
 
 
 def test_a_restarted_client_handshakes_again_and_a_tcp_session_resumes(

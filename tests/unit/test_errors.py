@@ -41,6 +41,7 @@ from vpnsim.proc import ProgramFailed
 from vpnsim.scenario import ScenarioFileError
 from vpnsim.scenario.redirect import NftablesMissing
 from vpnsim.traffic.errors import NoRoute, ProbeFailed
+from vpnsim.tunnel.bench.measure import BenchError
 from vpnsim.tunnel.crypto import CryptoError, PskFileError
 from vpnsim.tunnel.frames import MalformedFrame
 from vpnsim.tunnel.secure_wire import MalformedMessage
@@ -58,6 +59,7 @@ BRANCHES = {
         CapsFailed,
         PkiError,
         NftablesMissing,
+        BenchError,
     ],
     UsageError: [
         ScenarioError,

@@ -7,6 +7,8 @@
     TLS (the TLS/SSL VPN lab): add --tls to both; see `vpnsim.tunnel.tls_main`
     encrypted: add --wire aead --psk-file FILE to both (X25519 + AES-256-GCM, `tunnel.secure`;
                not SEED-compatible, TUN only)
+    fast: add --offload to both (TCP super-packets per datagram, `tunnel.offload`; not
+          SEED-compatible, TUN only; with plain or aead)
 
 Each end creates its TUN (a TAP with --mode tap: Ethernet frames, one per datagram), gives it
 the address, brings it up, adds the routes, binds its UDP socket and forwards until SIGTERM or
@@ -25,9 +27,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from vpnsim.tunnel.driver import Driver, UdpTransport
+from vpnsim.tunnel.driver import Driver, TunDevice, UdpTransport
 from vpnsim.tunnel.frames import FrameClientProtocol, FrameServerProtocol
 from vpnsim.tunnel.netconf import Netconf
+from vpnsim.tunnel.offload import GSO_MAX_SIZE, OffloadTun
 from vpnsim.tunnel.protocol import Address, ClientProtocol, Endpoint, ServerProtocol
 from vpnsim.tunnel.tun import TunFile
 
@@ -57,6 +60,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="plain: one raw IP packet per datagram, as SEED's (default); aead: encrypted",
     )
     parser.add_argument(
+        "--offload",
+        action="store_true",
+        help="TCP super-packets of up to 64 KB per datagram (TUN TSO, `tunnel.offload`); "
+        "both ends need it: not SEED-compatible",
+    )
+    parser.add_argument(
         "--psk-file", type=Path, help="pre-shared key of --wire aead (16+ secret bytes)"
     )
     parser.add_argument(
@@ -80,6 +89,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="routes of this address's family go via it (the peer's TAP address, --mode tap)",
     )
     args = parser.parse_args(argv)
+    if args.offload and args.mode != "tun":
+        parser.error("--offload needs --mode tun")
     if args.side == "client" and not args.server:
         parser.error("the client needs --server ADDRESS")
     if args.wire == "aead" and (args.psk_file is None or args.mode != "tun"):
@@ -137,7 +148,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return tls_main.main(given)
     args = parse_args(given)
-    tun = TunFile(args.tun_name or f"{args.mode}%d", args.mode)
+    tun: TunDevice
+    gso_max_size = None
+    if args.offload:
+        gso_max_size = GSO_MAX_SIZE
+        tun = OffloadTun(args.tun_name or "tun%d")
+    else:
+        tun = TunFile(args.tun_name or f"{args.mode}%d", args.mode)
     gateways = {gateway.version: str(gateway) for gateway in args.gateway}
     server = None if args.side == "server" else (args.server, args.port)
     transport = UdpTransport(("0.0.0.0", args.port if server is None else 0))
@@ -149,18 +166,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         with Netconf() as netconf:
             for cidr in args.tun_address:
                 netconf.add_address(tun.name, cidr)
-            netconf.set_up(tun.name, args.mtu)
+            netconf.set_up(tun.name, args.mtu, gso_max_size)
             if args.wire == "aead" and server is not None:
                 _first_handshake(driver, endpoint)
             for cidr in args.route:
                 version = ipaddress.ip_network(cidr).version
                 netconf.add_route(cidr, tun.name, gateways.get(version))
         addresses = " ".join(args.tun_address)
-        print(
-            f"{args.side}: {tun.name} {addresses} up, udp port {args.port}, {args.wire}", flush=True
-        )
+        wire = f"{args.wire}{' offload' if args.offload else ''}"
+        print(f"{args.side}: {tun.name} {addresses} up, udp port {args.port}, {wire}", flush=True)
         driver.run()
     report = {"side": args.side, "tun": tun.name, **vars(endpoint.stats), "errors": driver.errors}
+    if isinstance(tun, OffloadTun):
+        report["offload"] = tun.report()
     print(json.dumps(report), flush=True)
     return 0
 

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from vpnsim.errors import PacketError
 from vpnsim.net.buffers import enlarge
 from vpnsim.tunnel.protocol import Address, Deliver, Endpoint, Send
 
@@ -148,5 +149,7 @@ class Driver:
                 continue
             try:
                 self.tun.write(action.packet)
+            except PacketError:  # the device's own check (offload: a bad vnet header)
+                self.endpoint.stats.malformed += 1
             except OSError as exc:  # the kernel refused the packet: drop, count, go on
                 self.errors[f"tun write: {exc.strerror or exc}"] += 1

@@ -23,6 +23,7 @@ NLM_F_CREATE = 0x400
 NLMSG_ERROR = 2
 IFF_UP = 0x1
 IFLA_MTU = 4
+IFLA_GSO_MAX_SIZE = 41
 IFA_LOCAL = 2
 IFA_ADDRESS = 1
 IFA_F_NODAD = 0x02  # ifaddrmsg flags: skip duplicate address detection (IPv6)
@@ -72,12 +73,14 @@ class Netconf:
         if error:
             raise OSError(-error, f"{what}: {os.strerror(-error)}")
 
-    def set_up(self, ifname: str, mtu: int | None = None) -> None:
+    def set_up(self, ifname: str, mtu: int | None = None, gso_max_size: int | None = None) -> None:
         index = socket.if_nametoindex(ifname)
         # struct ifinfomsg: family, pad, type, index, flags, change
         body = struct.pack("BxHiII", socket.AF_UNSPEC, 0, index, IFF_UP, IFF_UP)
         if mtu is not None:
             body += _attr(IFLA_MTU, struct.pack("I", mtu))
+        if gso_max_size is not None:  # the largest super-packet the device is handed
+            body += _attr(IFLA_GSO_MAX_SIZE, struct.pack("I", gso_max_size))
         self._request(RTM_NEWLINK, 0, body, f"set {ifname} up")
 
     def add_address(self, ifname: str, cidr: str) -> None:

@@ -17,6 +17,7 @@ Nothing here does IO or reads a clock: the driver passes `now` in, and acts on t
 
 from __future__ import annotations
 
+import ipaddress
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
@@ -30,8 +31,35 @@ from vpnsim.packets import inner_addresses as inner_addresses
 Address = tuple[str, int]
 Key = TypeVar("Key", bound=Hashable)
 
+RawAddress = bytes  # an inner address as it stands in the packet: 4 or 16 bytes
+
 # A client unheard of for this long is forgotten (its address may belong to someone else now).
 PEER_IDLE_TIMEOUT = 300.0
+
+
+def raw_addresses(packet: bytes) -> tuple[RawAddress, RawAddress]:
+    """Source and destination of an IP packet as raw bytes, with the checks of
+    `inner_addresses` (raises MalformedPacket alike): the per-packet path keys its routes by
+    these, as building `ipaddress` objects cost ~3 us a packet."""
+    if not packet:
+        raise MalformedPacket("empty")
+    version = packet[0] >> 4
+    if version == 4:
+        ihl = (packet[0] & 0x0F) * 4
+        total = int.from_bytes(packet[2:4], "big")
+        if ihl < 20 or len(packet) < ihl or total < ihl or total > len(packet):
+            inner_addresses(packet)  # raises, with the message saying what is wrong
+        return packet[12:16], packet[16:20]
+    if version == 6:
+        if len(packet) < 40 or 40 + int.from_bytes(packet[4:6], "big") > len(packet):
+            inner_addresses(packet)
+        return packet[8:24], packet[24:40]
+    raise MalformedPacket(f"IP version {version}")
+
+
+def address_view(raw: RawAddress) -> IPAddress:
+    """A raw inner address as an `ipaddress` object (for reports and tests, not per packet)."""
+    return ipaddress.ip_address(raw)
 
 
 @dataclass(frozen=True)
@@ -206,14 +234,20 @@ class LearningServer(ABC, Generic[Key]):
 
 
 @dataclass
-class ServerProtocol(LearningServer[IPAddress]):
+class ServerProtocol(LearningServer[RawAddress]):
     """Many clients: routes TUN packets by destination address. With a single client known,
-    an unowned destination goes to it (the lab's single-client setup, e.g. site-to-site)."""
+    an unowned destination goes to it (the lab's single-client setup, e.g. site-to-site).
 
-    def keys(self, data: bytes) -> tuple[IPAddress | None, IPAddress]:
-        return inner_addresses(data)
+    Routes are keyed by raw address bytes; `routes` shows them as `ipaddress` objects."""
 
-    def unowned(self, destination: IPAddress) -> list[Address]:
+    def keys(self, data: bytes) -> tuple[RawAddress | None, RawAddress]:
+        return raw_addresses(data)
+
+    @property
+    def routes(self) -> dict[IPAddress, Address]:  # type: ignore[override]
+        return {address_view(raw): client for raw, client in self.table.routes.items()}
+
+    def unowned(self, destination: RawAddress) -> list[Address]:
         only = self.table.only_client()
         return [] if only is None else [only]
 

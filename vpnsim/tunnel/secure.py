@@ -32,9 +32,11 @@ from vpnsim.tunnel.protocol import (
     Deliver,
     IPAddress,
     MalformedPacket,
+    RawAddress,
     Send,
     Stats,
-    inner_addresses,
+    address_view,
+    raw_addresses,
 )
 
 Random = Callable[[int], bytes]
@@ -140,10 +142,10 @@ def _new_index(random: Random, taken: Callable[[int], bool]) -> int:
             return index
 
 
-def _inner_packet(plaintext: bytes, stats: SecureStats) -> IPAddress | None:
+def _inner_packet(plaintext: bytes, stats: SecureStats) -> RawAddress | None:
     """The inner source of an authentic non-empty plaintext, or None (malformed, counted)."""
     try:
-        source, _ = inner_addresses(plaintext)
+        source, _ = raw_addresses(plaintext)
     except MalformedPacket:
         stats.malformed += 1
         return None
@@ -345,12 +347,18 @@ class SecureServer:
     # Local index -> session and its client, for confirmed sessions (current and previous).
     sessions: dict[int, tuple[Session, _Peer]] = field(default_factory=dict)
     pending: dict[int, _Pending] = field(default_factory=dict)
-    routes: dict[IPAddress, _Peer] = field(default_factory=dict)
+    # Inner source address (raw bytes: no objects per packet) -> the client it lives behind.
+    raw_routes: dict[RawAddress, _Peer] = field(default_factory=dict)
     peers: list[_Peer] = field(default_factory=list)
     _next_sweep: float = 0.0
 
     def __post_init__(self) -> None:
         self._initiation_key = crypto.initiation_mac_key(self.psk)
+
+    @property
+    def routes(self) -> dict[IPAddress, _Peer]:
+        """The routes with `ipaddress` keys (for reports and tests)."""
+        return {address_view(raw): peer for raw, peer in self.raw_routes.items()}
 
     def datagram_received(self, data: bytes, addr: Address, now: float) -> Sequence[Send | Deliver]:
         try:
@@ -368,11 +376,11 @@ class SecureServer:
     def packet_from_tun(self, packet: bytes, now: float) -> list[Send]:
         self.stats.tun_packets += 1
         try:
-            _, destination = inner_addresses(packet)
+            _, destination = raw_addresses(packet)
         except MalformedPacket:
             self.stats.malformed += 1
             return []
-        peer = self.routes.get(destination)
+        peer = self.raw_routes.get(destination)
         if peer is None:
             peer = self.peers[0] if len(self.peers) == 1 else None
             if peer is None:
@@ -424,7 +432,7 @@ class SecureServer:
         for session in (peer.current, peer.previous):
             if session is not None:
                 self.sessions.pop(session.local_index, None)
-        self.routes = {a: p for a, p in self.routes.items() if p is not peer}
+        self.raw_routes = {a: p for a, p in self.raw_routes.items() if p is not peer}
 
     def _index_taken(self, index: int) -> bool:
         return index in self.sessions or index in self.pending
@@ -486,8 +494,8 @@ class SecureServer:
         source = _inner_packet(plaintext, self.stats)
         if source is None:
             return []
-        if self.routes.get(source) is not peer:
-            self.routes[source] = peer
+        if self.raw_routes.get(source) is not peer:
+            self.raw_routes[source] = peer
         peer.last_data_heard = now
         self.stats.received += 1
         self.stats.delivered += 1
