@@ -47,8 +47,7 @@ def _tunnel_bench(session: nox.Session) -> None:
     _debian_packages(session, TUNNEL_BENCH_PACKAGES)
     session.install("-e", ".[bench]")
     session.run(
-        "python", "-m", "vpnsim.tunnel.bench", "--json", "bench-tunnels.json",
-        "--png", "bench-tunnels.png",
+        "vpnsim", "bench", "tunnels", "--json", "bench-tunnels.json", "--png", "bench-tunnels.png",
     )  # fmt: skip
 
 

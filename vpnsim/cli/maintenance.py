@@ -1,4 +1,5 @@
-"""`vpnsim clean`, `vpnsim demo` (what `nox -s lab` runs) and `vpnsim bench [framework]`."""
+"""`vpnsim clean`, `vpnsim demo` (what `nox -s lab` runs) and
+`vpnsim bench [framework|tunnels]`."""
 
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ def add_parser(sub: Subcommands) -> None:
     _bench_options(framework)
     framework.add_argument("--examples", type=int, default=400, help="per Hypothesis rate")
     framework.set_defaults(run=_bench_framework)
+    from vpnsim.tunnel.bench import cli as tunnels_bench  # stdlib-only until a bench runs
+
+    tunnels_bench.add_parser(benches)
 
 
 def _bench_options(parser: argparse.ArgumentParser) -> None:
