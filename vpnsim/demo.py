@@ -13,12 +13,11 @@ from vpnsim.impair import Impairment
 from vpnsim.impair.link import client_outer_link, impair
 from vpnsim.impl import TunnelImpl
 from vpnsim.leaks import leftovers
-from vpnsim.seed import seed_tunnel
-from vpnsim.topology import Lab, build_lab
+from vpnsim.scenario.bringup import ScenarioLab, bring_up
+from vpnsim.topology import Lab
 from vpnsim.traffic.errors import NoRoute, ProbeFailed
 from vpnsim.traffic.icmp import numbered
 from vpnsim.traffic.probes import Probes
-from vpnsim.vpn import start_tunnel
 
 EXIT_OK = 0
 EXIT_FINDING = 1
@@ -27,11 +26,12 @@ EXIT_FINDING = 1
 def run_demo(impl: TunnelImpl, out: Callable[[str], None] = print) -> int:
     """Run the demo, printing what it does; 0 if the tunnel works as the lab expects."""
     started = time.monotonic()
-    lab = build_lab(seed_tunnel())
+    up = bring_up("seed-tunnel")  # the tunnel comes later: first, U must not reach V
+    lab = up.lab
     try:
         out(f"lab {lab.name}: the SEED VPN tunneling lab, in {time.monotonic() - started:.2f} s")
         _describe(lab, out)
-        ok = _show_tunnel(lab, impl, out)
+        ok = _show_tunnel(up, impl, out)
     finally:
         report = lab.teardown()
         left = leftovers([lab.name])
@@ -50,7 +50,8 @@ def _describe(lab: Lab, out: Callable[[str], None]) -> None:
         out(f"  {host.name:<7} {addresses}{'  (route ' + routes + ')' if routes else ''}")
 
 
-def _show_tunnel(lab: Lab, impl: TunnelImpl, out: Callable[[str], None]) -> bool:
+def _show_tunnel(up: ScenarioLab, impl: TunnelImpl, out: Callable[[str], None]) -> bool:
+    lab = up.lab
     probes = Probes(lab)
     out("task 1, before any tunnel: U -> V (192.168.60.5)")
     try:
@@ -60,7 +61,7 @@ def _show_tunnel(lab: Lab, impl: TunnelImpl, out: Callable[[str], None]) -> bool
     except NoRoute as exc:
         out(f"  unreachable, as it must be: {exc}")
 
-    tunnel = start_tunnel(lab, impl)
+    tunnel = up.start_tunnel(impl)
     probes.tunnel = tunnel
     out(f"tunnel ({impl.label}) ready in {tunnel.ready_seconds:.2f} s:")
     for program in (tunnel.client, tunnel.server):

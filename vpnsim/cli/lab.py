@@ -76,18 +76,11 @@ def _up(args: argparse.Namespace) -> int:
     preflight()
     # Owned by this process while it builds, so a concurrent `vpnsim clean` leaves it alone;
     # handed over (no owner) once up, to be removed by `lab down` or `clean`.
-    fast = impl is not None and loaded.scenario.tunnel is not None
-    if fast and impl is not None and not loaded.impairments and not loaded.programs:
-        # Nothing to start before the tunnel: its ends may come up while the links are built.
-        from vpnsim.vpn import build_with_tunnel
+    from vpnsim.scenario.bringup import bring_up
 
-        lab, _ = build_with_tunnel(loaded.scenario, impl, name=args.name, owner_pid=os.getpid())
-    else:
-        from vpnsim.scenario.bringup import bring_up
-
-        up = bring_up(loaded, impl, name=args.name, owner_pid=os.getpid())
-        up.close(keep=True)
-        lab = up.lab
+    up = bring_up(loaded, impl, name=args.name, owner_pid=os.getpid())
+    up.close(keep=True)
+    lab = up.lab
     lab.owner_pid = None
     lab.save()
     lab.close()

@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vpnsim import names, pki, proc
-from vpnsim.impair.link import ImpairedLink, impair, wire_on
+from vpnsim import names, proc
 from vpnsim.scenario.loaded import LoadedScenario
 from vpnsim.scenario.placeholders import fill
 from vpnsim.scenario.shipped import resolve
 from vpnsim.topology import Lab, build_lab
-from vpnsim.vpn import READY_TIMEOUT, RunningTunnel, configured_tun, start_tunnel
+from vpnsim.vpn import READY_TIMEOUT, RunningTunnel, build_with_tunnel, configured_tun, start_tunnel
 
 if TYPE_CHECKING:
+    from vpnsim.impair.link import ImpairedLink
     from vpnsim.impair.spec import Impairment
     from vpnsim.impl import TunnelImpl
     from vpnsim.model import Scenario
@@ -45,7 +45,8 @@ class ScenarioLab:
             names.write_hosts(self.lab.ns(host), entries)
         tls = self.loaded.tls
         if tls is not None:
-            from vpnsim.tlslab import make_files  # cryptography, only for a [tls] table
+            from vpnsim import pki  # cryptography, only for a [tls] table
+            from vpnsim.tlslab import make_files
 
             folder = pki.lab_folder(self.lab.name)
             files = make_files(folder, tls.server_name, tls.server_address, tls.users)
@@ -57,6 +58,8 @@ class ScenarioLab:
 
     def impair(self, link: str, impairment: Impairment) -> ImpairedLink:
         """Set `impairment` on `link`, putting a wire in the first time."""
+        from vpnsim.impair.link import impair  # the wire's modules, only where one is used
+
         wire = self.wires.get(link)
         if wire is None:
             wire = self.wires[link] = impair(self.lab, link, impairment)
@@ -66,6 +69,8 @@ class ScenarioLab:
 
     def clear_impairment(self, link: str) -> None:
         """A clean wire on `link`; no wire at all is clean already."""
+        from vpnsim.impair.link import wire_on
+
         wire = self.wires.get(link) or wire_on(self.lab, link)
         if wire is not None:
             self.wires[link] = wire
@@ -116,6 +121,13 @@ def bring_up(
     tunnel: its tunnel-phase programs, then `impl` on its [tunnel]. On any failure the lab is
     removed first."""
     loaded = resolve(scenario)
+    if impl is not None and _nothing_before_the_tunnel(loaded, programs):
+        # The tunnel's ends may come up while the links are built (vpn.build_with_tunnel).
+        lab, tunnel = build_with_tunnel(
+            loaded.scenario, impl, name=name, log_dir=log_dir, owner_pid=owner_pid,
+            confined=confined,
+        )  # fmt: skip
+        return ScenarioLab(loaded, lab, tunnel=tunnel)
     lab = build_lab(
         loaded.scenario, name=name, log_dir=log_dir, owner_pid=owner_pid, confined=confined
     )
@@ -135,6 +147,17 @@ def bring_up(
         up.close()
         raise
     return up
+
+
+def _nothing_before_the_tunnel(loaded: LoadedScenario, programs: bool) -> bool:
+    """A tunnel and nothing the file asks to set up or start before it."""
+    return (
+        loaded.scenario.tunnel is not None
+        and not loaded.impairments
+        and not (programs and loaded.programs)
+        and not loaded.names
+        and loaded.tls is None
+    )
 
 
 def _start_program(lab: Lab, spec: ProgramModel, argv: list[str]) -> proc.Program:
