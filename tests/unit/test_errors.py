@@ -78,7 +78,7 @@ BRANCHES = {
 # user gave) still derive from HarnessError; they belong under UsageError.
 NOT_YET_UNDER_USAGE = [CourseError, ReportError]
 # Not errors: Stopped is the tunnel's signal handler unwinding its loop. The two others are
-# in files this change was not to edit (pytest_scenarios.py, grade/checks.py): findings.
+# in files this change was not to edit (pytest_scenarios.py, grade/trace.py): findings.
 OUTSIDE = {"Stopped", "CheckFailed", "Failed"}
 
 

@@ -23,23 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vpnsim.errors import HarnessError
-from vpnsim.grade.checks import (
-    EPHEMERAL,
-    PROBE_TIMEOUT,
-    SERVER_ADDR,
-    V_ADDR,
-    Failed,
-    Tunnel,
-    lab_damage,
-)
 from vpnsim.grade.environment import StudentEnvironment, ensure_environment
 from vpnsim.grade.jail import JailLimits, limits_mechanism
 from vpnsim.grade.observe import Observation, host_state
+from vpnsim.grade.probing import PROBE_TIMEOUT
 from vpnsim.grade.report import SubmissionResult
 from vpnsim.grade.rubric import Rubric
 from vpnsim.grade.sides import Side, Sides
 from vpnsim.grade.submission import Submission
 from vpnsim.grade.tasks import TASK_IDS, Outcome, Verdict
+from vpnsim.grade.trace import EPHEMERAL, SERVER_ADDR, V_ADDR, Failed
+from vpnsim.grade.tunnel_checks import Tunnel, lab_damage
 from vpnsim.grade.workcopy import WORK_ROOT, SubmissionTooLarge, folder_name, work_copy
 from vpnsim.seed import builtin_scenario
 from vpnsim.topology import Lab, build_lab
