@@ -21,9 +21,8 @@ from vpnsim.errors import HarnessError
 from vpnsim.grade.environment import StudentEnvironment, ensure_environment
 from vpnsim.grade.grader import GradeOptions, grade_submission
 from vpnsim.grade.report import GradeReport, SubmissionResult, unique
-from vpnsim.grade.submission import CONFIG, load_submission
+from vpnsim.grade.submission import CONFIG, SCRIPTS, load_submission
 from vpnsim.grade.tasks import Verdict
-from vpnsim.impl import SEED_CLIENT, SEED_SERVER
 
 # name, task id ("" when the submission starts), verdict (None at the start)
 Event = tuple[str, str, Verdict | None]
@@ -60,7 +59,8 @@ class Shard:
 
 
 def is_submission(folder: Path) -> bool:
-    return any((folder / name).is_file() for name in (SEED_CLIENT, SEED_SERVER, CONFIG))
+    scripts = [script for pair in SCRIPTS.values() for script in pair]
+    return any((folder / name).is_file() for name in (*scripts, CONFIG))
 
 
 def discover(paths: list[Path]) -> list[Path]:
@@ -106,7 +106,7 @@ def grade_course(
     options = dataclasses.replace(options, environment=environment)
     chosen = shard.take(paths) if shard else sorted(paths)
     names = unique_names(chosen)
-    report = GradeReport("tunnel", options.rubric, shard=str(shard or ""))
+    report = GradeReport(options.lab, options.rubric, shard=str(shard or ""))
     notify = listener or (lambda event: None)
     if jobs <= 1:
         for path in chosen:
@@ -149,7 +149,7 @@ def _relay(events: queue.Queue[Event], notify: Listener, timeout: float) -> None
 def _grade(path: Path, name: str, options: GradeOptions, notify: Listener) -> SubmissionResult:
     notify((name, "", None))
     return grade_submission(
-        load_submission(path), name, options,
+        load_submission(path, options.lab), name, options,
         lambda sub, task, verdict: notify((sub, task, verdict)),
     )  # fmt: skip
 
