@@ -106,7 +106,13 @@ def large(run: TlsRun) -> str:
 def client_interop(run: TlsRun) -> str:
     files = run.sides.files
     run.server = _up(run, run.sides.reference_server(files.cert, files.key), "server")
-    run.client = _up(run, run.sides.student_client("U", run.sides.contract.server_name), "client")
+    client = run.sides.student_client("U", run.sides.contract.server_name)
+    problem = run.probe.wait(client, "client", (run.server,))
+    if problem is not None:
+        if not run.probe.hello_sent("U", run.started):
+            problem += f"; it sent no TLS handshake to TCP port {run.sides.contract.port}"
+        raise Failed(problem)
+    run.client = client
     ping = run.probe.through("U", 64, "client interop")
     run.probe.tcp("U", "client interop tcp")
     return f"your client with the reference TLS server: {ping}; a TCP exchange with V worked"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# TLS VPN client, SEED TLS/SSL VPN lab style: python3 tls_client.py <hostname> <port> [ca]
+# TLS VPN client (SEED TLS/SSL VPN lab): python3 tls_client.py <hostname> <port> [ca]
 import fcntl
 import getpass
 import os

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# TLS VPN server, SEED TLS/SSL VPN lab style: python3 tls_server.py <cert> <key> <shadow>
+# TLS VPN server (SEED TLS/SSL VPN lab): python3 tls_server.py <cert> <key> <shadow>
 # One select loop over the TUN, the listening socket and every client; each client's TUN
 # address is learnt from the packets it sends.
 import fcntl
