@@ -57,33 +57,12 @@ REASONS = {
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     out = tmp_path_factory.mktemp("grade-tls")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vpnsim",
-            "grade",
-            "--lab",
-            "tls",
-            str(CORPUS),
-            "--jobs",
-            "2",
-            "--out",
-            str(out),
-            "--json",
-            str(out / "report.json"),
-            "--junit",
-            str(out / "junit.xml"),
-            "--html",
-            str(out / "index.html"),
-            "--progress",
-            "lines",
-        ],  # fmt: skip
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    argv = [
+        sys.executable, "-m", "vpnsim", "grade", "--lab", "tls", str(CORPUS), "--jobs", "2",
+        "--out", str(out), "--json", str(out / "report.json"), "--junit", str(out / "junit.xml"),
+        "--html", str(out / "index.html"), "--progress", "lines",
+    ]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stderr
     return out, json.loads((out / "report.json").read_text())
 
@@ -151,7 +130,7 @@ def test_the_encrypted_task_keeps_the_outer_links_capture(
 
 
 def test_junit_has_a_case_per_tls_task(graded: tuple[Path, dict[str, Any]]) -> None:
-    out, report = graded
+    out, _ = graded
     root = ET.parse(out / "junit.xml").getroot()
     cases = root.findall(".//testcase")
     assert len(cases) == len(EXPECTED) * len(TLS_TASKS)
