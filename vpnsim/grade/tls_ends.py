@@ -115,9 +115,10 @@ class TlsSides(Sides):
 
     def student_client(self, host: str, name: str) -> Side:
         """The student's client on `host`, connecting to `name`, its login on stdin."""
-        command = _fill(self.commands["client"], {"host": name, "port": str(self.contract.port)})
+        port = str(self.contract.port)
+        command = fill_command(self.commands["client"], {"host": name, "port": port})
         if command == list(self.commands["client"]):  # no placeholders: append them
-            command += [name, str(self.contract.port)]
+            command += [name, port]
         # exec: the program is the shell's process, with the login file as its stdin.
         wrapped = ["sh", "-c", f'exec "$@" < {LOGIN_FILE}', "sh", *command]
         return self.start_jailed("client", host, wrapped)
@@ -125,7 +126,9 @@ class TlsSides(Sides):
     def student_server(self) -> Side:
         c = self.contract
         values = {"cert": c.cert, "key": c.key, "ca": c.ca, "users": c.users, "port": str(c.port)}
-        return self.start_jailed("server", self.server_host, _fill(self.commands["server"], values))
+        return self.start_jailed(
+            "server", self.server_host, fill_command(self.commands["server"], values)
+        )
 
     def reference_server(self, cert: Path, key: Path) -> Side:
         files = tlslab.TlsLabFiles(
@@ -151,7 +154,7 @@ class TlsSides(Sides):
         return Side(role, host, False, program)
 
 
-def _fill(command: tuple[str, ...], values: dict[str, str]) -> list[str]:
+def fill_command(command: tuple[str, ...], values: dict[str, str]) -> list[str]:
     """`command` with `{name}` replaced by its value in each word (other braces kept)."""
     filled = []
     for word in command:
