@@ -63,7 +63,11 @@ def crash_summary(stderr: str) -> str:
     Several processes (a program that forks) may write tracebacks into one stderr at once,
     line by line, and a process killed mid-traceback leaves one unfinished: the summary is
     taken from the last traceback that reached its exception line."""
-    lines = [line.rstrip() for line in stderr.strip().splitlines() if line.strip()]
+    lines = [
+        line.rstrip()
+        for line in stderr.strip().splitlines()
+        if line.strip() and not GRADER_NOISE.search(line)
+    ]
     if not lines:
         return ""
     if not any(line.startswith("Traceback") for line in lines):
@@ -96,6 +100,12 @@ def crash_summary(stderr: str) -> str:
     return "\n".join(picked)
 
 
+# What Python's getpass writes when stdin is no terminal (the grader gives the login on stdin):
+# the grader's doing, not the student's.
+GRADER_NOISE = re.compile(
+    r"GetPassWarning: Can not control echo|^\s*passwd = fallback_getpass\(|"
+    r"^Warning: Password input may be echoed\.$"
+)
 # A compiler's diagnostic: "vpnclient.c:77:13: warning: ...", "tun.h:3: error: ...".
 DIAGNOSTIC = re.compile(r"[^\s:]+:\d+(?::\d+)?: (?:fatal error|error|warning): ")
 ERROR = re.compile(r"[^\s:]+:\d+(?::\d+)?: (?:fatal error|error): ")

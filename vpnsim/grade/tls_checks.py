@@ -18,9 +18,11 @@ input nothing will send, keeps computing, or sleeps UP_TIMEOUT s is given up on.
 from __future__ import annotations
 
 import ipaddress
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from pyroute2.netlink.exceptions import NetlinkError
 
@@ -166,9 +168,12 @@ class TlsProbe:
         self.say(f"$ wait for {side.who} on {side.host}: a {what}")
         start = last = time.monotonic()
         asleep = 0.0
-        held = _Held()
+        held, unaccepted = _Held(), _Held()
+        server = peers[0] if peers else None
         while True:
             blocked = held.check(_stuck(side, peers))  # read first: stuck is a final state
+            ignored = server is not None and self.ignores_connection(server)
+            ignoring = unaccepted.check("ignored" if ignored else None)
             if check():
                 self.say(f"  up after {cpu_seconds(own_pids(side)):.2f} s of CPU")
                 return None
@@ -177,12 +182,33 @@ class TlsProbe:
                 return why
             if blocked is not None:
                 return f"{side.who} has no {what}: {blocked}"
+            if ignoring is not None and server is not None:
+                return (
+                    f"{server.who} does not accept the connection: it sleeps while the "
+                    f"connection waits in the queue of its TCP port {self.port}"
+                )
             now = time.monotonic()
             asleep += now - last if _quiet(side, peers) else 0.0
             last = now
             if asleep > UP_TIMEOUT or now - start > UP_WALL:
                 return f"{side.who} has no {what} within {UP_TIMEOUT:g} s"
             time.sleep(POLL)
+
+    def ignores_connection(self, server: Side) -> bool:
+        """Whether every process of `server` sleeps while a connection waits in the accept
+        queue of its listening TCP port (it does not accept it, or not any more)."""
+        pids = own_pids(server)
+        if not pids:
+            return False
+        for pid in pids:
+            try:
+                tasks = os.listdir(f"/proc/{pid}/task")
+                states = [Path(f"/proc/{pid}/task/{t}/stat").read_text() for t in tasks]
+            except OSError:
+                return False
+            if any(stat.rsplit(")", 1)[1].split()[0] != "S" for stat in states):
+                return False
+        return _accept_queue(pids[0], self.port) > 0
 
     def settle_refused(
         self, side: Side, logged_in: Callable[[], bool], peers: tuple[Side | None, ...] = ()
@@ -341,6 +367,21 @@ class TlsProbe:
             if s.outgoing and s.dport == self.port and tls_records(s.data)[:1] == ["handshake"]:
                 return True
         return False
+
+
+def _accept_queue(pid: int, port: int) -> int:
+    """Connections waiting to be accepted on TCP `port` (a LISTEN socket's rx_queue in the
+    namespace of `pid`)."""
+    try:
+        lines = Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return 0
+    waiting = 0
+    for line in lines:
+        fields = line.split()  # sl local rem st tx_queue:rx_queue ...
+        if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port:
+            waiting += int(fields[4].split(":")[1], 16)
+    return waiting
 
 
 class _Held:

@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 import ipaddress
 import os
-import tempfile
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,7 +31,7 @@ from vpnsim.grade.tasks import Verdict
 from vpnsim.grade.tls_checks import TlsPlaces, TlsProbe
 from vpnsim.grade.tls_ends import TlsGradingFiles, TlsSides, give_names, prepare_files
 from vpnsim.grade.tls_lab import SECOND_CLIENT, TlsRun
-from vpnsim.grade.workcopy import WORK_ROOT
+from vpnsim.grade.workcopy import WORK_ROOT, folder_name
 from vpnsim.model import Scenario
 from vpnsim.scenario import load
 from vpnsim.topology import Lab, build_lab
@@ -87,12 +87,16 @@ class TlsGrading(_Grading):
     def _runs(self, work: Path) -> None:
         self.scenario = tls_scenario()
         self.places = tls_places(self.scenario)
-        WORK_ROOT.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="tls-pki-", dir=WORK_ROOT) as pki:
-            files = prepare_files(self.submission, work, Path(pki))
+        # The grading's CA keys and passwords, outside the jail's view; named like a work
+        # copy, so that `vpnsim clean` removes it if this grader is killed.
+        pki = WORK_ROOT / folder_name(f"pki-{self.name}", self.token)
+        try:
+            files = prepare_files(self.submission, work, pki)
             for run in self.outcome.lab.runs:
                 if not self._tls_run(run, work, files):
                     return
+        finally:
+            shutil.rmtree(pki, ignore_errors=True)
 
     def _tls_run(self, run: Run, work: Path, files: TlsGradingFiles) -> bool:
         """Attempt `run`'s tasks in a fresh lab; False when the build failed (all failed)."""
