@@ -31,11 +31,14 @@ _SPEC = _LAB.tunnel
 assert _SPEC is not None  # the SEED lab has its tunnel
 
 
-def _address(host: str, ifname: str) -> str:
-    """The address (without its prefix) of `host`'s interface `ifname` in the SEED lab."""
+def _cidr(host: str, ifname: str) -> str:
+    """The address/prefix of `host`'s interface `ifname` in the SEED lab."""
     interfaces = next(h.interfaces for h in _LAB.hosts if h.name == host)
-    cidr = next(i.address for i in interfaces if i.name == ifname)
-    return str(ipaddress.ip_interface(cidr).ip)
+    return next(i.address for i in interfaces if i.name == ifname)
+
+
+def _address(host: str, ifname: str) -> str:
+    return str(ipaddress.ip_interface(_cidr(host, ifname)).ip)
 
 
 U, SERVER, V = _SPEC.client, _SPEC.server, "V"
@@ -44,6 +47,7 @@ SERVER_INNER, V_ADDR = _address(SERVER, "eth1"), _address(V, "eth0")
 CLIENT_TUN = _SPEC.client_tun
 TUN_NET = str(ipaddress.ip_interface(CLIENT_TUN).network)
 PRIVATE_NET = _SPEC.client_routes[0]
+OUTER_NET = str(ipaddress.ip_interface(_cidr(U, "eth0")).network)
 TUN_PREFIX = str(ipaddress.ip_network(TUN_NET).network_address).rsplit(".", 1)[0] + "."
 PRIVATE_PREFIX = str(ipaddress.ip_network(PRIVATE_NET).network_address).rsplit(".", 1)[0] + "."
 PORT = _SPEC.port

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from vpnsim.grade.observe import Observation
 from vpnsim.grade.registry import Entry, LabTasks, Run, Task
 from vpnsim.grade.sides import Side, Sides
-from vpnsim.grade.trace import SERVER_ADDR, V_ADDR, Failed
+from vpnsim.grade.trace import CLIENT_TUN, PORT, SERVER_ADDR, TUN_NET, V_ADDR, Failed
 from vpnsim.grade.tunnel_checks import Tunnel
 from vpnsim.topology import Lab
 from vpnsim.traffic.errors import ProbeFailed
@@ -63,14 +63,14 @@ def client_tun(run: TunnelRun) -> str:
     """Task 2: the client's TUN, up with its address."""
     tunnel = run.ends
     problem = tunnel.wait_client_up()
-    tunnel.say("$ wait up to 10 s for a TUN on U with 192.168.53.99/24, up")
+    tunnel.say(f"$ wait up to 10 s for a TUN on U with {CLIENT_TUN}, up")
     if problem is not None:
         raise Failed(problem)
     name = tunnel.up_tun["U"]
     tun = tunnel.tun("U")
     now = f"{' '.join(tun.addresses)}" if tun is not None and tun.name == name else "gone since"
     tunnel.say(f"  {name}: TUN, up, {now}")
-    return f"{name} is a TUN device with 192.168.53.99/24, up"
+    return f"{name} is a TUN device with {CLIENT_TUN}, up"
 
 
 def to_v(run: TunnelRun) -> str:
@@ -136,7 +136,7 @@ REGISTRY = LabTasks(
             Task(
                 "task2",
                 "TUN interface",
-                "The client creates a TUN device with 192.168.53.99/24 and brings it up.",
+                f"The client creates a TUN device with {CLIENT_TUN} and brings it up.",
                 ("task1",),
             ),
             client_tun,
@@ -145,8 +145,8 @@ REGISTRY = LabTasks(
             Task(
                 "task3",
                 "Send the IP packet to the VPN server through a tunnel",
-                "A ping from U to 192.168.60.5 arrives at the server inside a UDP datagram to "
-                "port 9090.",
+                f"A ping from U to {V_ADDR} arrives at the server inside a UDP datagram to "
+                f"port {PORT}.",
                 ("task2",),
             ),
             _method("task3_to_server"),
@@ -182,7 +182,7 @@ REGISTRY = LabTasks(
             Task(
                 "task7",
                 "Routing experiment on host V",
-                "V, with only a route to 192.168.53.0/24 via the server, still answers U.",
+                f"V, with only a route to {TUN_NET} via the server, still answers U.",
                 ("task5",),
             ),
             _method("task7_routes_on_v"),
@@ -200,7 +200,7 @@ REGISTRY = LabTasks(
             Task(
                 "robust",
                 "Robust server",
-                "The server survives a garbage datagram on UDP 9090 and the tunnel still works.",
+                f"The server survives a garbage datagram on UDP {PORT} and the tunnel still works.",
                 ("task5",),
             ),
             _method("robust"),
