@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from vpnsim.errors import UsageError
+from vpnsim.labstate import NS_PREFIX, STATE_ROOT
 
 LOCALHOST = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*$")
@@ -27,7 +28,6 @@ class HostNameError(UsageError, ValueError):
 
 def hosts_file(ns: str) -> Path:
     """Where the hosts file of namespace `ns` (`vpnsim.<lab>.<host>`) is kept."""
-    from vpnsim.topology import NS_PREFIX, STATE_ROOT  # lazy: topology imports proc
 
     lab, _, host = ns.removeprefix(NS_PREFIX).partition(".")
     return STATE_ROOT / lab / "hosts" / host

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from vpnsim.errors import HarnessError
+from vpnsim.labstate import STATE_ROOT
 
 CA_NAME = "ca"
 DEFAULT_CA_SUBJECT = "vpnsim lab CA"
@@ -139,7 +140,6 @@ def issue(
 
 def lab_folder(lab: str) -> Path:
     """Where a lab's PKI lives: under its state dir, so tearing the lab down removes it."""
-    from vpnsim.topology import STATE_ROOT  # lazy: the CLI imports this module early
 
     return STATE_ROOT / lab / "pki"
 

@@ -23,15 +23,14 @@ from typing import TYPE_CHECKING, Any
 from vpnsim import proc
 from vpnsim.errors import HarnessError
 from vpnsim.features import preflight
+from vpnsim.labstate import FABRIC as FABRIC
+from vpnsim.labstate import NS_PREFIX as NS_PREFIX
+from vpnsim.labstate import STATE_ROOT as STATE_ROOT
 from vpnsim.model import NAME_RE, Scenario, ScenarioError
 from vpnsim.net import namespace, sysctl
 
 if TYPE_CHECKING:
     from vpnsim.net.rtnl import Rtnl
-
-NS_PREFIX = "vpnsim."
-FABRIC = "_fabric"
-STATE_ROOT = Path(os.environ.get("VPNSIM_STATE_DIR", "/run/vpnsim/labs"))
 
 
 def ns_name(lab: str, host: str) -> str:

@@ -357,24 +357,10 @@ def test_a_root_program_cannot_reach_past_its_lab_host(
     # The first line of the client's stderr: what each attempt got (escape_attempts.py).
     err = _pair_log(graded, "hostile_reaches_out", "client.err").read_text()
     attempts = json.loads(err.splitlines()[0])
-    assert {k: v for k, v in attempts.items() if k not in ("root", "environment")} == {
-        "list_fabric_links": "EACCES",
-        "macvlan_on_fabric": "EPERM",
-        "new_user_namespace": "EPERM",
-        "new_net_namespace": "EPERM",
-        "setns": "EPERM",
-        "init_namespaces": "EACCES",
-        "ptrace_init": "EPERM",
-        "init_memory": "EACCES",
-        "other_work_copies": [],
-        "vpnsim_importable": False,
-        "pyroute2_importable": False,
-    }
-    assert attempts["environment"] == [
-        "HOME", "LANG", "PATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED",
-    ]  # fmt: skip
-    assert {"bin", "dev", "etc", "proc", "run", "sys", "tmp", "usr", "var"} <= set(attempts["root"])
-    assert not {"home", "srv", "mnt", "opt", "boot", "work"} & set(attempts["root"])
+    expected = EXPECTED["hostile_reaches_out"]
+    assert {k: v for k, v in attempts.items() if k != "root"} == expected["attempts"]
+    assert set(expected["root"]["shows"]) <= set(attempts["root"])
+    assert not set(expected["root"]["hides"]) & set(attempts["root"])
 
 
 def test_a_program_sees_no_other_submission(graded: tuple[Path, dict[str, Any]]) -> None:
@@ -391,3 +377,28 @@ def test_the_work_copy_has_a_quota_and_logs_are_cut(graded: tuple[Path, dict[str
     marker = f"\n[vpnsim: output cut here, after {JailLimits.log_bytes} bytes]\n".encode()
     assert len(out) == JailLimits.log_bytes + len(marker)
     assert out.endswith(marker)
+
+
+def test_the_flood_is_cut_by_the_bandwidth_caps_and_the_probes_pass_theirs(
+    graded: tuple[Path, dict[str, Any]],
+) -> None:
+    """hostile_flood got its expected verdicts (above) with the caps in place: read back
+    from the kernel at the end of each run (bandwidth.json), the server's port dropped the
+    junk in the student class and passed the tunnel's datagrams in their own."""
+    out, report = graded
+    sub = _by_name(report)["hostile_flood"]
+    assert sub["limits"].endswith(
+        "; bandwidth: htb per graded link, tunnel 20 Mbit/s, student 10 Mbit/s"
+    )
+    for run in ("pair", "client_interop"):  # the runs with the student's (flooding) client
+        caps = json.loads((out / "all" / sub["artifacts"] / run / "bandwidth.json").read_text())
+        assert sorted(caps) == ["U:eth0", "V2:eth0", "V:eth0", "server:eth0", "server:eth1"]
+        assert {port: reading["kind"] for port, reading in caps.items()} == dict.fromkeys(
+            caps, "htb"
+        )
+        server = caps["server:eth0"]["classes"]
+        assert (server["student"]["rate"], server["student"]["ceil"]) == (10**7, 10**7)
+        assert (server["tunnel"]["rate"], server["tunnel"]["ceil"]) == (2 * 10**7, 2 * 10**7)
+        assert server["student"]["dropped"] > 0, run  # the flood, cut at 10 Mbit/s
+        assert server["tunnel"]["packets"] > 0, run  # the probes, inside the tunnel
+        assert server["tunnel"]["dropped"] == 0, run

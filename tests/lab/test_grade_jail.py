@@ -20,6 +20,7 @@ import struct
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -630,21 +631,13 @@ def test_root_in_the_jail_reaches_nothing_past_its_host(jails: Jails) -> None:
     program = jails.start_argv(["python3", "escape_attempts.py"], "U", LIMITS, None)
     attempts = _attempts(program)
 
-    assert {k: v for k, v in attempts.items() if k != "root"} == {
-        "list_fabric_links": "EACCES",  # IFLA_TARGET_NETNSID: no CAP_NET_ADMIN over it
-        "macvlan_on_fabric": "EPERM",
-        "new_user_namespace": "EPERM",
-        "new_net_namespace": "EPERM",
-        "setns": "EPERM",
-        "init_namespaces": "EACCES",
-        "ptrace_init": "EPERM",
-        "init_memory": "EACCES",
-        "other_work_copies": [],
-        "environment": ["HOME", "LANG", "PATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"],
-        "vpnsim_importable": False,
-        "pyroute2_importable": False,
-    }
-    assert not {"home", "srv", "mnt", "opt", "boot", "work"} & set(attempts["root"])  # type: ignore[arg-type]
+    # One source with the graded corpus: EXPECTED.toml, beside the attack.
+    expected = tomllib.loads((ESCAPES.parent / "EXPECTED.toml").read_text())[ESCAPES.name]
+    assert {k: v for k, v in attempts.items() if k != "root"} == expected["attempts"]
+    root = attempts["root"]
+    assert isinstance(root, list)
+    assert set(expected["root"]["shows"]) <= set(root)
+    assert not set(expected["root"]["hides"]) & set(root)
     fabric = jails.lab.rtnl("_fabric")
     assert "sneak0" not in {link.name for link in fabric.links()}
 

@@ -352,7 +352,7 @@ def _graded_with(monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> list[Student
     seen: list[StudentEnvironment | None] = []
 
     def fake_grade(
-        path: Path, name: str, options: GradeOptions, notify: object
+        path: Path, name: str, options: GradeOptions, notify: object, grade: object
     ) -> SubmissionResult:
         seen.append(options.environment)
         return SubmissionResult(str(path), name, {}, 0.0, 100.0, name)

@@ -143,10 +143,16 @@ def test_limits_out_of_range_are_refused(kwargs: dict[str, object], message: str
         ([], WORK, "j", "empty command"),
         (["x"], Path("work"), "j", "jail workdir work: an absolute path other than /"),
         (["x"], Path("/"), "j", "jail workdir /: an absolute path other than /"),
-        (["x"], WORK, "", "jail name '': use 1-100 letters, digits, - and _"),
-        (["x"], WORK, "../etc", "jail name '../etc': use"),
-        (["x"], WORK, "a/b", "jail name 'a/b': use"),
-        (["x"], WORK, "memory.max", "jail name 'memory.max': use"),
+        (["x"], WORK, "", "jail name '': 1-100 letters, digits, - and _, not starting with -"),
+        (
+            ["x"],
+            WORK,
+            "--",
+            "jail name '--': 1-100 letters, digits, - and _, not starting with -",
+        ),
+        (["x"], WORK, "../etc", "jail name '../etc': 1-100"),
+        (["x"], WORK, "a/b", "jail name 'a/b': 1-100"),
+        (["x"], WORK, "memory.max", "jail name 'memory.max': 1-100"),
     ],
 )
 def test_bad_commands_workdirs_and_names_are_refused(

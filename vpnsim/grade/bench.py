@@ -2,7 +2,9 @@
 a hang, a one-way tunnel, no route, a flood, ...), graded with --jobs 1, 2 and 4 in the same
 run (`python -m vpnsim.grade.bench`, `nox -s bench`).
 
-A report, never a pass/fail timing: per --jobs, wall time, seconds per submission and what a
+A report, never a pass/fail timing: per --jobs (and per --labs: a submission's labs one
+after another, "1", or as many at once as the cores allow, "auto", the default; both give
+a side-by-side comparison in one run), wall time, seconds per submission and what a
 course of 150 would take at that rate; per submission, its score and seconds (failures cost
 differently from passes: a hang waits out its timeouts, a crash ends tasks early). Scores
 that differ between --jobs values are printed, since they would be a grading bug, not a cost.
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from vpnsim.grade.course import grade_course
 from vpnsim.grade.environment import StudentEnvironment, ensure_environment, find_environment
-from vpnsim.grade.grader import GradeOptions
+from vpnsim.grade.grader import GradeOptions, labs_at_once
 from vpnsim.grade.preflight import check_imports
 from vpnsim.grade.report import GradeReport
 from vpnsim.grade.rubric import load_rubric
@@ -46,8 +48,13 @@ TIMEOUT = 120.0  # `vpnsim grade`'s default
 @dataclass(frozen=True)
 class Run:
     jobs: int
+    labs: int  # of a submission's labs at once
     seconds: float
     report: GradeReport
+
+    @property
+    def label(self) -> str:
+        return f"--jobs {self.jobs} labs {self.labs}"
 
     @property
     def count(self) -> int:
@@ -73,12 +80,18 @@ def class_of(names: list[str], copies: int, into: Path, corpus: Path = CORPUS) -
 
 
 def grade_run(
-    folders: list[Path], jobs: int, out: Path, environment: StudentEnvironment, timeout: float
+    folders: list[Path],
+    jobs: int,
+    out: Path,
+    environment: StudentEnvironment,
+    timeout: float,
+    labs: int | None = None,
 ) -> Run:
-    options = GradeOptions(load_rubric(), out / "artifacts", out, timeout=timeout)
+    labs = labs or labs_at_once(jobs)
+    options = GradeOptions(load_rubric(), out / "artifacts", out, timeout=timeout, labs=labs)
     start = time.monotonic()
     report = grade_course(folders, options, jobs=jobs, environment=environment)
-    return Run(jobs, time.monotonic() - start, report)
+    return Run(jobs, labs, time.monotonic() - start, report)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,9 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--copies", type=int, default=1, help="copies of each in the class")
     parser.add_argument("--jobs", default=",".join(map(str, JOBS)), metavar="1,2,4")
     parser.add_argument("--timeout", type=float, default=TIMEOUT, metavar="S")
+    parser.add_argument(
+        "--labs", default="auto", metavar="1,auto",
+        help="a submission's labs at once: 1 (one after another), N, or auto (as cores allow)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     names = [n for n in args.submissions.split(",") if n]
     jobs_list = [int(j) for j in args.jobs.split(",") if j]
+    labs_list = [None if n == "auto" else int(n) for n in args.labs.split(",") if n]
 
     start = time.monotonic()
     cached = find_environment() is not None
@@ -112,36 +130,40 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         for jobs in jobs_list:
-            run = grade_run(folders, jobs, Path(tmp) / f"jobs{jobs}", environment, args.timeout)
-            runs.append(run)
-            print(
-                f"--jobs {jobs}: {run.count} submissions in {run.seconds:.1f} s = "
-                f"{run.each:.2f} s each, {60 / run.each:.1f} per minute; a course of {COURSE} "
-                f"would take {COURSE * run.each / 60:.1f} min",
-                flush=True,
-            )
+            for labs in dict.fromkeys(n or labs_at_once(jobs) for n in labs_list):
+                out = Path(tmp) / f"jobs{jobs}-labs{labs}"
+                run = grade_run(folders, jobs, out, environment, args.timeout, labs)
+                runs.append(run)
+                _print(run)
     _per_submission(runs)
     first = runs[0]
     for run in runs[1:]:
-        print(
-            f"--jobs {run.jobs} vs --jobs {first.jobs}: {first.seconds / run.seconds:.2f}x the rate"
-        )
+        print(f"{run.label} vs {first.label}: {first.seconds / run.seconds:.2f}x the rate")
         differ = {n: (s, run.scores().get(n)) for n, s in first.scores().items()}
         differ = {n: pair for n, pair in differ.items() if pair[0] != pair[1]}
         if differ:
-            print(f"  scores differ from --jobs {first.jobs}: {differ}")
+            print(f"  scores differ from {first.label}: {differ}")
     best = min(runs, key=lambda r: r.each)
     print(
-        f"fastest: --jobs {best.jobs}, {best.each:.2f} s per submission: a course of {COURSE} "
+        f"fastest: {best.label}, {best.each:.2f} s per submission: a course of {COURSE} "
         f"in {COURSE * best.each / 60:.1f} min"
     )
     return 0
 
 
+def _print(run: Run) -> None:
+    print(
+        f"{run.label}: {run.count} submissions in {run.seconds:.1f} s = "
+        f"{run.each:.2f} s each, {60 / run.each:.1f} per minute; a course of {COURSE} "
+        f"would take {COURSE * run.each / 60:.1f} min",
+        flush=True,
+    )
+
+
 def _per_submission(runs: list[Run]) -> None:
     """Each submission's score and seconds under every --jobs value (its own wall time)."""
     width = max(len(sub.name) for sub in runs[0].report.submissions)
-    header = "  ".join(f"--jobs {run.jobs:<3}" for run in runs)
+    header = "  ".join(f"{f'j{run.jobs} labs{run.labs}':>10}" for run in runs)
     print(f"{'submission':<{width}}  score  {header}")
     by_jobs = [{sub.name: sub for sub in run.report.submissions} for run in runs]
     for sub in runs[0].report.submissions:

@@ -32,7 +32,8 @@ Mechanism = Literal["cgroup2", "cgroup1", "rlimit"]
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_BASE = "vpnsim"  # every jail's cgroup is <hierarchy>/vpnsim/<name>
-NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,100}")
+# Never a leading "-": argparse reads "--name=--" as the end of options (found by Hypothesis).
+NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,99}")
 CFS_PERIOD_US = 100_000
 
 
@@ -78,7 +79,7 @@ def _check_int(what: str, value: object, minimum: int) -> None:
 
 def check_name(name: str) -> None:
     if not NAME_RE.fullmatch(name):
-        raise ValueError(f"jail name {name!r}: use 1-100 letters, digits, - and _")
+        raise ValueError(f"jail name {name!r}: 1-100 letters, digits, - and _, not starting with -")
 
 
 def detect_mechanism(root: Path = CGROUP_ROOT) -> Mechanism:

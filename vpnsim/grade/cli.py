@@ -24,6 +24,7 @@ from vpnsim.grade.report import GradeReport
 DEFAULT_OUT = "vpnsim-grade"
 DEFAULT_TIMEOUT = 120.0
 EXIT_OK = 0
+EXIT_HARNESS = 2  # the harness failed on some submission: its row says why; regrade it
 
 
 def add_parser(sub: Any) -> None:
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     written = _write(report, args, out, report_dir)
     _summary(report)
     print("reports: " + ", ".join(str(p) for p in written))
-    return EXIT_OK
+    return _exit_status(report)
 
 
 def _merge(args: argparse.Namespace, reports: list[Path]) -> int:
@@ -119,7 +120,21 @@ def _merge(args: argparse.Namespace, reports: list[Path]) -> int:
     written = _write(merged, args, out, report_dir)
     _summary(merged)
     print("reports: " + ", ".join(str(p) for p in written))
-    return EXIT_OK
+    return _exit_status(merged)
+
+
+def _exit_status(report: GradeReport) -> int:
+    """2 when the harness failed on a submission (after every other one was graded)."""
+    failed = [sub.name for sub in report.submissions if sub.error]
+    if not failed:
+        return EXIT_OK
+    print(
+        f"vpnsim grade: the grader failed on {len(failed)} submission"
+        f"{'s' if len(failed) != 1 else ''} ({', '.join(failed)}): not the students' fault, "
+        "no verdicts given; the rows say what failed; grade them again",
+        file=sys.stderr,
+    )
+    return EXIT_HARNESS
 
 
 def _places(args: argparse.Namespace) -> tuple[Path, Path]:
@@ -157,6 +172,9 @@ def _summary(report: GradeReport) -> None:
 
     width = max([len(s.name) for s in report.submissions] + [10])
     for sub in report.submissions:
+        if sub.error:
+            print(f"{sub.name:<{width}}  ERROR  {sub.error}")
+            continue
         print(f"{sub.name:<{width}}  {marks(sub.tasks)}  {sub.score:g}/{sub.max_score:g}")
         for line in path_lines(sub.tasks):
             print(line)

@@ -4,32 +4,47 @@ Each submission is graded in a worker process of its own (labs, captures and jai
 share a process), and workers report each task's verdict as it comes, for the progress
 display. Results are ordered by path, so a report does not depend on which worker was first.
 Every worker's student programs run the one student environment resolved here.
+
+A harness fault while grading one submission (an exception of the grader's own, a worker
+process that died) does not stop the course: that submission gets an error row (its
+`error` says what failed, it has no task verdicts: nothing the student did was judged), the
+others are graded, and `vpnsim grade` exits with status 2 at the end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
+import os
 import queue
+import traceback
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vpnsim.errors import HarnessError
+from vpnsim.errors import UsageError
 from vpnsim.grade.environment import StudentEnvironment, ensure_environment
-from vpnsim.grade.grader import GradeOptions, grade_submission
+from vpnsim.grade.grader import GradeOptions, Progress, grade_submission, labs_at_once
 from vpnsim.grade.report import GradeReport, SubmissionResult, unique
-from vpnsim.grade.submission import CONFIG, SCRIPTS, load_submission
+from vpnsim.grade.submission import CONFIG, SCRIPTS, Submission, load_submission
 from vpnsim.grade.tasks import Verdict
 
 # name, task id ("" when the submission starts), verdict (None at the start)
 Event = tuple[str, str, Verdict | None]
 Listener = Callable[[Event], None]
+# The task id of the event saying the harness failed on a submission (its verdict's reason).
+HARNESS_ERROR = "harness-error"
+# What grades one submission: `grade_submission`, or a double in tests (a module-level
+# function, so that worker processes can be handed it).
+Grader = Callable[[Submission, str, GradeOptions, Progress], SubmissionResult]
+TRACEBACK_FILE = "harness-error.txt"  # in the submission's artifacts folder
 
 
-class CourseError(HarnessError, ValueError):
+class CourseError(UsageError, ValueError):
     """Bad arguments to `vpnsim grade`: a shard spec, a path that is not there."""
 
 
@@ -97,43 +112,80 @@ def grade_course(
     shard: Shard | None = None,
     listener: Listener | None = None,
     environment: StudentEnvironment | None = None,
+    grade: Grader = grade_submission,
 ) -> GradeReport:
     """Grade the submissions in `paths` (after `discover`), `jobs` at a time.
 
     Student programs run `python3` from `environment` (default: `options.environment`, else
-    the grade extra's environment, built the first time)."""
+    the grade extra's environment, built the first time). A submission the harness failed
+    on gets an error row (`SubmissionResult.error`); the others are still graded."""
     environment = environment or options.environment or ensure_environment()
-    options = dataclasses.replace(options, environment=environment)
+    labs = options.labs or labs_at_once(jobs)  # a submission's labs at once, as cores allow
+    options = dataclasses.replace(options, environment=environment, labs=labs)
     chosen = shard.take(paths) if shard else sorted(paths)
     names = unique_names(chosen)
     report = GradeReport(options.lab, options.rubric, shard=str(shard or ""))
     notify = listener or (lambda event: None)
     if jobs <= 1:
         for path in chosen:
-            report.submissions.append(_grade(path, names[path], options, notify))
+            report.submissions.append(_grade(path, names[path], options, notify, grade))
     else:
-        report.submissions = _in_parallel(chosen, names, options, jobs, notify)
+        report.submissions = _in_parallel(chosen, names, options, jobs, notify, grade)
     report.submissions.sort(key=lambda s: s.path)
     return report
 
 
 def _in_parallel(
-    paths: list[Path], names: dict[Path, str], options: GradeOptions, jobs: int, notify: Listener
+    paths: list[Path],
+    names: dict[Path, str],
+    options: GradeOptions,
+    jobs: int,
+    notify: Listener,
+    grade: Grader,
 ) -> list[SubmissionResult]:
+    results: dict[Path, SubmissionResult] = {}
+    started: set[str] = set()  # submissions a worker began (their start event came)
+
+    def relay(event: Event) -> None:
+        if event[1] == "":
+            started.add(event[0])
+        notify(event)
+
     # spawn: a worker must not inherit the parent's threads (progress display, captures).
     context = multiprocessing.get_context("spawn")
+    remaining = list(paths)
     with context.Manager() as manager:
         events: queue.Queue[Event] = manager.Queue()
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures: list[Future[dict[str, Any]]] = [
-                pool.submit(_worker, str(path), names[path], options, events) for path in paths
-            ]
-            pending = set(futures)
-            while pending:
-                _relay(events, notify, timeout=0.1)
-                pending = {f for f in pending if not f.done()}
-            _relay(events, notify, timeout=0)
-            return [SubmissionResult.from_dict(f.result()) for f in futures]
+        while remaining:
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+                futures: dict[Path, Future[dict[str, Any]]] = {
+                    path: pool.submit(_worker, str(path), names[path], options, events, grade)
+                    for path in remaining
+                }
+                pending = set(futures.values())
+                while pending:
+                    _relay(events, relay, timeout=0.1)
+                    pending = {f for f in pending if not f.done()}
+                _relay(events, relay, timeout=0)
+            retry = []
+            for path, future in futures.items():
+                try:
+                    results[path] = SubmissionResult.from_dict(future.result())
+                except BrokenProcessPool as exc:
+                    # A worker process died (killed, out of memory): the pool is gone. Those
+                    # being graded then get an error row; those not begun go to a new pool.
+                    if names[path] in started:
+                        results[path] = _failed(path, names[path], options, notify, exc)
+                    else:
+                        retry.append((path, exc))
+                except Exception as exc:  # a result that did not come back whole
+                    results[path] = _failed(path, names[path], options, notify, exc)
+            if len(retry) == len(remaining):  # no worker began any: a new pool would not either
+                for path, broken in retry:
+                    results[path] = _failed(path, names[path], options, notify, broken)
+                retry = []
+            remaining = [path for path, _ in retry]
+    return [results[path] for path in paths]
 
 
 def _relay(events: queue.Queue[Event], notify: Listener, timeout: float) -> None:
@@ -146,15 +198,61 @@ def _relay(events: queue.Queue[Event], notify: Listener, timeout: float) -> None
         return
 
 
-def _grade(path: Path, name: str, options: GradeOptions, notify: Listener) -> SubmissionResult:
+def _grade(
+    path: Path, name: str, options: GradeOptions, notify: Listener, grade: Grader
+) -> SubmissionResult:
     notify((name, "", None))
-    return grade_submission(
-        load_submission(path, options.lab), name, options,
-        lambda sub, task, verdict: notify((sub, task, verdict)),
-    )  # fmt: skip
+    try:
+        return grade(
+            load_submission(path, options.lab), name, options,
+            lambda sub, task, verdict: notify((sub, task, verdict)),
+        )  # fmt: skip
+    except Exception as exc:  # the harness's own fault: this row says so, the course goes on
+        return _failed(path, name, options, notify, exc)
+
+
+def _failed(
+    path: Path, name: str, options: GradeOptions, notify: Listener, exc: BaseException
+) -> SubmissionResult:
+    """The error row of a submission the harness failed on: no verdicts, the exception in
+    one line, its traceback in the artifacts folder."""
+    folder = options.artifacts_root / name
+    error = harness_error(exc)
+    with contextlib.suppress(OSError):  # the folder itself may be what failed
+        folder.mkdir(parents=True, exist_ok=True)
+        text = "".join(traceback.format_exception(exc))
+        (folder / TRACEBACK_FILE).write_text(f"{error}\n\n{text}")
+    notify((name, HARNESS_ERROR, Verdict(None, error)))
+    return SubmissionResult(
+        path=str(path),
+        name=name,
+        tasks={},
+        score=0.0,
+        max_score=options.rubric.total,
+        artifacts=os.path.relpath(folder.resolve(), options.report_dir.resolve()),
+        error=error,
+    )
+
+
+def harness_error(exc: BaseException) -> str:
+    """'the grader failed (not the submission): KIND: message (at FILE:LINE in FUNCTION)',
+    the place being the innermost frame in vpnsim (else the innermost one)."""
+    if isinstance(exc, BrokenProcessPool):  # its traceback is the pool's, not the grader's
+        return "the grader failed (not the submission): its worker process died (killed?)"
+    what = "".join(traceback.format_exception_only(exc)).strip().replace("\n", " ")
+    frames = traceback.extract_tb(exc.__traceback__)
+    package = Path(__file__).parents[1]
+    ours = [f for f in frames if Path(f.filename).is_relative_to(package)]
+    if frames:
+        frame = (ours or frames)[-1]
+        where = Path(frame.filename)
+        top = package.parent
+        shown = where.relative_to(top) if where.is_relative_to(top) else where
+        what += f" (at {shown}:{frame.lineno} in {frame.name})"
+    return f"the grader failed (not the submission): {what}"
 
 
 def _worker(
-    path: str, name: str, options: GradeOptions, events: queue.Queue[Event]
+    path: str, name: str, options: GradeOptions, events: queue.Queue[Event], grade: Grader
 ) -> dict[str, Any]:
-    return _grade(Path(path), name, options, events.put).to_dict()
+    return _grade(Path(path), name, options, events.put, grade).to_dict()

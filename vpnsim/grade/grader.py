@@ -7,6 +7,13 @@
 The interop runs keep one broken side from hiding the other's work, and point a failing
 task at the side to look at. Each lab is built for the run and removed after it, whatever
 the student's programs did.
+
+Each interop run gets a fresh work copy of the submission as built (copied before the pair
+run starts the programs), so no run sees what another's programs left. Where cores allow
+(`labs_at_once`: the machine's cores over --jobs), the interop runs go beside the pair run,
+started as soon as the build is done. Their verdicts are then kept only if the pair run's
+verdicts let them be reached, and recorded after the pair's, in the same order: the
+verdicts are those of running the three labs one after another.
 """
 
 from __future__ import annotations
@@ -19,10 +26,12 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vpnsim.errors import HarnessError
+from vpnsim.grade.bandwidth import install_caps, save_caps
 from vpnsim.grade.environment import StudentEnvironment, ensure_environment
 from vpnsim.grade.jail import JailLimits, limits_mechanism
 from vpnsim.grade.observe import Observation, host_state
@@ -55,7 +64,19 @@ class GradeOptions:
     timeout: float = 120.0  # seconds for one whole submission
     limits: JailLimits = field(default_factory=JailLimits)
     environment: StudentEnvironment | None = None
+    # How many of a submission's three labs run at once (1: one after another); None: as
+    # the machine's cores allow for one submission at a time (`labs_at_once(1)`).
+    labs: int | None = None
     lab: str = "tunnel"  # which lab's tasks (vpnsim.grade.registry.LABS)
+
+
+INTEROPS = (("client_interop", "client"), ("server_interop", "server"))  # task, student side
+
+
+def labs_at_once(jobs: int, cores: int | None = None) -> int:
+    """How many of one submission's labs may run at once when `jobs` submissions are graded
+    at a time: a core each, at most the three there are, at least one."""
+    return max(1, min(len(INTEROPS) + 1, (cores or os.cpu_count() or 1) // max(1, jobs)))
 
 
 def grade_submission(
@@ -84,7 +105,7 @@ def grade_submission(
         max_score=options.rubric.total,
         artifacts=os.path.relpath(folder.resolve(), options.report_dir.resolve()),
         seconds=time.monotonic() - started,
-        limits=limits_mechanism(),
+        limits="; ".join(filter(None, (limits_mechanism(), grading.caps_text))),
     )
 
 
@@ -108,6 +129,9 @@ class _Grading:
         self.outcome = Outcome(lab=lab_tasks(options.lab))
         self.deadline = time.monotonic() + options.timeout
         self.token = secrets.token_hex(3)
+        self.caps_text = ""  # how the labs' bandwidth was capped (bandwidth.Caps.describe)
+        self.run_names: dict[str, str] = {}  # lab name -> its run ("pair", ...)
+        self.labs = options.labs or labs_at_once(1)
         # Built once and cached: a grade_submission call without one gets the default.
         self.environment = options.environment or ensure_environment()
 
@@ -118,24 +142,27 @@ class _Grading:
             return
         work = WORK_ROOT / folder_name(self.name, self.token)
         try:
-            with work_copy(self.submission.path, work, self.options.limits.disk_bytes):
-                self._runs(work)
+            with (
+                work_copy(self.submission.path, work, self.options.limits.disk_bytes),
+                contextlib.ExitStack() as stack,
+            ):
+                self._runs(work, stack)
         except SubmissionTooLarge as exc:
             for task in self.outcome.lab.ids:
                 self._record(task, Verdict(False, f"cannot be graded: {exc}"))
 
-    def _runs(self, work: Path) -> None:
+    def _runs(self, work: Path, stack: contextlib.ExitStack) -> None:
         """The lab's runs, each in a fresh lab (a TLS grading has its own)."""
-        self._pair(work)
+        interops = _Interops(self, stack)
+        self._pair(work, built=interops.start)
         if len(self.outcome.verdicts) == len(self.outcome.lab.ids):  # the build failed
             return
-        self._interop(work, "client_interop", student="client")
-        self._interop(work, "server_interop", student="server")
+        interops.finish()
         self._hint()
 
     # -- the runs -------------------------------------------------------------------------
 
-    def _pair(self, work: Path) -> None:
+    def _pair(self, work: Path, built: Callable[[Path], None]) -> None:
         lab_tasks = self.outcome.lab
         with self._run("pair", "p", work) as (lab, observe, probes, sides):
             run = TunnelRun(lab, observe, probes, sides)
@@ -145,8 +172,9 @@ class _Grading:
                     for task in lab_tasks.ids:
                         self._record(task, Verdict(False, problem))
                     return
+            built(work)
             first, *rest = lab_tasks.run("pair").tasks  # task1: before any program starts
-            self._check(first, run, run.log)
+            self._attempt(first, lab, observe, run.log, self._bound(first, run))
             server = sides.start("server", student=True)
             client = sides.start("client", student=True)
             run.tunnel = Tunnel(
@@ -155,25 +183,22 @@ class _Grading:
             for task in rest:
                 if task == "task3":  # the server must be up before anything reaches it
                     run.server_problem = run.ends.wait_server_up() if self._reached(task) else None
-                self._check(task, run, run.ends.log, run.ends)
+                self._attempt(task, lab, observe, run.ends.log, self._bound(task, run), run.ends)
 
-    def _check(
-        self, task: str, run: TunnelRun, log: list[str], tunnel: Tunnel | None = None
-    ) -> None:
+    def _bound(self, task: str, run: object) -> Callable[[], str]:
+        """The registry's check of `task`, for `run` (its lab's run context)."""
         check = self.outcome.lab.entry(task).check
-        self._attempt(task, run.lab, run.observe, log, lambda: check(run), tunnel)
+        return lambda: check(run)
 
-    def _interop(self, work: Path, task: str, student: str) -> None:
-        blocker = self.outcome.blocker(task)
-        if blocker is not None:
-            self._record(task, Verdict(None, blocker))
-            return
+    def _interop(self, work: Path, task: str, student: str) -> Verdict:
+        """The interop run `task` with the student's `student` side, judged whatever the
+        pair run's verdicts (`_Interops` keeps it only where they let it be reached)."""
         with self._run(task, task[0], work) as (lab, observe, probes, sides):
             server = sides.start("server", student=student == "server")
             client = sides.start("client", student=student == "client")
             run = TunnelRun(lab, observe, probes, sides)
             run.tunnel = Tunnel(lab, probes, observe, client, server, lambda: client)
-            self._check(task, run, run.ends.log, run.ends)
+            return self._judged(task, lab, observe, run.ends.log, self._bound(task, run), run.ends)
 
     def _hint(self) -> None:
         """Point a failing end-to-end task at the side that the interop runs blame."""
@@ -227,9 +252,11 @@ class _Grading:
             owner_pid=os.getpid(),  # `vpnsim clean` elsewhere must not pull it from under us
             confined=CONFINED_HOSTS,  # where student programs run as root
         )
-        self.run_name = run
+        self.run_names[lab.name] = run
         try:
+            self.caps_text = install_caps(lab).describe()
             yield lab
+            save_caps(lab, self.folder / run / "bandwidth.json")  # evidence: what a flood lost
         finally:
             lab.teardown()
 
@@ -246,11 +273,25 @@ class _Grading:
         tunnel: Tunnel | None = None,  # its last judged probe is the task's path
     ) -> None:
         blocker = self.outcome.blocker(task)
-        if blocker is None and time.monotonic() > self.deadline:
-            blocker = f"the submission's time limit ({self.options.timeout:g} s) ran out"
         if blocker is not None:
             self._record(task, Verdict(None, blocker))
             return
+        self._record(task, self._judged(task, lab, observe, log, check, tunnel))
+
+    def _judged(
+        self,
+        task: str,
+        lab: Lab,
+        observe: Observation,
+        log: list[str],
+        check: Callable[[], str],
+        tunnel: Tunnel | None = None,  # its last judged probe is the task's path
+    ) -> Verdict:
+        """`check` run and judged, with its evidence (no prerequisite looked at)."""
+        if time.monotonic() > self.deadline:
+            return Verdict(
+                None, f"the submission's time limit ({self.options.timeout:g} s) ran out"
+            )
         log.clear()
         if tunnel is not None:
             tunnel.last_judged = None
@@ -269,14 +310,15 @@ class _Grading:
         path = tunnel.packet_path() if tunnel is not None else None
         if path is not None and path.stop is not None:  # the task's words, beside the stop
             path = dataclasses.replace(path, reason=reason)
-        self._record(task, Verdict(passed, reason, tuple(log), evidence, seconds, path))
+        return Verdict(passed, reason, tuple(log), evidence, seconds, path)
 
     def _evidence(
         self, task: str, lab: Lab, observe: Observation, log: list[str], since: float
     ) -> tuple[str, ...]:
         """What the task's registry entry says it keeps (see `vpnsim.grade.registry`)."""
         keeps = self.outcome.lab.entry(task).evidence
-        folder = self.folder / self.run_name / task
+        run = self.run_names[lab.name]
+        folder = self.folder / run / task
         folder.mkdir(parents=True, exist_ok=True)
         files: list[Path] = []
         if CAPTURES in keeps:
@@ -291,12 +333,56 @@ class _Grading:
             (folder / "log.txt").write_text("\n".join(log) + "\n")
             files.append(folder / "log.txt")
         if PROGRAMS in keeps:
-            files += sorted((self.folder / self.run_name / "logs").glob("*"))
+            files += sorted((self.folder / run / "logs").glob("*"))
         return tuple(str(path.relative_to(self.folder)) for path in files)
 
     def _record(self, task: str, verdict: Verdict) -> None:
         self.outcome.record(task, verdict)
         self.progress(self.name, task, verdict)
+
+
+class _Interops:
+    """The two interop runs of a submission, each on a work copy of its own made once the
+    build is done: beside the pair run when `labs` allow (threads: the runs mostly wait on
+    their programs and packets), else after it; recorded after the pair's verdicts."""
+
+    def __init__(self, grading: _Grading, stack: contextlib.ExitStack) -> None:
+        self.grading = grading
+        self.stack = stack
+        self.copies: dict[str, Path] = {}
+        self.running: dict[str, Future[Verdict]] = {}
+
+    def start(self, built: Path) -> None:
+        """Copy the built submission for each run; start them if cores allow."""
+        grading = self.grading
+        for task, _ in INTEROPS:
+            where = WORK_ROOT / folder_name(grading.name, f"{grading.token}{task[0]}")
+            self.copies[task] = self.stack.enter_context(
+                work_copy(built, where, grading.options.limits.disk_bytes)
+            )
+        if grading.labs < 2:
+            return
+        # Entered after the copies, so it is shut down (waited for) before they are removed.
+        pool = self.stack.enter_context(ThreadPoolExecutor(min(len(INTEROPS), grading.labs - 1)))
+        for task, student in INTEROPS:
+            self.running[task] = pool.submit(grading._interop, self.copies[task], task, student)
+
+    def finish(self) -> None:
+        """Record both interop verdicts, in order: not reached where the pair run's verdicts
+        say so (a run made beside it is then dropped), else the run's."""
+        grading = self.grading
+        for task, student in INTEROPS:
+            blocker = grading.outcome.blocker(task)
+            running = self.running.get(task)
+            if blocker is not None:
+                if running is not None:  # dropped (one after another, it would not have run):
+                    with contextlib.suppress(Exception):  # only its lab's removal waited for
+                        running.result()
+                grading._record(task, Verdict(None, blocker))
+            elif running is not None:
+                grading._record(task, running.result())
+            else:
+                grading._record(task, grading._interop(self.copies[task], task, student))
 
 
 def steady(reason: str, lab: str, token: str) -> str:

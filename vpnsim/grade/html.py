@@ -66,6 +66,7 @@ figure.path { margin: .75rem 0; overflow-x: auto; }
 figure.path svg { max-width: 100%; height: auto; border: 1px solid #e0e0e0; border-radius: .25rem; }
 figure.path figcaption { margin-top: .25rem; overflow-wrap: anywhere; }
 .no-path { color: var(--skip); font-style: italic; }
+.error { color: var(--fail); font-weight: 600; }
 """
 
 # Sort the class table by name or score: buttons in the header, state in aria-sort.
@@ -179,6 +180,10 @@ def _class_page(report: GradeReport, page_dir: str, pages: dict[str, str]) -> li
         verdicts = dict(ordered_verdicts(sub, report.lab))
         out.append(f'<tr data-name="{e(sub.name)}" data-score="{number(sub.score)}">')
         out.append(f'<th scope="row"><a href="{e(quote(page))}">{e(sub.name)}</a></th>')
+        if sub.error:  # the harness failed on it: no marks, what failed across the row
+            out.append('<td class="score error">error</td>')
+            out.append(f'<td class="error" colspan="{len(task_ids)}">{e(sub.error)}</td></tr>')
+            continue
         out.append(f'<td class="score">{number(sub.score)} / {number(sub.max_score)}</td>')
         for task_id in task_ids:
             v = verdicts.get(task_id, Verdict(None, "not run"))
@@ -191,7 +196,7 @@ def _class_page(report: GradeReport, page_dir: str, pages: dict[str, str]) -> li
             )
         out.append("</tr>")
     out += ["</tbody>", "<tfoot>", "<tr>", '<th scope="row">Passed</th>']
-    subs = report.submissions
+    subs = [s for s in report.submissions if not s.error]
     mean = sum(s.score for s in subs) / len(subs) if subs else 0.0
     out.append(f'<td class="score">mean {mean:.1f}</td>')
     for task_id in task_ids:
@@ -219,7 +224,9 @@ def _submission_page(
         f"<h1>{e(sub.name)}</h1>",
         '<dl class="facts">',
         f"<dt>Path</dt><dd><code>{e(sub.path)}</code></dd>",
-        f"<dt>Score</dt><dd>{number(sub.score)} / {number(sub.max_score)} "
+        "<dt>Score</dt><dd>none: not graded</dd>"
+        if sub.error
+        else f"<dt>Score</dt><dd>{number(sub.score)} / {number(sub.max_score)} "
         f"({passed} of {len(verdicts)} tasks passed)</dd>",
         f"<dt>Sandbox limits</dt><dd>{e(sub.limits) or 'not recorded'}</dd>",
         f"<dt>Grading time</dt><dd>{sub.seconds:.1f} s</dd>",
@@ -228,6 +235,14 @@ def _submission_page(
     if artifacts.is_dir():
         where = _href(artifacts, page_dir)
         out.append(f'<dt>Evidence folder</dt><dd><a href="{where}/">{e(sub.artifacts)}</a></dd>')
+    if sub.error:
+        out += [
+            "</dl>",
+            '<p class="reason error"><strong>Not graded, the grader failed:</strong> '
+            f"{e(sub.error)}</p>",
+            "</main>",
+        ]
+        return out
     out += ["</dl>", "<h2>Tasks</h2>", '<table class="overview">']
     out.append(
         '<thead><tr><th scope="col">Task</th><th scope="col">Status</th>'

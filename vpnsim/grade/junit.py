@@ -7,6 +7,8 @@
           <system-out>the task's log lines</system-out>            (passed)
           <failure message="REASON" type="failed">log lines</failure>  (failed)
           <skipped message="REASON"/>                                (not reached)
+      <testsuite name="bob" tests="1" errors="1" ...>   (the harness failed on it: no verdicts)
+        <testcase classname="vpnsim.grade.bob" name="grading"><error message="WHAT FAILED"/>
 
 A task that traced a ping through the tunnel has its path (`vpnsim.grade.path`) as one line
 at the head of its text, and, when it failed, at the end of its message:
@@ -77,7 +79,7 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 def junit_tree(report: GradeReport) -> ET.Element:
     root = ET.Element("testsuites", name=safe_text(f"vpnsim grade: {report.lab}"))
-    totals = {"tests": 0, "failures": 0, "skipped": 0}
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     seconds = 0.0
     for sub in report.submissions:
         suite = _suite(sub)
@@ -87,13 +89,15 @@ def junit_tree(report: GradeReport) -> ET.Element:
         seconds += sub.seconds
     root.set("tests", str(totals["tests"]))
     root.set("failures", str(totals["failures"]))
-    root.set("errors", "0")
+    root.set("errors", str(totals["errors"]))
     root.set("skipped", str(totals["skipped"]))
     root.set("time", f"{seconds:.3f}")
     return root
 
 
 def _suite(sub: SubmissionResult) -> ET.Element:
+    if sub.error:
+        return _error_suite(sub)
     lab = lab_of(sub.tasks).lab
     verdicts = ordered_verdicts(sub, lab)
     suite = ET.Element("testsuite", name=safe_text(sub.name))
@@ -138,6 +142,23 @@ def failure_message(verdict: Verdict) -> str:
     if verdict.path is None:
         return verdict.reason
     return f"{verdict.reason} [path: {verdict.path.line()}]"
+
+
+def _error_suite(sub: SubmissionResult) -> ET.Element:
+    """A submission the harness failed on: one test case in error, no task verdicts."""
+    suite = ET.Element("testsuite", name=safe_text(sub.name), tests="1", failures="0")
+    suite.set("errors", "1")
+    suite.set("skipped", "0")
+    suite.set("time", f"{sub.seconds:.3f}")
+    properties = ET.SubElement(suite, "properties")
+    for name, value in (("path", sub.path), ("artifacts", sub.artifacts)):
+        ET.SubElement(properties, "property", name=name, value=safe_text(value))
+    case = ET.SubElement(suite, "testcase", classname=safe_text(f"vpnsim.grade.{sub.name}"))
+    case.set("name", "grading")
+    case.set("time", f"{sub.seconds:.3f}")
+    error = ET.SubElement(case, "error", message=safe_text(sub.error), type="harness")
+    error.text = safe_text(f"{sub.error}\ntraceback: {sub.artifacts}/harness-error.txt")
+    return suite
 
 
 def write_junit(report: GradeReport, path: Path) -> None:

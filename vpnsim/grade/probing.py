@@ -315,9 +315,12 @@ class Probing:
             if now >= deadline:
                 return "timeout", None, f"no reply within {TRY_WALL:g} s"
             dead = [side for side in ends if ended(side)]
-            if dead:
+            calm = all(quiet(side) for side in ends)
+            # Only once the end still running has settled too: woken by the ping, it has
+            # then sent it on or not, and the evidence does not depend on the machine's load.
+            if dead and calm:
                 return "exited", None, f"{dead[0].who} exited"
-            if all(quiet(side) for side in ends):
+            if calm and not dead:
                 calm_since = now if calm_since is None else calm_since
                 if now - calm_since >= STALL:
                     return "stalled", None, "no reply, and both ends wait with nothing to do"

@@ -18,7 +18,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from vpnsim.grade.course import Event
+from vpnsim.grade.course import HARNESS_ERROR, Event
 from vpnsim.grade.registry import lab_of
 from vpnsim.grade.tasks import TASK_IDS, Verdict
 
@@ -88,6 +88,9 @@ class ProgressDisplay:
             self.running[name] = {}
             self.rows[name] = self.progress.add_task(self._label(name), total=len(self.ids))
             return
+        if task == HARNESS_ERROR:  # no verdicts: the harness failed on it
+            self._finished(name, self.running.get(name, {}), error=verdict.reason)
+            return
         verdicts = self.running.setdefault(name, {})
         verdicts[task] = verdict
         row = self.rows.get(name)
@@ -99,13 +102,17 @@ class ProgressDisplay:
     def _label(self, name: str) -> str:
         return f"  {name[:24]:<24} {marks(self.running.get(name, {}), self.ids)}"
 
-    def _finished(self, name: str, verdicts: dict[str, Verdict]) -> None:
+    def _finished(self, name: str, verdicts: dict[str, Verdict], error: str = "") -> None:
         self.done += 1
         self.progress.advance(self.overall)
         row = self.rows.pop(name, None)
         if row is not None:
             self.progress.remove_task(row)
-        del self.running[name]
+        self.running.pop(name, None)
+        if error:  # shown live too (above the bar): a TA sees it when it happens
+            line = f"graded {self.done}/{self.total} {name}: ERROR {error}"
+            self.progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
+            return
         if not self.live:
             passed = sum(1 for v in verdicts.values() if v.passed is True)
             print(

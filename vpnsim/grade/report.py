@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vpnsim.errors import HarnessError
+from vpnsim.errors import UsageError
 from vpnsim.grade.registry import lab_tasks
 from vpnsim.grade.rubric import Rubric
 from vpnsim.grade.tasks import Verdict
@@ -38,7 +38,7 @@ from vpnsim.grade.tasks import Verdict
 FORMAT = 1
 
 
-class ReportError(HarnessError, ValueError):
+class ReportError(UsageError, ValueError):
     """A report file that cannot be read or merged: names the file."""
 
 
@@ -52,6 +52,9 @@ class SubmissionResult:
     artifacts: str  # folder with this submission's evidence, relative to the report
     seconds: float = 0.0
     limits: str = ""  # how the sandbox enforced its limits (cgroup v1/v2, rlimit)
+    # Set when the harness failed while grading it: what went wrong. Such a row has no task
+    # verdicts (nothing the student did was judged) and is regraded, never marked.
+    error: str = ""
 
     @property
     def passed(self) -> int:
@@ -67,6 +70,7 @@ class SubmissionResult:
             "artifacts": self.artifacts,
             "seconds": round(self.seconds, 3),
             "limits": self.limits,
+            **({"error": self.error} if self.error else {}),
         }
 
     @classmethod
@@ -80,6 +84,7 @@ class SubmissionResult:
             artifacts=data["artifacts"],
             seconds=float(data.get("seconds", 0.0)),
             limits=data.get("limits", ""),
+            error=data.get("error", ""),
         )
 
 

@@ -7,8 +7,9 @@ second client host, U2, for the multiple-clients task.
   U2 10.0.2.9 -+
 ```
 
-Everything else (the work copy, the jail, verdicts, evidence, the time limit) is the
-Tunneling lab's grader's (`vpnsim.grade.grader`), which this extends.
+Everything else (the work copy, the jail, bandwidth caps, verdicts, evidence, the time
+limit) is the Tunneling lab's grader's (`vpnsim.grade.grader`), which this extends. The runs
+go one after another: the client run needs the pair run's build, and each is short.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import ipaddress
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from vpnsim import tlslab
+from vpnsim.grade.bandwidth import install_caps, save_caps
 from vpnsim.grade.grader import BUILD_TIMEOUT, _Grading
 from vpnsim.grade.observe import Observation
 from vpnsim.grade.probing import PROBE_TIMEOUT
@@ -84,7 +86,7 @@ class TlsGrading(_Grading):
 
     STATE_HOSTS: tuple[str, ...] = ("U", "gateway", "V", SECOND_CLIENT)
 
-    def _runs(self, work: Path) -> None:
+    def _runs(self, work: Path, stack: contextlib.ExitStack) -> None:
         self.scenario = tls_scenario()
         self.places = tls_places(self.scenario)
         # The grading's CA keys and passwords, outside the jail's view; named like a work
@@ -110,10 +112,6 @@ class TlsGrading(_Grading):
             for task in run.tasks:
                 self._attempt(task, ctx.lab, ctx.observe, ctx.probe.log, self._bound(task, ctx))
         return True
-
-    def _bound(self, task: str, run: TlsRun) -> Callable[[], str]:
-        check = self.outcome.lab.entry(task).check
-        return lambda: check(run)
 
     @contextlib.contextmanager
     def _tls_lab(self, run: Run, work: Path, files: TlsGradingFiles) -> Iterator[TlsRun]:
@@ -145,8 +143,10 @@ class TlsGrading(_Grading):
             owner_pid=os.getpid(),
             confined=frozenset({"U", self.places.server_host}),  # student programs run here
         )
-        self.run_name = run
+        self.run_names[lab.name] = run
         try:
+            self.caps_text = install_caps(lab).describe()
             yield lab
+            save_caps(lab, self.folder / run / "bandwidth.json")  # evidence: what a flood lost
         finally:
             lab.teardown()

@@ -5,6 +5,8 @@
                 --route 192.168.60.0/24 [--port 9090]
     TAP (task 9): add --mode tap to both, and --gateway 192.168.53.1 to the client
     TLS (the TLS/SSL VPN lab): add --tls to both; see `vpnsim.tunnel.tls_main`
+    encrypted: add --wire aead --psk-file FILE to both (X25519 + AES-256-GCM, `tunnel.secure`;
+               not SEED-compatible, TUN only)
 
 Each end creates its TUN (a TAP with --mode tap: Ethernet frames, one per datagram), gives it
 the address, brings it up, adds the routes, binds its UDP socket and forwards until SIGTERM or
@@ -20,15 +22,19 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 from vpnsim.tunnel.driver import Driver, UdpTransport
 from vpnsim.tunnel.frames import FrameClientProtocol, FrameServerProtocol
 from vpnsim.tunnel.netconf import Netconf
-from vpnsim.tunnel.protocol import ClientProtocol, Endpoint, ServerProtocol
+from vpnsim.tunnel.protocol import Address, ClientProtocol, Endpoint, ServerProtocol
 from vpnsim.tunnel.tun import TunFile
 
 DEFAULT_PORT = 9090
+# An AEAD client adds its routes once its first handshake is done, or after this long (the
+# server may be down: the client then starts anyway and keeps trying).
+FIRST_HANDSHAKE_WAIT = 5.0
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -43,6 +49,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=("tun", "tap"),
         default="tun",
         help="tun: IP packets (default); tap: Ethernet frames, ARP through the tunnel",
+    )
+    parser.add_argument(
+        "--wire",
+        choices=("plain", "aead"),
+        default="plain",
+        help="plain: one raw IP packet per datagram, as SEED's (default); aead: encrypted",
+    )
+    parser.add_argument(
+        "--psk-file", type=Path, help="pre-shared key of --wire aead (16+ secret bytes)"
     )
     parser.add_argument(
         "--tun-address",
@@ -67,7 +82,42 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.side == "client" and not args.server:
         parser.error("the client needs --server ADDRESS")
+    if args.wire == "aead" and (args.psk_file is None or args.mode != "tun"):
+        parser.error("--wire aead needs --psk-file FILE, and --mode tun")
+    if args.wire == "aead":
+        # Read before any device exists: a bad file is a usage error, not a half-made tunnel.
+        from vpnsim.tunnel.crypto import PskFileError, load_psk
+
+        try:
+            args.psk = load_psk(args.psk_file)
+        except PskFileError as exc:
+            parser.error(str(exc))
     return args
+
+
+def _endpoint(args: argparse.Namespace, server: Address | None) -> Endpoint:
+    """The sans-IO endpoint of this side and mode (`server` None: we are the server)."""
+    if args.wire == "aead":
+        # Imported only here: plain mode's start-up never loads `cryptography`.
+        from vpnsim.tunnel.secure import SecureClient, SecureServer
+
+        return SecureServer(args.psk) if server is None else SecureClient(server, args.psk)
+    if args.mode == "tap":
+        return FrameServerProtocol() if server is None else FrameClientProtocol(server)
+    return ServerProtocol() if server is None else ClientProtocol(server)
+
+
+def _first_handshake(driver: Driver, endpoint: Endpoint) -> None:
+    """Run an AEAD client until its first session is up, or FIRST_HANDSHAKE_WAIT has passed.
+
+    Routes come after it: whoever waits for them (the harness's readiness) then finds a
+    tunnel that forwards at once, not one whose first packets wait on a handshake retry.
+    """
+    from vpnsim.tunnel.secure import SecureClient
+
+    assert isinstance(endpoint, SecureClient)
+    client = endpoint
+    driver.run_until(lambda: client.current is not None, FIRST_HANDSHAKE_WAIT)
 
 
 class Stopped(Exception):
@@ -89,29 +139,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(given)
     tun = TunFile(args.tun_name or f"{args.mode}%d", args.mode)
     gateways = {gateway.version: str(gateway) for gateway in args.gateway}
-    with Netconf() as netconf:
-        for cidr in args.tun_address:
-            netconf.add_address(tun.name, cidr)
-        netconf.set_up(tun.name, args.mtu)
-        for cidr in args.route:
-            version = ipaddress.ip_network(cidr).version
-            netconf.add_route(cidr, tun.name, gateways.get(version))
-    tap = args.mode == "tap"
-    endpoint: Endpoint
-    if args.side == "server":
-        transport = UdpTransport(("0.0.0.0", args.port))
-        endpoint = FrameServerProtocol() if tap else ServerProtocol()
-    else:
-        transport = UdpTransport(("0.0.0.0", 0))
-        server = (args.server, args.port)
-        endpoint = FrameClientProtocol(server) if tap else ClientProtocol(server)
-    addresses = " ".join(args.tun_address)
-    print(f"{args.side}: {tun.name} {addresses} up, udp port {args.port}", flush=True)
-
+    server = None if args.side == "server" else (args.server, args.port)
+    transport = UdpTransport(("0.0.0.0", args.port if server is None else 0))
+    endpoint = _endpoint(args, server)
     driver = Driver(endpoint, tun, transport)
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     with contextlib.suppress(Stopped):
+        with Netconf() as netconf:
+            for cidr in args.tun_address:
+                netconf.add_address(tun.name, cidr)
+            netconf.set_up(tun.name, args.mtu)
+            if args.wire == "aead" and server is not None:
+                _first_handshake(driver, endpoint)
+            for cidr in args.route:
+                version = ipaddress.ip_network(cidr).version
+                netconf.add_route(cidr, tun.name, gateways.get(version))
+        addresses = " ".join(args.tun_address)
+        print(
+            f"{args.side}: {tun.name} {addresses} up, udp port {args.port}, {args.wire}", flush=True
+        )
         driver.run()
     report = {"side": args.side, "tun": tun.name, **vars(endpoint.stats), "errors": driver.errors}
     print(json.dumps(report), flush=True)

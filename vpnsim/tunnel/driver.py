@@ -11,7 +11,7 @@ import select
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from vpnsim.net.buffers import enlarge
@@ -103,26 +103,49 @@ class Driver:
             self._deliver(self.endpoint.datagram_received(data, addr, self.clock()))
         return count
 
+    def timers(self) -> None:
+        """Let the endpoint expire what is old, and send what its timers want (AEAD mode)."""
+        if due := self.endpoint.expire(self.clock()):
+            self._send(due)
+
     def run(self) -> None:
         """The select loop, until a signal handler raises out of it."""
-        tun_fd, transport_fd = self.tun.fileno(), self.transport.fileno()
         while True:
-            readable, _, _ = select.select([tun_fd, transport_fd], [], [], TICK)
-            if tun_fd in readable:
-                self.tun_readable()
-            if transport_fd in readable:
-                self.transport_readable()
-            self.endpoint.expire(self.clock())
+            self.step(TICK)
 
-    def _send(self, actions: list[Send]) -> None:
+    def run_until(self, done: Callable[[], bool], seconds: float, tick: float = 0.05) -> bool:
+        """The loop with short waits (timers fire on time) until `done()` or `seconds` have
+        passed; returns `done()`. An AEAD client runs its first handshake this way."""
+        deadline = self.clock() + seconds
+        while not done():
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                return False
+            self.step(min(tick, remaining))
+        return True
+
+    def step(self, timeout: float) -> None:
+        """Timers, then one wait of at most `timeout` and what became readable."""
+        self.timers()  # first: an AEAD client starts its handshake before the first wait
+        tun_fd, transport_fd = self.tun.fileno(), self.transport.fileno()
+        readable, _, _ = select.select([tun_fd, transport_fd], [], [], timeout)
+        if tun_fd in readable:
+            self.tun_readable()
+        if transport_fd in readable:
+            self.transport_readable()
+
+    def _send(self, actions: Sequence[Send]) -> None:
         for action in actions:
             try:
                 self.transport.sendto(action.datagram, action.addr)
             except OSError as exc:  # unreachable peer, full buffer: drop, count, go on
                 self.errors[f"send: {exc.strerror or exc}"] += 1
 
-    def _deliver(self, actions: list[Deliver]) -> None:
+    def _deliver(self, actions: Sequence[Send | Deliver]) -> None:
         for action in actions:
+            if isinstance(action, Send):  # an AEAD handshake answer
+                self._send((action,))
+                continue
             try:
                 self.tun.write(action.packet)
             except OSError as exc:  # the kernel refused the packet: drop, count, go on

@@ -18,7 +18,7 @@ Nothing here does IO or reads a clock: the driver passes `now` in, and acts on t
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
@@ -219,10 +219,16 @@ class ServerProtocol(LearningServer[IPAddress]):
 
 
 class Endpoint(Protocol):
-    """What the driver runs: the classes here, or their TAP-mode kin in `tunnel.frames`."""
+    """What the driver runs: the classes here, their TAP-mode kin in `tunnel.frames`, or the
+    AEAD mode's in `tunnel.secure`."""
 
-    stats: Stats
+    @property
+    def stats(self) -> Stats: ...  # read-only here: an endpoint may keep a Stats subclass
 
-    def packet_from_tun(self, packet: bytes, now: float) -> list[Send]: ...
-    def datagram_received(self, data: bytes, addr: Address, now: float) -> list[Deliver]: ...
-    def expire(self, now: float) -> None: ...
+    def packet_from_tun(self, packet: bytes, now: float) -> Sequence[Send]: ...
+    # An AEAD endpoint (`tunnel.secure`) also answers a datagram (handshakes) and sends on
+    # timers (retries, rekeys): plain endpoints return only Deliver, and None from expire.
+    def datagram_received(
+        self, data: bytes, addr: Address, now: float
+    ) -> Sequence[Send | Deliver]: ...
+    def expire(self, now: float) -> Sequence[Send] | None: ...
