@@ -23,6 +23,7 @@ from vpnsim.grade.bandwidth import CapsFailed
 from vpnsim.grade.course import CourseError
 from vpnsim.grade.path import PathError
 from vpnsim.grade.preflight import MissingModules
+from vpnsim.grade.registry import UnknownLab
 from vpnsim.grade.report import ReportError
 from vpnsim.grade.rubric import RubricError
 from vpnsim.grade.sandbox import JailError
@@ -70,6 +71,7 @@ BRANCHES = {
         PskFileError,
         CourseError,
         ReportError,
+        UnknownLab,
     ],
     Finding: [
         ProgramFailed,
