@@ -28,7 +28,8 @@ from typing import Any
 
 from vpnsim.errors import UsageError
 from vpnsim.grade.environment import StudentEnvironment, ensure_environment
-from vpnsim.grade.grader import GradeOptions, Progress, grade_submission, labs_at_once
+from vpnsim.grade.grade_one import grade_submission
+from vpnsim.grade.grader import GradeOptions, Progress, labs_at_once
 from vpnsim.grade.report import GradeReport, SubmissionResult, unique
 from vpnsim.grade.submission import CONFIG, SCRIPTS, Submission, load_submission
 from vpnsim.grade.tasks import Verdict

@@ -23,7 +23,6 @@ import dataclasses
 import os
 import re
 import secrets
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,21 +32,21 @@ from pathlib import Path
 from vpnsim.errors import HarnessError
 from vpnsim.grade.bandwidth import install_caps, save_caps
 from vpnsim.grade.environment import StudentEnvironment, ensure_environment
-from vpnsim.grade.jail import JailLimits, limits_mechanism
+from vpnsim.grade.jail import JailLimits
 from vpnsim.grade.observe import Observation, host_state
 from vpnsim.grade.probing import PROBE_TIMEOUT
 from vpnsim.grade.registry import CAPTURES, HOSTS, LOG, PROGRAMS, lab_tasks
-from vpnsim.grade.report import SubmissionResult
 from vpnsim.grade.rubric import Rubric
 from vpnsim.grade.sides import Sides
-from vpnsim.grade.submission import Submission, load_submission
+from vpnsim.grade.submission import Submission
 from vpnsim.grade.tasks import Outcome, Verdict
 from vpnsim.grade.trace import EPHEMERAL, Failed
 from vpnsim.grade.tunnel_checks import Tunnel, lab_damage
 from vpnsim.grade.tunnel_lab import TunnelRun, restarter
 from vpnsim.grade.workcopy import WORK_ROOT, SubmissionTooLarge, folder_name, work_copy
-from vpnsim.seed import builtin_scenario
-from vpnsim.topology import Lab, build_lab
+from vpnsim.model import Scenario
+from vpnsim.scenario.bringup import bring_up
+from vpnsim.topology import Lab
 from vpnsim.traffic.errors import ProbeFailed
 from vpnsim.traffic.probes import Probes
 
@@ -79,36 +78,6 @@ def labs_at_once(jobs: int, cores: int | None = None) -> int:
     return max(1, min(len(INTEROPS) + 1, (cores or os.cpu_count() or 1) // max(1, jobs)))
 
 
-def grade_submission(
-    submission: Submission, name: str, options: GradeOptions, progress: Progress | None = None
-) -> SubmissionResult:
-    """Grade `submission`; its evidence goes to `options.artifacts_root / name`."""
-    started = time.monotonic()
-    folder = options.artifacts_root / name
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    if submission.lab != options.lab:  # its files' default names depend on the lab
-        submission = load_submission(submission.path, options.lab)
-    kind = _Grading
-    if options.lab == "tls":
-        from vpnsim.grade.tls_grader import TlsGrading  # lazy: it builds on this module
-
-        kind = TlsGrading
-    grading = kind(submission, name, options, folder, progress or (lambda *a: None))
-    grading.run()
-    verdicts = grading.outcome.ordered()
-    return SubmissionResult(
-        path=str(submission.path),
-        name=name,
-        tasks=verdicts,
-        score=options.rubric.score(verdicts),
-        max_score=options.rubric.total,
-        artifacts=os.path.relpath(folder.resolve(), options.report_dir.resolve()),
-        seconds=time.monotonic() - started,
-        limits="; ".join(filter(None, (limits_mechanism(), grading.caps_text))),
-    )
-
-
 class _Grading:
     # Whose links and routes a task's hosts.txt shows.
     STATE_HOSTS: tuple[str, ...] = ("U", "server", "V")
@@ -132,6 +101,9 @@ class _Grading:
         self.caps_text = ""  # how the labs' bandwidth was capped (bandwidth.Caps.describe)
         self.run_names: dict[str, str] = {}  # lab name -> its run ("pair", ...)
         self.labs = options.labs or labs_at_once(1)
+        # The lab each run builds, and its hosts where student programs run as root.
+        self.scenario: str | Scenario = "seed-tunnel"
+        self.confined = CONFINED_HOSTS
         # Built once and cached: a grade_submission call without one gets the default.
         self.environment = options.environment or ensure_environment()
 
@@ -245,13 +217,13 @@ class _Grading:
 
     @contextlib.contextmanager
     def _lab(self, run: str, letter: str) -> Iterator[Lab]:
-        lab = build_lab(
-            builtin_scenario("seed-tunnel"),
+        lab = bring_up(
+            self.scenario,
             name=f"gr{self.token}{letter}",
             log_dir=self.folder / run / "logs",
             owner_pid=os.getpid(),  # `vpnsim clean` elsewhere must not pull it from under us
-            confined=CONFINED_HOSTS,  # where student programs run as root
-        )
+            confined=self.confined,  # where student programs run as root
+        ).lab
         self.run_names[lab.name] = run
         try:
             self.caps_text = install_caps(lab).describe()

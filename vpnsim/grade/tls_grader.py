@@ -17,14 +17,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import ipaddress
-import os
 import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from vpnsim import tlslab
-from vpnsim.grade.bandwidth import install_caps, save_caps
 from vpnsim.grade.grader import BUILD_TIMEOUT, _Grading
 from vpnsim.grade.observe import Observation
 from vpnsim.grade.probing import PROBE_TIMEOUT
@@ -36,7 +34,6 @@ from vpnsim.grade.tls_lab import SECOND_CLIENT, TlsRun
 from vpnsim.grade.workcopy import WORK_ROOT, folder_name
 from vpnsim.model import Scenario
 from vpnsim.scenario import load
-from vpnsim.topology import Lab, build_lab
 from vpnsim.traffic.probes import Probes
 
 CLIENT_HOSTS = ("U", SECOND_CLIENT)
@@ -87,8 +84,9 @@ class TlsGrading(_Grading):
     STATE_HOSTS: tuple[str, ...] = ("U", "gateway", "V", SECOND_CLIENT)
 
     def _runs(self, work: Path, stack: contextlib.ExitStack) -> None:
-        self.scenario = tls_scenario()
-        self.places = tls_places(self.scenario)
+        self.scenario = self.topology = scenario = tls_scenario()
+        self.places = tls_places(scenario)
+        self.confined = frozenset({"U", self.places.server_host})  # student programs run here
         # The grading's CA keys and passwords, outside the jail's view; named like a work
         # copy, so that `vpnsim clean` removes it if this grader is killed.
         pki = WORK_ROOT / folder_name(f"pki-{self.name}", self.token)
@@ -118,7 +116,7 @@ class TlsGrading(_Grading):
         with self._lab(run.name, run.letter) as lab:
             give_names(lab, self.submission.tls, CLIENT_HOSTS)
             links = tuple(
-                (host.name, i.name) for host in self.scenario.hosts for i in host.interfaces
+                (host.name, i.name) for host in self.topology.hosts for i in host.interfaces
             )
             observe = Observation(lab, links, tun_hosts=("U", self.places.server_host))
             probes = Probes(lab, None, PROBE_TIMEOUT)
@@ -133,20 +131,3 @@ class TlsGrading(_Grading):
                 sides.cleanup()
                 probes.close()
                 observe.stop()
-
-    @contextlib.contextmanager
-    def _lab(self, run: str, letter: str) -> Iterator[Lab]:
-        lab = build_lab(
-            self.scenario,
-            name=f"gr{self.token}{letter}",
-            log_dir=self.folder / run / "logs",
-            owner_pid=os.getpid(),
-            confined=frozenset({"U", self.places.server_host}),  # student programs run here
-        )
-        self.run_names[lab.name] = run
-        try:
-            self.caps_text = install_caps(lab).describe()
-            yield lab
-            save_caps(lab, self.folder / run / "bandwidth.json")  # evidence: what a flood lost
-        finally:
-            lab.teardown()
