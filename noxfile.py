@@ -7,6 +7,7 @@ virtualenv and installs what it needs, Debian packages included.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import nox
 
@@ -21,6 +22,15 @@ MYPY = "mypy==2.4.1"
 DEBIAN_PACKAGES = {"ip": "iproute2", "tcpdump": "tcpdump"}
 # `vpnsim bench framework` measures Mininet (Linux-bridge switches, no controller) beside vpnsim.
 MININET_PACKAGES = {"mn": "mininet", "brctl": "bridge-utils"}
+# The TLS grading corpus holds a C submission built with `make` against OpenSSL and libcrypt
+# (a tool on PATH, or a header that the package installs).
+GRADE_PACKAGES = {
+    **DEBIAN_PACKAGES,
+    "gcc": "gcc",
+    "make": "make",
+    "/usr/include/openssl/ssl.h": "libssl-dev",
+    "/usr/include/crypt.h": "libcrypt-dev",
+}
 # The grade HTML report is opened in a real headless Chromium, driven by Selenium.
 BROWSER_PACKAGES = {"chromium": "chromium", "chromedriver": "chromium-driver"}
 # `vpnsim bench tunnels` measures with iperf3 and ping, against OpenVPN and wireguard-go.
@@ -34,7 +44,7 @@ TUNNEL_BENCH_PACKAGES = {
 
 
 def _debian_packages(session: nox.Session, packages: dict[str, str] = DEBIAN_PACKAGES) -> None:
-    missing = [pkg for tool, pkg in packages.items() if shutil.which(tool) is None]
+    missing = [pkg for need, pkg in packages.items() if not _present(need)]
     if missing:
         session.run("apt-get", "update", "-qq", external=True)
         session.run(
@@ -51,8 +61,13 @@ def _tunnel_bench(session: nox.Session) -> None:
     )  # fmt: skip
 
 
-def _pytest(session: nox.Session, marker: str) -> None:
-    _debian_packages(session)
+def _present(need: str) -> bool:
+    """A tool on PATH, or (an absolute path) a file a package installs."""
+    return Path(need).exists() if need.startswith("/") else shutil.which(need) is not None
+
+
+def _pytest(session: nox.Session, marker: str, packages: dict[str, str] = DEBIAN_PACKAGES) -> None:
+    _debian_packages(session, packages)
     session.install("-e", ".[test]")
     session.run(
         "pytest", "--hypothesis-profile=ci", "-p", "no:cacheprovider", "-m", marker,
@@ -74,8 +89,9 @@ def slow(session: nox.Session) -> None:
 
 @nox.session
 def grade(session: nox.Session) -> None:
-    """`vpnsim grade` on the corpus of student submissions: exact verdicts, shards, merge."""
-    _pytest(session, "grade")
+    """`vpnsim grade` on the corpora of student submissions (the Tunneling lab's and the TLS
+    lab's, a C one among them): exact verdicts, shards, merge."""
+    _pytest(session, "grade", GRADE_PACKAGES)
 
 
 @nox.session

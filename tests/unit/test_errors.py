@@ -23,6 +23,7 @@ from vpnsim.grade.bandwidth import CapsFailed
 from vpnsim.grade.course import CourseError
 from vpnsim.grade.path import PathError
 from vpnsim.grade.preflight import MissingModules
+from vpnsim.grade.registry import UnknownLab
 from vpnsim.grade.report import ReportError
 from vpnsim.grade.rubric import RubricError
 from vpnsim.grade.sandbox import JailError
@@ -74,6 +75,7 @@ BRANCHES = {
         PskFileError,
         CourseError,
         ReportError,
+        UnknownLab,
     ],
     Finding: [
         ProgramFailed,
@@ -88,7 +90,7 @@ BRANCHES = {
     ],
 }
 # Not errors: Stopped is the tunnel's signal handler unwinding its loop. The two others are
-# in files this change was not to edit (pytest_scenarios.py, grade/checks.py): findings.
+# in files this change was not to edit (pytest_scenarios.py, grade/trace.py): findings.
 OUTSIDE = {"Stopped", "CheckFailed", "Failed"}
 
 

@@ -304,3 +304,13 @@ def test_build_summary_without_diagnostics_gives_the_last_lines() -> None:
         build_summary(stderr) == "one\ntwo\nthree\nmake: *** No rule to make target 'all'.  Stop."
     )
     assert build_summary("") == ""
+
+
+def test_getpass_warnings_are_the_graders_doing_not_the_students() -> None:
+    # The TLS lab gives a client its login on stdin: Python's getpass then warns.
+    stderr = (
+        "/usr/lib/python3.11/getpass.py:91: GetPassWarning: Can not control echo on the "
+        "terminal.\n  passwd = fallback_getpass(prompt, stream)\n"
+        "Warning: Password input may be echoed.\nPassword: \n"
+    )
+    assert crash_summary(stderr) == "Password:"

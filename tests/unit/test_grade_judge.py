@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from vpnsim.grade.checks import Trace, judge, port_words
 from vpnsim.grade.packets import ECHO_REPLY, ECHO_REQUEST, Echo
+from vpnsim.grade.trace import Trace, judge, port_words
 from vpnsim.traffic.capture import UdpDatagram
 
 U, SERVER, V, CLIENT_TUN = "10.9.0.5", "10.9.0.11", "192.168.60.5", "192.168.53.99"

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from vpnsim.grade.checks import STAGE_HOPS, Trace, judge
 from vpnsim.grade.packets import ECHO_REPLY, ECHO_REQUEST, Echo
 from vpnsim.grade.path import (
     NOT_LOOKED_AT,
@@ -26,6 +25,7 @@ from vpnsim.grade.path import (
 from vpnsim.grade.report import GradeReport, ReportError, SubmissionResult, read_report
 from vpnsim.grade.rubric import load_rubric
 from vpnsim.grade.tasks import Verdict
+from vpnsim.grade.trace import STAGE_HOPS, Trace, judge
 from vpnsim.traffic.capture import UdpDatagram
 
 U, SERVER, V, CLIENT_TUN = "10.9.0.5", "10.9.0.11", "192.168.60.5", "192.168.53.99"

@@ -1,4 +1,4 @@
-"""When the grader stops waiting for an end to come up (`checks.stuck`): it waits for input
+"""When the grader stops waiting for an end to come up (`liveness.stuck`): it waits for input
 with no timeout and nothing unread (a final state), or it keeps computing. Real child
 processes, no root: each runs a tiny script and settles where a student's program would."""
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from vpnsim import proc
-from vpnsim.grade import checks
-from vpnsim.grade.checks import BUSY, quiet, stuck, waits_forever
+from vpnsim.grade import liveness
+from vpnsim.grade.liveness import BUSY, quiet, stuck, waits_forever
 from vpnsim.grade.sides import Side
 
 PROGRAMS = {
@@ -109,7 +109,7 @@ def test_a_spinning_program_is_stuck_once_it_used_its_cpu_time(running: dict[str
     assert not quiet(side)
     assert waits_forever(side.program.pid) is None
     deadline = time.monotonic() + 600  # a guard against a hang: the load decides the pace
-    while checks._cpu_seconds(checks._own(side)) < checks.UP_CPU:
+    while liveness.cpu_seconds(liveness.own_pids(side)) < liveness.UP_CPU:
         assert stuck(side) is None
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -121,5 +121,5 @@ def test_an_exited_program_is_not_stuck_but_ended(running: dict[str, Side]) -> N
     side.program.stop()
     assert stuck(side) is None
     assert quiet(side)
-    assert checks.ended(side)
-    assert checks.exit_reason(side) == "your client was killed by signal 15 (nothing on stderr)"
+    assert liveness.ended(side)
+    assert liveness.exit_reason(side) == "your client was killed by signal 15 (nothing on stderr)"

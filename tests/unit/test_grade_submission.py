@@ -186,7 +186,7 @@ def test_bad_quoting_names_its_line(tmp_path: Path) -> None:
 def test_unknown_lab(tmp_path: Path) -> None:
     folder = _folder(tmp_path, toml='client = "c"\nserver = "s"\nlab = "ipsec"\n')
     sub = load_submission(folder)
-    assert sub.problem == f"{_config(folder)}:3: lab: 'ipsec' cannot be graded (known: tunnel)"
+    assert sub.problem == f"{_config(folder)}:3: lab: 'ipsec' cannot be graded (known: tunnel, tls)"
 
 
 def test_toml_syntax_error(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vpnsim.grade.registry import DEFAULT_LAB, LABS, lab_tasks
 from vpnsim.grade.report import GradeReport
 
 DEFAULT_OUT = "vpnsim-grade"
@@ -31,11 +32,16 @@ def add_parser(sub: Any) -> None:
         "grade",
         help="grade student submissions task by task (or: grade merge REPORT.json...)",
         description="Grade SEED VPN lab submissions: each folder holds tun_client.py and "
-        "tun_server.py (or a vpnsim.toml naming what to run). A folder of such folders grades "
-        "them all. `vpnsim grade merge A.json B.json ...` joins shard reports instead.",
+        "tun_server.py (--lab tls: tls_client.py and tls_server.py), or a vpnsim.toml naming "
+        "what to run. A folder of such folders grades them all. `vpnsim grade merge A.json "
+        "B.json ...` joins shard reports instead.",
     )
     grade.add_argument("paths", nargs="+", metavar="SUBMISSION", help="submission folders")
-    grade.add_argument("--lab", default="tunnel", choices=["tunnel"], help="the SEED lab")
+    grade.add_argument(
+        "--lab", default=DEFAULT_LAB, choices=list(LABS),
+        help="the SEED lab whose tasks to grade: tunnel (the VPN Tunneling lab, default) or "
+        "tls (the TLS/SSL VPN lab)",
+    )  # fmt: skip
     grade.add_argument("--jobs", "-j", type=int, default=1, help="submissions at once")
     grade.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="reports and evidence")
     grade.add_argument("--json", metavar="FILE", help="JSON report")
@@ -76,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise CourseError(f"--jobs {args.jobs}: at least 1")
-    rubric = load_rubric(Path(args.rubric) if args.rubric else None)
+    rubric = load_rubric(Path(args.rubric) if args.rubric else None, args.lab)
     shard = Shard.parse(args.shard) if args.shard else None
     paths = discover([Path(p) for p in args.paths])
     requirements = Path(args.requirements) if args.requirements else None
@@ -92,10 +98,11 @@ def run(args: argparse.Namespace) -> int:
         report_dir=report_dir,
         timeout=args.timeout,
         limits=JailLimits(memory_bytes=args.memory * 2**20),
+        lab=args.lab,
     )
     count = len(shard.take(paths)) if shard else len(paths)
     live = {"auto": None, "bar": True, "lines": False}[args.progress]
-    with ProgressDisplay(count, live=live) as display:
+    with ProgressDisplay(count, live=live, task_ids=lab_tasks(args.lab).ids) as display:
         report = grade_course(
             paths, options, jobs=args.jobs, shard=shard, listener=display, environment=environment
         )

@@ -28,11 +28,11 @@ from typing import Any
 
 from vpnsim.errors import UsageError
 from vpnsim.grade.environment import StudentEnvironment, ensure_environment
-from vpnsim.grade.grader import GradeOptions, Progress, grade_submission, labs_at_once
+from vpnsim.grade.grade_one import grade_submission
+from vpnsim.grade.grader import GradeOptions, Progress, labs_at_once
 from vpnsim.grade.report import GradeReport, SubmissionResult, unique
-from vpnsim.grade.submission import CONFIG, Submission, load_submission
+from vpnsim.grade.submission import CONFIG, SCRIPTS, Submission, load_submission
 from vpnsim.grade.tasks import Verdict
-from vpnsim.impl import SEED_CLIENT, SEED_SERVER
 
 # name, task id ("" when the submission starts), verdict (None at the start)
 Event = tuple[str, str, Verdict | None]
@@ -75,7 +75,8 @@ class Shard:
 
 
 def is_submission(folder: Path) -> bool:
-    return any((folder / name).is_file() for name in (SEED_CLIENT, SEED_SERVER, CONFIG))
+    scripts = [script for pair in SCRIPTS.values() for script in pair]
+    return any((folder / name).is_file() for name in (*scripts, CONFIG))
 
 
 def discover(paths: list[Path]) -> list[Path]:
@@ -124,7 +125,7 @@ def grade_course(
     options = dataclasses.replace(options, environment=environment, labs=labs)
     chosen = shard.take(paths) if shard else sorted(paths)
     names = unique_names(chosen)
-    report = GradeReport("tunnel", options.rubric, shard=str(shard or ""))
+    report = GradeReport(options.lab, options.rubric, shard=str(shard or ""))
     notify = listener or (lambda event: None)
     if jobs <= 1:
         for path in chosen:
@@ -204,7 +205,7 @@ def _grade(
     notify((name, "", None))
     try:
         return grade(
-            load_submission(path), name, options,
+            load_submission(path, options.lab), name, options,
             lambda sub, task, verdict: notify((sub, task, verdict)),
         )  # fmt: skip
     except Exception as exc:  # the harness's own fault: this row says so, the course goes on

@@ -23,7 +23,6 @@ import dataclasses
 import os
 import re
 import secrets
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,26 +31,22 @@ from pathlib import Path
 
 from vpnsim.errors import HarnessError
 from vpnsim.grade.bandwidth import install_caps, save_caps
-from vpnsim.grade.checks import (
-    EPHEMERAL,
-    PROBE_TIMEOUT,
-    SERVER_ADDR,
-    V_ADDR,
-    Failed,
-    Tunnel,
-    lab_damage,
-)
 from vpnsim.grade.environment import StudentEnvironment, ensure_environment
-from vpnsim.grade.jail import JailLimits, limits_mechanism
+from vpnsim.grade.jail import JailLimits
 from vpnsim.grade.observe import Observation, host_state
-from vpnsim.grade.report import SubmissionResult
+from vpnsim.grade.probing import PROBE_TIMEOUT
+from vpnsim.grade.registry import CAPTURES, HOSTS, LOG, PROGRAMS, lab_tasks
 from vpnsim.grade.rubric import Rubric
-from vpnsim.grade.sides import Side, Sides
+from vpnsim.grade.sides import Sides
 from vpnsim.grade.submission import Submission
-from vpnsim.grade.tasks import TASK_IDS, Outcome, Verdict
+from vpnsim.grade.tasks import Outcome, Verdict
+from vpnsim.grade.trace import EPHEMERAL, Failed
+from vpnsim.grade.tunnel_checks import Tunnel, lab_damage
+from vpnsim.grade.tunnel_lab import TunnelRun, restarter
 from vpnsim.grade.workcopy import WORK_ROOT, SubmissionTooLarge, folder_name, work_copy
-from vpnsim.seed import builtin_scenario
-from vpnsim.topology import Lab, build_lab
+from vpnsim.model import Scenario
+from vpnsim.scenario.bringup import bring_up
+from vpnsim.topology import Lab
 from vpnsim.traffic.errors import ProbeFailed
 from vpnsim.traffic.probes import Probes
 
@@ -71,6 +66,7 @@ class GradeOptions:
     # How many of a submission's three labs run at once (1: one after another); None: as
     # the machine's cores allow for one submission at a time (`labs_at_once(1)`).
     labs: int | None = None
+    lab: str = "tunnel"  # which lab's tasks (vpnsim.grade.registry.LABS)
 
 
 INTEROPS = (("client_interop", "client"), ("server_interop", "server"))  # task, student side
@@ -82,30 +78,10 @@ def labs_at_once(jobs: int, cores: int | None = None) -> int:
     return max(1, min(len(INTEROPS) + 1, (cores or os.cpu_count() or 1) // max(1, jobs)))
 
 
-def grade_submission(
-    submission: Submission, name: str, options: GradeOptions, progress: Progress | None = None
-) -> SubmissionResult:
-    """Grade `submission`; its evidence goes to `options.artifacts_root / name`."""
-    started = time.monotonic()
-    folder = options.artifacts_root / name
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    grading = _Grading(submission, name, options, folder, progress or (lambda *a: None))
-    grading.run()
-    verdicts = grading.outcome.ordered()
-    return SubmissionResult(
-        path=str(submission.path),
-        name=name,
-        tasks=verdicts,
-        score=options.rubric.score(verdicts),
-        max_score=options.rubric.total,
-        artifacts=os.path.relpath(folder.resolve(), options.report_dir.resolve()),
-        seconds=time.monotonic() - started,
-        limits="; ".join(filter(None, (limits_mechanism(), grading.caps_text))),
-    )
-
-
 class _Grading:
+    # Whose links and routes a task's hosts.txt shows.
+    STATE_HOSTS: tuple[str, ...] = ("U", "server", "V")
+
     def __init__(
         self,
         submission: Submission,
@@ -119,18 +95,21 @@ class _Grading:
         self.options = options
         self.folder = folder
         self.progress = progress
-        self.outcome = Outcome()
+        self.outcome = Outcome(lab=lab_tasks(options.lab))
         self.deadline = time.monotonic() + options.timeout
         self.token = secrets.token_hex(3)
         self.caps_text = ""  # how the labs' bandwidth was capped (bandwidth.Caps.describe)
         self.run_names: dict[str, str] = {}  # lab name -> its run ("pair", ...)
         self.labs = options.labs or labs_at_once(1)
+        # The lab each run builds, and its hosts where student programs run as root.
+        self.scenario: str | Scenario = "seed-tunnel"
+        self.confined = CONFINED_HOSTS
         # Built once and cached: a grade_submission call without one gets the default.
         self.environment = options.environment or ensure_environment()
 
     def run(self) -> None:
         if self.submission.problem:
-            for task in TASK_IDS:
+            for task in self.outcome.lab.ids:
                 self._record(task, Verdict(False, f"cannot be graded: {self.submission.problem}"))
             return
         work = WORK_ROOT / folder_name(self.name, self.token)
@@ -139,51 +118,49 @@ class _Grading:
                 work_copy(self.submission.path, work, self.options.limits.disk_bytes),
                 contextlib.ExitStack() as stack,
             ):
-                interops = _Interops(self, stack)
-                self._pair(work, built=interops.start)
-                if len(self.outcome.verdicts) == len(TASK_IDS):  # the build failed
-                    return
-                interops.finish()
-                self._hint()
+                self._runs(work, stack)
         except SubmissionTooLarge as exc:
-            for task in TASK_IDS:
+            for task in self.outcome.lab.ids:
                 self._record(task, Verdict(False, f"cannot be graded: {exc}"))
+
+    def _runs(self, work: Path, stack: contextlib.ExitStack) -> None:
+        """The lab's runs, each in a fresh lab (a TLS grading has its own)."""
+        interops = _Interops(self, stack)
+        self._pair(work, built=interops.start)
+        if len(self.outcome.verdicts) == len(self.outcome.lab.ids):  # the build failed
+            return
+        interops.finish()
+        self._hint()
 
     # -- the runs -------------------------------------------------------------------------
 
     def _pair(self, work: Path, built: Callable[[Path], None]) -> None:
+        lab_tasks = self.outcome.lab
         with self._run("pair", "p", work) as (lab, observe, probes, sides):
-            log: list[str] = []
+            run = TunnelRun(lab, observe, probes, sides)
             if self.submission.build:
                 problem = sides.build(self.submission.build, BUILD_TIMEOUT)
                 if problem is not None:
-                    for task in TASK_IDS:
+                    for task in lab_tasks.ids:
                         self._record(task, Verdict(False, problem))
                     return
             built(work)
-            self._attempt("task1", lab, observe, log, lambda: _baseline(probes, log))
+            first, *rest = lab_tasks.run("pair").tasks  # task1: before any program starts
+            self._attempt(first, lab, observe, run.log, self._bound(first, run))
             server = sides.start("server", student=True)
             client = sides.start("client", student=True)
-            tunnel = Tunnel(lab, probes, observe, client, server, lambda: _restart(sides, tunnel))
-            self._attempt("task2", lab, observe, tunnel.log, lambda: _task2(tunnel))
-            server_problem = tunnel.wait_server_up() if self._reached("task3") else None
+            run.tunnel = Tunnel(
+                lab, probes, observe, client, server, restarter(sides, lambda: run.ends)
+            )
+            for task in rest:
+                if task == "task3":  # the server must be up before anything reaches it
+                    run.server_problem = run.ends.wait_server_up() if self._reached(task) else None
+                self._attempt(task, lab, observe, run.ends.log, self._bound(task, run), run.ends)
 
-            def task4() -> str:
-                if server_problem:
-                    raise Failed(server_problem)
-                return tunnel.task4_to_v()
-
-            steps: list[tuple[str, Callable[[], str]]] = [
-                ("task3", tunnel.task3_to_server),
-                ("task4", task4),
-                ("task5", tunnel.task5_both_ways),
-                ("large", tunnel.large),
-                ("task7", tunnel.task7_routes_on_v),
-                ("robust", tunnel.robust),
-                ("task6", lambda: _task6(tunnel, sides)),
-            ]
-            for task, check in steps:
-                self._attempt(task, lab, observe, tunnel.log, check, tunnel)
+    def _bound(self, task: str, run: object) -> Callable[[], str]:
+        """The registry's check of `task`, for `run` (its lab's run context)."""
+        check = self.outcome.lab.entry(task).check
+        return lambda: check(run)
 
     def _interop(self, work: Path, task: str, student: str) -> Verdict:
         """The interop run `task` with the student's `student` side, judged whatever the
@@ -191,15 +168,9 @@ class _Grading:
         with self._run(task, task[0], work) as (lab, observe, probes, sides):
             server = sides.start("server", student=student == "server")
             client = sides.start("client", student=student == "client")
-            tunnel = Tunnel(lab, probes, observe, client, server, lambda: client)
-
-            def check() -> str:
-                for problem in (tunnel.wait_server_up(), tunnel.wait_client_up()):
-                    if problem is not None:
-                        raise Failed(problem)
-                return f"with {tunnel.server.who} and {tunnel.client.who}: " + (tunnel.round_trip())
-
-            return self._judged(task, lab, observe, tunnel.log, check, tunnel)
+            run = TunnelRun(lab, observe, probes, sides)
+            run.tunnel = Tunnel(lab, probes, observe, client, server, lambda: client)
+            return self._judged(task, lab, observe, run.ends.log, self._bound(task, run), run.ends)
 
     def _hint(self) -> None:
         """Point a failing end-to-end task at the side that the interop runs blame."""
@@ -246,13 +217,13 @@ class _Grading:
 
     @contextlib.contextmanager
     def _lab(self, run: str, letter: str) -> Iterator[Lab]:
-        lab = build_lab(
-            builtin_scenario("seed-tunnel"),
+        lab = bring_up(
+            self.scenario,
             name=f"gr{self.token}{letter}",
             log_dir=self.folder / run / "logs",
             owner_pid=os.getpid(),  # `vpnsim clean` elsewhere must not pull it from under us
-            confined=CONFINED_HOSTS,  # where student programs run as root
-        )
+            confined=self.confined,  # where student programs run as root
+        ).lab
         self.run_names[lab.name] = run
         try:
             self.caps_text = install_caps(lab).describe()
@@ -316,16 +287,25 @@ class _Grading:
     def _evidence(
         self, task: str, lab: Lab, observe: Observation, log: list[str], since: float
     ) -> tuple[str, ...]:
+        """What the task's registry entry says it keeps (see `vpnsim.grade.registry`)."""
+        keeps = self.outcome.lab.entry(task).evidence
         run = self.run_names[lab.name]
         folder = self.folder / run / task
-        with contextlib.suppress(HarnessError):  # a capture that cannot catch up: as it is
-            observe.sync()
-        pcaps = observe.save(folder, since - 0.05, time.time())
-        state = folder / "hosts.txt"
-        state.write_text("\n".join(host_state(lab)) + "\n")
-        (folder / "log.txt").write_text("\n".join(log) + "\n")
-        logs = sorted((self.folder / run / "logs").glob("*"))
-        files = [*pcaps, state, folder / "log.txt", *logs]
+        folder.mkdir(parents=True, exist_ok=True)
+        files: list[Path] = []
+        if CAPTURES in keeps:
+            with contextlib.suppress(HarnessError):  # a capture that cannot catch up: as it is
+                observe.sync()
+            files += observe.save(folder, since - 0.05, time.time())
+        if HOSTS in keeps:
+            state = folder / "hosts.txt"
+            state.write_text("\n".join(host_state(lab, self.STATE_HOSTS)) + "\n")
+            files.append(state)
+        if LOG in keeps:
+            (folder / "log.txt").write_text("\n".join(log) + "\n")
+            files.append(folder / "log.txt")
+        if PROGRAMS in keeps:
+            files += sorted((self.folder / run / "logs").glob("*"))
         return tuple(str(path.relative_to(self.folder)) for path in files)
 
     def _record(self, task: str, verdict: Verdict) -> None:
@@ -399,47 +379,3 @@ EPHEMERAL_PORT = re.compile(r"(\d{1,3}(?:\.\d{1,3}){3}(?:['\"]?, |:))(\d{5})\b")
 def _port(match: re.Match[str]) -> str:
     port = int(match.group(2))
     return match.group(1) + ("…" if EPHEMERAL[0] <= port <= EPHEMERAL[1] else match.group(2))
-
-
-def _baseline(probes: Probes, log: list[str]) -> str:
-    """Task 1: the lab's own network, before any student program runs."""
-    for host, dst in (("U", SERVER_ADDR), ("server", V_ADDR)):
-        log.append(f"$ ping from {host} to {dst}")
-        try:
-            probes.ping(host, dst)
-        except ProbeFailed as exc:
-            log.append(f"  {exc}")
-            raise Failed(f"the lab's network is broken: {exc}") from None
-        log.append("  reply")
-    log.append(f"$ ping from U to {V_ADDR} (must fail: no VPN yet)")
-    if probes.reaches("U", V_ADDR, timeout=0.5):
-        raise Failed(f"U reaches {V_ADDR} without a VPN: the lab is not isolated")
-    log.append("  no reply, as it should be")
-    return f"U reaches {SERVER_ADDR}, the server reaches {V_ADDR}, U cannot reach {V_ADDR}"
-
-
-def _task2(tunnel: Tunnel) -> str:
-    problem = tunnel.wait_client_up()
-    tunnel.say("$ wait up to 10 s for a TUN on U with 192.168.53.99/24, up")
-    if problem is not None:
-        raise Failed(problem)
-    name = tunnel.up_tun["U"]
-    tun = tunnel.tun("U")
-    now = f"{' '.join(tun.addresses)}" if tun is not None and tun.name == name else "gone since"
-    tunnel.say(f"  {name}: TUN, up, {now}")
-    return f"{name} is a TUN device with 192.168.53.99/24, up"
-
-
-def _restart(sides: Sides, tunnel: Tunnel) -> Side:
-    sides.stop(tunnel.client)
-    return sides.start("client", student=True)
-
-
-def _task6(tunnel: Tunnel, sides: Sides) -> str:
-    if tunnel.server.exit_reason() is not None:  # the robust task may have killed it
-        tunnel.say("$ the server died in the robust task: start it again")
-        tunnel.server = sides.start("server", student=True)
-        problem = tunnel.wait_server_up()
-        if problem is not None:
-            raise Failed(f"the server could not be started again: {problem}")
-    return tunnel.task6_restart()

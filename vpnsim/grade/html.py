@@ -20,8 +20,9 @@ from urllib.parse import quote
 from vpnsim.grade.junit import number, ordered_verdicts, safe_text, task_title, write_atomically
 from vpnsim.grade.path import PacketPath
 from vpnsim.grade.path_svg import path_svg
+from vpnsim.grade.registry import lab_tasks
 from vpnsim.grade.report import GradeReport, SubmissionResult
-from vpnsim.grade.tasks import BY_ID, TASK_IDS, Verdict
+from vpnsim.grade.tasks import Verdict
 
 MARK = {True: "\u2713", False: "\u2717", None: "\u2013"}  # ✓ ✗ and an en dash
 CLASS = {True: "passed", False: "failed", None: "not-reached"}
@@ -171,12 +172,12 @@ def _class_page(report: GradeReport, page_dir: str, pages: dict[str, str]) -> li
     task_ids = _task_columns(report)
     for task_id in task_ids:
         points = rubric.points.get(task_id, 0.0)
-        label = f"{task_title(task_id)} ({number(points)} points)"
+        label = f"{task_title(task_id, report.lab)} ({number(points)} points)"
         out.append(f'<th scope="col"><abbr title="{e(label)}">{e(task_id)}</abbr></th>')
     out += ["</tr>", "</thead>", "<tbody>"]
     for sub in report.submissions:
         page = f"{page_dir}/{pages[sub.name]}"
-        verdicts = dict(ordered_verdicts(sub))
+        verdicts = dict(ordered_verdicts(sub, report.lab))
         out.append(f'<tr data-name="{e(sub.name)}" data-score="{number(sub.score)}">')
         out.append(f'<th scope="row"><a href="{e(quote(page))}">{e(sub.name)}</a></th>')
         if sub.error:  # the harness failed on it: no marks, what failed across the row
@@ -207,14 +208,15 @@ def _class_page(report: GradeReport, page_dir: str, pages: dict[str, str]) -> li
 
 
 def _task_columns(report: GradeReport) -> list[str]:
-    extra = {t for s in report.submissions for t in s.tasks if t not in BY_ID}
-    return [*TASK_IDS, *sorted(extra)]
+    ids = lab_tasks(report.lab).ids
+    extra = {t for s in report.submissions for t in s.tasks if t not in ids}
+    return [*ids, *sorted(extra)]
 
 
 def _submission_page(
     report: GradeReport, sub: SubmissionResult, class_href: str, page_dir: Path, artifacts: Path
 ) -> list[str]:
-    verdicts = ordered_verdicts(sub)
+    verdicts = ordered_verdicts(sub, report.lab)
     passed = sum(1 for _, v in verdicts if v.passed is True)
     out = [
         f'<nav><a href="{class_href}">← All submissions ({e(report.lab)})</a></nav>',
@@ -250,7 +252,7 @@ def _submission_page(
     for task_id, v in verdicts:
         out.append(
             f'<tr><th scope="row"><a href="#task-{e(quote(task_id))}">'
-            f"{e(task_id)}: {e(task_title(task_id))}</a></th>"
+            f"{e(task_id)}: {e(task_title(task_id, report.lab))}</a></th>"
             f'<td class="{CLASS[v.passed]}">{MARK[v.passed]} {v.status}</td>'
             f'<td class="score">{_points(report, task_id, v)}</td></tr>'
         )
@@ -269,12 +271,12 @@ def _points(report: GradeReport, task_id: str, v: Verdict) -> str:
 def _task_section(
     report: GradeReport, task_id: str, v: Verdict, page_dir: Path, artifacts: Path
 ) -> list[str]:
-    task = BY_ID.get(task_id)
+    task = lab_tasks(report.lab).by_id.get(task_id)
     status = CLASS[v.passed]
     out = [
         f'<section class="task {status}" id="task-{e(task_id)}" '
         f'aria-labelledby="heading-{e(task_id)}">',
-        f'<h3 id="heading-{e(task_id)}">{e(task_id)}: {e(task_title(task_id))} — '
+        f'<h3 id="heading-{e(task_id)}">{e(task_id)}: {e(task_title(task_id, report.lab))} — '
         f'<span class="status {status}">{MARK[v.passed]} {v.status}</span></h3>',
     ]
     if task is not None:

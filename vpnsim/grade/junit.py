@@ -26,8 +26,9 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from vpnsim.grade.registry import lab_of, lab_tasks
 from vpnsim.grade.report import GradeReport, SubmissionResult
-from vpnsim.grade.tasks import BY_ID, TASK_IDS, Verdict
+from vpnsim.grade.tasks import Verdict
 
 # Everything XML 1.0 allows but \r (line ends become \n first: parsers would do it anyway).
 _NOT_XML = re.compile("[^\t\n\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -46,15 +47,17 @@ def safe_text(text: str) -> str:
     return _NOT_XML.sub(shown, _LINE_END.sub("\n", text))
 
 
-def task_title(task_id: str) -> str:
-    task = BY_ID.get(task_id)
+def task_title(task_id: str, lab: str = "tunnel") -> str:
+    task = lab_tasks(lab).by_id.get(task_id)
     return task.title if task else task_id
 
 
-def ordered_verdicts(sub: SubmissionResult) -> list[tuple[str, Verdict]]:
-    """Every task in TASKS order (one missing from the report is "not run"), then any others."""
-    rows = [(task_id, sub.tasks.get(task_id, Verdict(None, "not run"))) for task_id in TASK_IDS]
-    rows += [(task_id, v) for task_id, v in sub.tasks.items() if task_id not in BY_ID]
+def ordered_verdicts(sub: SubmissionResult, lab: str | None = None) -> list[tuple[str, Verdict]]:
+    """Every task of `lab` (by default the one whose tasks these are) in its order (one
+    missing from the report is "not run"), then any others."""
+    ids = (lab_tasks(lab) if lab else lab_of(sub.tasks)).ids
+    rows = [(task_id, sub.tasks.get(task_id, Verdict(None, "not run"))) for task_id in ids]
+    rows += [(task_id, v) for task_id, v in sub.tasks.items() if task_id not in ids]
     return rows
 
 
@@ -95,7 +98,8 @@ def junit_tree(report: GradeReport) -> ET.Element:
 def _suite(sub: SubmissionResult) -> ET.Element:
     if sub.error:
         return _error_suite(sub)
-    verdicts = ordered_verdicts(sub)
+    lab = lab_of(sub.tasks).lab
+    verdicts = ordered_verdicts(sub, lab)
     suite = ET.Element("testsuite", name=safe_text(sub.name))
     suite.set("tests", str(len(verdicts)))
     suite.set("failures", str(sum(1 for _, v in verdicts if v.passed is False)))
@@ -114,7 +118,7 @@ def _suite(sub: SubmissionResult) -> ET.Element:
     classname = safe_text(f"vpnsim.grade.{sub.name}")
     for task_id, verdict in verdicts:
         case = ET.SubElement(suite, "testcase", classname=classname)
-        case.set("name", safe_text(f"{task_id}: {task_title(task_id)}"))
+        case.set("name", safe_text(f"{task_id}: {task_title(task_id, lab)}"))
         case.set("time", f"{verdict.seconds:.3f}")
         log = safe_text("\n".join(verdict.log))
         if verdict.path is not None:

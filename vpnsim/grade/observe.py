@@ -335,17 +335,23 @@ def rtattrs(data: bytes) -> list[tuple[int, bytes]]:
 class Observation:
     """The lab's links captured for the whole run; TUNs from `watch_tun` on."""
 
-    def __init__(self, lab: Lab) -> None:
+    def __init__(
+        self,
+        lab: Lab,
+        links: tuple[tuple[str, str], ...] = LINKS,
+        tun_hosts: tuple[str, ...] = ("U", "server"),
+    ) -> None:
         self.lab = lab
+        self.links = links
         self.taps: dict[str, Tap] = {}
         self.retired: dict[str, list[Frame]] = {}  # frames of taps replaced since
         self.linktypes: dict[str, int] = {}
         self.tuns: dict[str, list[str]] = {}  # host -> keys of its TUN taps, oldest first
         self.events: dict[str, LinkEvents] = {}
         try:
-            for host in ("U", "server"):  # before any program starts: every TUN on record
+            for host in tun_hosts:  # before any program starts: every TUN on record
                 self.events[host] = LinkEvents(lab.ns(host))
-            for host, ifname in LINKS:
+            for host, ifname in links:
                 self._start(f"{host}-{ifname}", host, ifname)
         except BaseException:
             self.stop()
@@ -381,7 +387,7 @@ class Observation:
         return sorted({*self.taps, *self.retired}, key=self._order)
 
     def _order(self, key: str) -> tuple[int, str]:
-        fixed = [f"{h}-{i}" for h, i in LINKS]
+        fixed = [f"{h}-{i}" for h, i in self.links]
         return (fixed.index(key), "") if key in fixed else (len(fixed), key)
 
     def frames(self, key: str, since: float) -> list[Frame]:

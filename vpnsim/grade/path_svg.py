@@ -26,14 +26,25 @@ from vpnsim.draw import _el as el
 from vpnsim.draw import text_width
 from vpnsim.grade.junit import safe_text
 from vpnsim.grade.path import NOT_LOOKED_AT, NOT_SEEN, SEEN, Hop, PacketPath
+from vpnsim.grade.trace import (
+    OUTER_NET,
+    PRIVATE_NET,
+    SERVER,
+    SERVER_ADDR,
+    SERVER_INNER,
+    U_ADDR,
+    V_ADDR,
+    U,
+    V,
+)
 
 COLUMNS = ("U-tun", "U-eth0", "server-eth0", "server-tun", "server-eth1", "V-eth0")
-HOSTS = (  # name, address line, first and last column
-    ("U", "10.9.0.5", 0, 1),
-    ("server", "10.9.0.11 · 192.168.60.11", 2, 4),
-    ("V", "192.168.60.5", 5, 5),
+HOSTS = (  # name, address line, first and last column (the SEED lab's, from vpnsim.seed)
+    (U, U_ADDR, 0, 1),
+    (SERVER, f"{SERVER_ADDR} · {SERVER_INNER}", 2, 4),
+    (V, V_ADDR, 5, 5),
 )
-NETWORKS = (("10.9.0.0/24", 2), ("192.168.60.0/24", 5))  # label, the column it starts at
+NETWORKS = ((OUTER_NET, 2), (PRIVATE_NET, 5))  # label, the column it starts at
 COL_W = 128
 MARGIN = 16
 WIDTH = 2 * MARGIN + COL_W * len(COLUMNS)

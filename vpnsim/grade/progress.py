@@ -19,19 +19,23 @@ from rich.progress import (
 )
 
 from vpnsim.grade.course import HARNESS_ERROR, Event
+from vpnsim.grade.registry import lab_of
 from vpnsim.grade.tasks import TASK_IDS, Verdict
 
 MARKS = {True: "✓", False: "✗", None: "-"}
 
 
-def marks(verdicts: dict[str, Verdict]) -> str:
-    """One character per task, in order: ✓ passed, ✗ failed, - not reached, · not yet."""
-    return "".join(MARKS[verdicts[t].passed] if t in verdicts else "·" for t in TASK_IDS)
+def marks(verdicts: dict[str, Verdict], ids: tuple[str, ...] | None = None) -> str:
+    """One character per task, in order (the lab's whose tasks these are, unless `ids`):
+    ✓ passed, ✗ failed, - not reached, · not yet."""
+    ids = ids or lab_of(verdicts).ids
+    return "".join(MARKS[verdicts[t].passed] if t in verdicts else "·" for t in ids)
 
 
 def path_lines(verdicts: dict[str, Verdict]) -> list[str]:
     """A line per failed task that traced a ping, in task order: `  task3: U:tun0 ✓ → ...`."""
-    order = [*TASK_IDS, *sorted(t for t in verdicts if t not in TASK_IDS)]
+    ids = lab_of(verdicts).ids
+    order = [*ids, *sorted(t for t in verdicts if t not in ids)]
     lines = []
     for task in order:
         verdict = verdicts.get(task)
@@ -47,8 +51,15 @@ def wants_live(stream: TextIO) -> bool:
 class ProgressDisplay:
     """A listener for `grade_course`; use as a context manager."""
 
-    def __init__(self, total: int, stream: TextIO = sys.stderr, live: bool | None = None) -> None:
+    def __init__(
+        self,
+        total: int,
+        stream: TextIO = sys.stderr,
+        live: bool | None = None,
+        task_ids: tuple[str, ...] = TASK_IDS,  # the lab's
+    ) -> None:
         self.total = total
+        self.ids = task_ids
         self.stream = stream
         self.live = wants_live(stream) if live is None else live
         self.done = 0
@@ -75,7 +86,7 @@ class ProgressDisplay:
         name, task, verdict = event
         if verdict is None:  # a submission starts
             self.running[name] = {}
-            self.rows[name] = self.progress.add_task(self._label(name), total=len(TASK_IDS))
+            self.rows[name] = self.progress.add_task(self._label(name), total=len(self.ids))
             return
         if task == HARNESS_ERROR:  # no verdicts: the harness failed on it
             self._finished(name, self.running.get(name, {}), error=verdict.reason)
@@ -85,11 +96,11 @@ class ProgressDisplay:
         row = self.rows.get(name)
         if row is not None:
             self.progress.update(row, description=self._label(name), completed=len(verdicts))
-        if len(verdicts) == len(TASK_IDS):
+        if len(verdicts) == len(self.ids):
             self._finished(name, verdicts)
 
     def _label(self, name: str) -> str:
-        return f"  {name[:24]:<24} {marks(self.running.get(name, {}))}"
+        return f"  {name[:24]:<24} {marks(self.running.get(name, {}), self.ids)}"
 
     def _finished(self, name: str, verdicts: dict[str, Verdict], error: str = "") -> None:
         self.done += 1
@@ -105,8 +116,8 @@ class ProgressDisplay:
         if not self.live:
             passed = sum(1 for v in verdicts.values() if v.passed is True)
             print(
-                f"graded {self.done}/{self.total} {name}: {marks(verdicts)} "
-                f"({passed}/{len(TASK_IDS)} tasks passed)",
+                f"graded {self.done}/{self.total} {name}: {marks(verdicts, self.ids)} "
+                f"({passed}/{len(self.ids)} tasks passed)",
                 file=self.stream,
                 flush=True,
             )

@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from vpnsim.errors import UsageError
+from vpnsim.grade.registry import lab_tasks
 from vpnsim.grade.rubric import Rubric
-from vpnsim.grade.tasks import TASK_IDS, Verdict
+from vpnsim.grade.tasks import Verdict
 
 FORMAT = 1
 
@@ -99,7 +100,7 @@ class GradeReport:
             "format": FORMAT,
             "lab": self.lab,
             "shard": self.shard,
-            "tasks": list(TASK_IDS),
+            "tasks": list(lab_tasks(self.lab).ids),
             "rubric": self.rubric.to_dict(),
             "submissions": [s.to_dict() for s in self.submissions],
         }

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from vpnsim.errors import UsageError
+from vpnsim.grade.registry import lab_tasks
 from vpnsim.grade.tasks import TASK_IDS, Verdict
 
 DEFAULT_RUBRIC = "rubric.toml"
@@ -39,21 +40,22 @@ class Rubric:
         return cls({k: float(v) for k, v in data["points"].items()}, data["source"])
 
 
-def load_rubric(path: Path | None = None) -> Rubric:
-    """The rubric in `path`, or vpnsim's default."""
+def load_rubric(path: Path | None = None, lab: str = "tunnel") -> Rubric:
+    """The rubric in `path`, or vpnsim's default for `lab`; its tasks are `lab`'s."""
+    registry = lab_tasks(lab)
     if path is None:
-        text = resources.files("vpnsim.grade").joinpath(DEFAULT_RUBRIC).read_text()
-        source = f"vpnsim default ({DEFAULT_RUBRIC})"
+        text = resources.files("vpnsim.grade").joinpath(registry.rubric).read_text()
+        source = f"vpnsim default ({registry.rubric})"
     else:
         try:
             text = path.read_text()
         except OSError as exc:
             raise RubricError(f"{path}: cannot read: {exc.strerror}") from exc
         source = str(path)
-    return parse_rubric(text, source)
+    return parse_rubric(text, source, registry.ids)
 
 
-def parse_rubric(text: str, source: str) -> Rubric:
+def parse_rubric(text: str, source: str, task_ids: tuple[str, ...] = TASK_IDS) -> Rubric:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -61,13 +63,13 @@ def parse_rubric(text: str, source: str) -> Rubric:
     table = data.get("points")
     if not isinstance(table, dict):
         raise RubricError(f"{source}: expected a [points] table of task = points")
-    unknown = sorted(set(table) - set(TASK_IDS))
+    unknown = sorted(set(table) - set(task_ids))
     if unknown:
         raise RubricError(
-            f"{source}: points.{unknown[0]}: no such task (tasks: {', '.join(TASK_IDS)})"
+            f"{source}: points.{unknown[0]}: no such task (tasks: {', '.join(task_ids)})"
         )
     points: dict[str, float] = {}
-    for task in TASK_IDS:
+    for task in task_ids:
         value = table.get(task, 0)
         bad = isinstance(value, bool) or not isinstance(value, int | float)
         if bad or not math.isfinite(value) or value < 0:

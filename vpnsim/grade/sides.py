@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -62,7 +63,11 @@ def crash_summary(stderr: str) -> str:
     Several processes (a program that forks) may write tracebacks into one stderr at once,
     line by line, and a process killed mid-traceback leaves one unfinished: the summary is
     taken from the last traceback that reached its exception line."""
-    lines = [line.rstrip() for line in stderr.strip().splitlines() if line.strip()]
+    lines = [
+        line.rstrip()
+        for line in stderr.strip().splitlines()
+        if line.strip() and not GRADER_NOISE.search(line)
+    ]
     if not lines:
         return ""
     if not any(line.startswith("Traceback") for line in lines):
@@ -95,6 +100,12 @@ def crash_summary(stderr: str) -> str:
     return "\n".join(picked)
 
 
+# What Python's getpass writes when stdin is no terminal (the grader gives the login on stdin):
+# the grader's doing, not the student's.
+GRADER_NOISE = re.compile(
+    r"GetPassWarning: Can not control echo|^\s*passwd = fallback_getpass\(|"
+    r"^Warning: Password input may be echoed\.$"
+)
 # A compiler's diagnostic: "vpnclient.c:77:13: warning: ...", "tun.h:3: error: ...".
 DIAGNOSTIC = re.compile(r"[^\s:]+:\d+(?::\d+)?: (?:fatal error|error|warning): ")
 ERROR = re.compile(r"[^\s:]+:\d+(?::\d+)?: (?:fatal error|error): ")
@@ -159,27 +170,35 @@ class Sides:
         spec = self.lab.scenario.tunnel
         assert spec is not None
         host = spec.client if role == "client" else spec.server
-        name = f"{self.lab.name}-{role}{len(self.jails)}"
         if not student:
             argv = reference_argv(role, spec)
             program = self.lab.start(host, argv, log_name=f"reference-{role}")
             return Side(role, host, False, program)
+        return self.start_jailed(role, host, self.commands[role])
+
+    def start_jailed(self, role: Role, host: str, command: Sequence[str]) -> Side:
+        """Run the student's `command` for `role` on `host`, jailed, in the work copy."""
+        name = f"{self.lab.name}-{role}{len(self.jails)}"
         self.jails.append(name)
-        argv = jailed_argv(self.commands[role], self.work, self.limits, name, view=self.view)
+        argv = jailed_argv(command, self.work, self.limits, name, view=self.view)
         self.starts[role] += 1
         log_name = role if self.starts[role] == 1 else f"{role}-start{self.starts[role]}"
         program = self.lab.start(host, argv, log_name=log_name, cwd=self.work)
         return Side(role, host, True, program, name, self.work, str(self.view.bins[0]))
 
+    def build_host(self) -> str:
+        """Where the build runs: the server's host."""
+        spec = self.lab.scenario.tunnel
+        assert spec is not None
+        return spec.server
+
     def build(self, argv: tuple[str, ...], timeout: float) -> str | None:
         """Run the submission's build command (jailed, on the server host); None when it
         succeeded, else why not."""
-        spec = self.lab.scenario.tunnel
-        assert spec is not None
         name = f"{self.lab.name}-build"
         self.jails.append(name)
         jailed = jailed_argv(argv, self.work, self.limits, name, view=self.view)
-        program = self.lab.start(spec.server, jailed, log_name="build", cwd=self.work)
+        program = self.lab.start(self.build_host(), jailed, log_name="build", cwd=self.work)
         try:
             code = program.popen.wait(timeout) if program.popen else None
         except subprocess.TimeoutExpired:

@@ -1,8 +1,9 @@
-"""The grading tasks: ids (as in the JSON report), what each checks, and what each needs.
+"""Verdicts, and the outcome of a grading as its tasks run.
 
-The ids and order follow the SEED VPN tunnel lab. A task whose prerequisite did not pass is
-"not reached" (passed=None) with the headline of that prerequisite's reason (one short
-line, not its traceback), never failed for it twice.
+A lab's tasks (ids as in the JSON report, what each checks and needs) are in its registry
+(`vpnsim.grade.registry`); TASKS here are the Tunneling lab's, the default. A task whose
+prerequisite did not pass is "not reached" (passed=None) with the headline of that
+prerequisite's reason (one short line, not its traceback), never failed for it twice.
 """
 
 from __future__ import annotations
@@ -10,83 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from vpnsim.grade import tunnel_lab
 from vpnsim.grade.path import PacketPath
+from vpnsim.grade.registry import LabTasks, Task
 
-
-@dataclass(frozen=True)
-class Task:
-    id: str
-    title: str
-    checks: str  # one sentence a student can read
-    needs: tuple[str, ...] = ()
-
-
-TASKS: tuple[Task, ...] = (
-    Task("task1", "Network setup", "U reaches the server, the server reaches V, U cannot reach V."),
-    Task(
-        "task2",
-        "TUN interface",
-        "The client creates a TUN device with 192.168.53.99/24 and brings it up.",
-        ("task1",),
-    ),
-    Task(
-        "task3",
-        "Send the IP packet to the VPN server through a tunnel",
-        "A ping from U to 192.168.60.5 arrives at the server inside a UDP datagram to port 9090.",
-        ("task2",),
-    ),
-    Task(
-        "task4",
-        "Set up the VPN server",
-        "The server writes the packet to its TUN and it reaches V.",
-        ("task3",),
-    ),
-    Task(
-        "task5",
-        "Handle traffic in both directions",
-        "Ping replies come back to U, and a TCP exchange between U and V works.",
-        ("task4",),
-    ),
-    Task(
-        "task6",
-        "Tunnel-breaking experiment",
-        "The client is killed and restarted during a TCP session; the session resumes.",
-        ("task5",),
-    ),
-    Task(
-        "task7",
-        "Routing experiment on host V",
-        "V, with only a route to 192.168.53.0/24 via the server, still answers U.",
-        ("task5",),
-    ),
-    Task(
-        "large",
-        "Large packets",
-        "Pings with 1400-byte and 3000-byte payloads make the round trip intact.",
-        ("task5",),
-    ),
-    Task(
-        "robust",
-        "Robust server",
-        "The server survives a garbage datagram on UDP 9090 and the tunnel still works.",
-        ("task5",),
-    ),
-    Task(
-        "client_interop",
-        "Your client with the reference server",
-        "Ping and TCP from U to V work with your client and vpnsim's reference server.",
-        ("task2",),
-    ),
-    Task(
-        "server_interop",
-        "Your server with the reference client",
-        "Ping and TCP from U to V work with vpnsim's reference client and your server.",
-        ("task1",),
-    ),
-)
-
-TASK_IDS: tuple[str, ...] = tuple(task.id for task in TASKS)
-BY_ID: dict[str, Task] = {task.id: task for task in TASKS}
+TUNNEL = tunnel_lab.REGISTRY
+# The Tunneling lab's tasks (the default lab); another lab's are in its registry.
+TASKS: tuple[Task, ...] = TUNNEL.tasks
+TASK_IDS: tuple[str, ...] = TUNNEL.ids
+BY_ID: dict[str, Task] = TUNNEL.by_id
 
 
 @dataclass(frozen=True)
@@ -145,18 +78,20 @@ class Outcome:
     """Verdicts as tasks run: a task is attempted only when its prerequisites passed."""
 
     verdicts: dict[str, Verdict] = field(default_factory=dict)
+    lab: LabTasks = TUNNEL
 
     def blocker(self, task_id: str) -> str | None:
         """Why `task_id` cannot run (the first prerequisite that did not pass), or None."""
-        for need in BY_ID[task_id].needs:
+        by_id = self.lab.by_id
+        for need in by_id[task_id].needs:
             verdict = self.verdicts.get(need)
             if verdict is None:
-                return f"needs {need} ({BY_ID[need].title}), which was not run"
+                return f"needs {need} ({by_id[need].title}), which was not run"
             if verdict.passed is None:  # the root cause, not a chain of "needs"
                 return verdict.reason
             if verdict.passed is False:
                 return (
-                    f"needs {need} ({BY_ID[need].title}), which failed: {headline(verdict.reason)}"
+                    f"needs {need} ({by_id[need].title}), which failed: {headline(verdict.reason)}"
                 )
         return None
 
@@ -169,7 +104,8 @@ class Outcome:
         return verdict
 
     def ordered(self) -> dict[str, Verdict]:
-        """Every task, in TASKS order; one never recorded is not reached."""
+        """Every task of the lab, in its order; one never recorded is not reached."""
         return {
-            task_id: self.verdicts.get(task_id, Verdict(None, "not run")) for task_id in TASK_IDS
+            task_id: self.verdicts.get(task_id, Verdict(None, "not run"))
+            for task_id in self.lab.ids
         }

@@ -181,10 +181,6 @@ def socket_in(
         return socket.socket(family, type, proto)
 
 
-def inode_of(name: str) -> int:
-    return os.stat(path_of(name)).st_ino
-
-
 def pids_in(names: list[str]) -> list[int]:
     """PIDs of every process whose network namespace is one of `names` (like `ip netns pids`)."""
     wanted: set[tuple[int, int]] = set()

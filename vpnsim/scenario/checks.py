@@ -8,10 +8,13 @@ harness fault (a netlink request refused, say) propagates.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from vpnsim.proc import Program, ProgramFailed
+from vpnsim.proc import ProgramFailed
+from vpnsim.scenario.context import CheckContext as CheckContext
+from vpnsim.scenario.context import Outcome as Outcome
+from vpnsim.scenario.context import payload as payload
+from vpnsim.scenario.context import send as send
 from vpnsim.scenario.schema import (
     Check,
     CleartextAbsentCheck,
@@ -25,40 +28,9 @@ from vpnsim.scenario.schema import (
     UnreachableCheck,
 )
 from vpnsim.traffic.errors import ProbeFailed
-from vpnsim.traffic.probes import Probes
 
 if TYPE_CHECKING:
-    from vpnsim.topology import Lab
-    from vpnsim.vpn import RunningTunnel
-
-
-@dataclass(frozen=True)
-class Outcome:
-    passed: bool
-    expected: str
-    seen: str
-
-
-@dataclass
-class CheckContext:
-    """What a check can look at: the lab, its tunnel (once started), its programs by name,
-    and what a command's placeholders stand for."""
-
-    lab: Lab
-    probes: Probes
-    tunnel: RunningTunnel | None
-    programs: dict[str, Program]
-    placeholders: dict[str, str] = field(default_factory=dict)
-
-    def program(self, name: str) -> Program:
-        if self.tunnel is not None and name in ("client", "server"):
-            return self.tunnel.client if name == "client" else self.tunnel.server
-        return self.programs[name]
-
-
-def payload(size: int) -> bytes:
-    """Every byte value in turn: a shifted or truncated echo never compares equal."""
-    return bytes(i % 251 for i in range(size))
+    pass
 
 
 def run_check(check: Check, ctx: CheckContext) -> Outcome:
@@ -83,16 +55,6 @@ def run_check(check: Check, ctx: CheckContext) -> Outcome:
     if isinstance(check, MitmCheck):
         return tlschecks.mitm(check, ctx)
     raise TypeError(f"unknown check type {type(check).__name__}")
-
-
-def send(
-    ctx: CheckContext, proto: str, src: str, dst: str, data: bytes, timeout: float | None
-) -> bytes:
-    if proto == "udp":
-        return ctx.probes.udp(src, dst, data, timeout)
-    if proto == "tcp":
-        return ctx.probes.tcp(src, dst, data, timeout)
-    return ctx.probes.ping(src, dst, data, timeout).payload
 
 
 def _reach(check: ReachCheck, ctx: CheckContext) -> Outcome:

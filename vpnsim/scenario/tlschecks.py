@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from vpnsim import proc
 from vpnsim.proc import ProgramFailed
+from vpnsim.scenario.context import Outcome, send
 from vpnsim.scenario.placeholders import fill
 from vpnsim.scenario.redirect import NftablesMissing, redirected
 from vpnsim.scenario.schema import CleartextAbsentCheck, MitmCheck, RefusedCheck
@@ -24,7 +25,7 @@ from vpnsim.traffic.errors import ProbeFailed
 
 if TYPE_CHECKING:
     from vpnsim.model import Scenario
-    from vpnsim.scenario.checks import CheckContext, Outcome
+    from vpnsim.scenario.context import CheckContext
 
 
 # Pure parts -------------------------------------------------------------------------------
@@ -104,7 +105,6 @@ def last_report(stdout: str) -> dict[str, object]:
 
 
 def _outcome(passed: bool, expected: str, seen: str) -> Outcome:
-    from vpnsim.scenario.checks import Outcome  # checks.py imports this module
 
     return Outcome(passed, expected, seen)
 
@@ -158,7 +158,6 @@ def refused_check(check: RefusedCheck, ctx: CheckContext) -> Outcome:
 
 
 def cleartext_absent(check: CleartextAbsentCheck, ctx: CheckContext) -> Outcome:
-    from vpnsim.scenario.checks import send
 
     host, _, ifname = check.link.partition(":")
     marker = check.marker.encode()
