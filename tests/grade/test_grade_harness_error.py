@@ -41,7 +41,7 @@ def test_a_harness_fault_on_one_submission_of_a_real_course(tmp_path: Path) -> N
     assert done.returncode == 2, done.stderr
     error = (
         f"the grader failed (not the submission): FileExistsError: [Errno 17] File exists: "
-        f"'{blocker}' (at vpnsim/grade/grader.py:"
+        f"'{blocker}' (at vpnsim/grade/grade_one.py:"
     )
     report = json.loads((out / "report.json").read_text())
     rows = {sub["name"]: sub for sub in report["submissions"]}

@@ -32,7 +32,7 @@ REASONS = {
         "server_auth": "your client refused an impostor whose certificate for vpnlabserver.com "
         "comes from a CA it does not trust (it exited), and the real server reached as "
         "not-vpnlabserver.com, a name its certificate is not for (it exited)",
-        "encrypted": "no probe payload crossed the outer links (U-eth0, gateway-eth0, U2-eth0) "
+        "encrypted": "no probe payload crossed the outer links (U-eth0, U2-eth0, gateway-eth0) "
         "in clear; U's link carried a TLS handshake and TLS application-data records",
         "client_auth": "your server refused a wrong password (the client was told so) and "
         "accepted the right one",

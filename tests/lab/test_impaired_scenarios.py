@@ -144,7 +144,7 @@ def test_a_wire_that_cannot_start_fails_the_run_and_leaves_no_lab(
         raise HarnessError("the wire on U:eth0 did not start")
 
     monkeypatch.setattr("vpnsim.scenario.bringup.build_lab", build)
-    monkeypatch.setattr("vpnsim.scenario.bringup.impair", refuse)
+    monkeypatch.setattr("vpnsim.impair.link.impair", refuse)  # bring_up imports it when used
     run = ScenarioRun(load(EXAMPLE), tmp_path, owner_pid=os.getpid())
     with pytest.raises(HarnessError, match="did not start"):
         run.check(run.loaded.checks[0])

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vpnsim import tlslab
+from vpnsim.errors import HarnessError
 from vpnsim.grade.grader import BUILD_TIMEOUT, _Grading
 from vpnsim.grade.observe import Observation
 from vpnsim.grade.probing import PROBE_TIMEOUT
@@ -40,21 +41,16 @@ CLIENT_HOSTS = ("U", SECOND_CLIENT)
 
 
 def tls_scenario() -> Scenario:
-    """The TLS lab's scenario, with U2 beside U on the outer network (if it has none)."""
+    """The TLS lab's topology as graded: the shipped file's U, U2 (the second client), the
+    gateway and V; its attacker host (`mitm`, for the scenario's own checks) stays out, so
+    no link of it is built, captured or named in a reason."""
     scenario: Scenario = load(tlslab.SCENARIO_FILE).scenario
-    if any(h.name == SECOND_CLIENT for h in scenario.hosts):
-        return scenario
-    u = next(h for h in scenario.hosts if h.name == "U")
-    eth0 = u.interfaces[0]
-    own = ipaddress.IPv4Interface(eth0.address)
-    used = {ipaddress.ip_interface(i.address).ip for h in scenario.hosts for i in h.interfaces}
-    free = next(ip for ip in own.network.hosts() if ip > own.ip and ip not in used)
-    second = dataclasses.replace(
-        u,
-        name=SECOND_CLIENT,
-        interfaces=(dataclasses.replace(eth0, address=f"{free}/{own.network.prefixlen}"),),
-    )
-    return dataclasses.replace(scenario, hosts=(*scenario.hosts, second))
+    server = tls_places(scenario).server_host
+    wanted = {"U", SECOND_CLIENT, server, "V"}
+    hosts = tuple(h for h in scenario.hosts if h.name in wanted)
+    if {h.name for h in hosts} != wanted:
+        raise HarnessError(f"{tlslab.SCENARIO_FILE}: the TLS lab needs hosts {sorted(wanted)}")
+    return dataclasses.replace(scenario, hosts=hosts)
 
 
 def tls_places(scenario: Scenario) -> TlsPlaces:
