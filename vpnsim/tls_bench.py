@@ -22,18 +22,11 @@ from vpnsim import proc, tlslab
 from vpnsim.scenario import load
 from vpnsim.topology import Lab, build_lab, new_lab_name
 from vpnsim.traffic.probes import Probes
+from vpnsim.tunnel.bench.measure import cpu_seconds, iperf_tcp
 
 V = "192.168.60.101"
 PLAIN_PORT = 9090
-IPERF_PORT = 5201
 CLIENT_TUN = "192.168.53.5/24"
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _start_pair(lab: Lab, mode: str, files: tlslab.TlsLabFiles) -> tuple[proc.Program, ...]:
@@ -73,22 +66,13 @@ def measure(lab: Lab, mode: str, files: tlslab.TlsLabFiles, seconds: float) -> d
 
 
 def _iperf(lab: Lab, tunnel_pids: tuple[int, ...], seconds: float) -> dict[str, float]:
-    listener = lab.start("V", ["iperf3", "-s", "-1", "-p", str(IPERF_PORT)], log_name="iperf-s")
-    listener.wait_ready(
-        lambda: proc.port_bound(listener.pid, IPERF_PORT, "tcp"), 10, "iperf3 listening"
-    )
-    cpu_before = sum(_cpu_seconds(pid) for pid in tunnel_pids)
-    argv = ["iperf3", "-c", V, "-p", str(IPERF_PORT), "-t", str(seconds), "-J"]
-    sender = lab.start("U", argv, log_name=f"iperf-c-{time.monotonic_ns() % 10**8}")
-    assert sender.popen is not None
-    sender.popen.wait(seconds + 20)
-    cpu = sum(_cpu_seconds(pid) for pid in tunnel_pids) - cpu_before
-    listener.stop()
-    result = json.loads(sender.stdout())
-    received = result["end"]["sum_received"]
-    megabytes = received["bytes"] / 1e6
+    """TCP U -> V through the tunnel, and the CPU both tunnel processes spent carrying it."""
+    cpu_before = sum(cpu_seconds(pid) for pid in tunnel_pids)
+    mbit_s, received = iperf_tcp(lab, seconds, V)
+    cpu = sum(cpu_seconds(pid) for pid in tunnel_pids) - cpu_before
+    megabytes = received / 1e6
     return {
-        "throughput_mbit_s": received["bits_per_second"] / 1e6,
+        "throughput_mbit_s": mbit_s,
         "core_ms_per_mb": cpu * 1000 / megabytes if megabytes else float("nan"),
     }
 

@@ -17,7 +17,7 @@ from vpnsim import proc
 from vpnsim.errors import HarnessError
 from vpnsim.topology import Lab
 
-V = "192.168.60.5"
+V = "192.168.60.5"  # the Tunneling lab's V; the TLS lab's bench passes its own
 IPERF_PORT = 5201
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -37,8 +37,8 @@ def _log_name(what: str) -> str:
     return f"{what}-{secrets.token_hex(4)}"
 
 
-def _iperf(lab: Lab, seconds: float, client_args: tuple[str, ...]) -> dict[str, object]:
-    """One iperf3 test U -> V; its JSON report."""
+def _iperf(lab: Lab, seconds: float, client_args: tuple[str, ...], v: str = V) -> dict[str, object]:
+    """One iperf3 test U -> V (at address `v`); its JSON report."""
     server = lab.start(
         "V", ("iperf3", "-s", "-1", "-p", str(IPERF_PORT)), log_name=_log_name("iperf3-s")
     )
@@ -46,7 +46,7 @@ def _iperf(lab: Lab, seconds: float, client_args: tuple[str, ...]) -> dict[str, 
         server.wait_ready(
             lambda: proc.port_bound(server.pid, IPERF_PORT, "tcp"), 5.0, "iperf3 listening"
         )
-        argv = ("iperf3", "-c", V, "-p", str(IPERF_PORT), "-t", str(seconds), "-J", *client_args)
+        argv = ("iperf3", "-c", v, "-p", str(IPERF_PORT), "-t", str(seconds), "-J", *client_args)
         client = lab.start("U", argv, log_name=_log_name("iperf3"))
         assert client.popen is not None
         code = client.popen.wait(seconds + 30)
@@ -58,9 +58,9 @@ def _iperf(lab: Lab, seconds: float, client_args: tuple[str, ...]) -> dict[str, 
     return report
 
 
-def iperf_tcp(lab: Lab, seconds: float) -> tuple[float, int]:
-    """Mbit/s and bytes received of one iperf3 TCP test U -> V."""
-    end = _iperf(lab, seconds, ())["end"]
+def iperf_tcp(lab: Lab, seconds: float, v: str = V) -> tuple[float, int]:
+    """Mbit/s and bytes received of one iperf3 TCP test U -> V (at address `v`)."""
+    end = _iperf(lab, seconds, (), v)["end"]
     assert isinstance(end, dict)
     received = end["sum_received"]
     return received["bits_per_second"] / 1e6, int(received["bytes"])
