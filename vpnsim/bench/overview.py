@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from vpnsim.bench.figures import command_seconds, examples_per_second, figure
+from vpnsim.bench.figures import command_seconds, examples_per_second, figure, ratio
 from vpnsim.impl import REFERENCE
 from vpnsim.seed import seed_tunnel
 from vpnsim.topology import build_lab
@@ -126,19 +126,11 @@ def run_bench(rounds: int = 5, json_path: str | None = None, examples: int = EXA
         figure("`vpnsim run seed-tunnel` (11 checks)", "s", run_seed),
         figure("Hypothesis UDP examples through the tunnel", "examples/s", rates["tunnel"]),
         figure("Hypothesis UDP examples, direct routed path", "examples/s", rates["direct"]),
-        figure(
-            "ratio tunnel / direct",
-            "x",
-            [t / d for t, d in zip(rates["tunnel"], rates["direct"], strict=True)],
-        ),
+        ratio("ratio tunnel / direct", rates["tunnel"], rates["direct"]),
         figure("TCP U -> server, plain link", "MB/s", wire_rates["plain_mbps"]),
         figure("TCP U -> server, plain, offloads off", "MB/s", wire_rates["no_offload_mbps"]),
         figure("TCP U -> server, through a clean wire", "MB/s", wire_rates["wire_mbps"]),
-        figure(
-            "ratio wire / plain throughput",
-            "x",
-            [w / p for w, p in zip(wire_rates["wire_mbps"], wire_rates["plain_mbps"], strict=True)],
-        ),
+        ratio("ratio wire / plain throughput", wire_rates["wire_mbps"], wire_rates["plain_mbps"]),
         figure("ICMP RTT U -> server, plain link (median)", "ms", wire_rates["plain_rtt"]),
         figure("ICMP RTT U -> server, clean wire (median)", "ms", wire_rates["wire_rtt"]),
         figure(
