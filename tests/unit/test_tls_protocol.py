@@ -264,3 +264,47 @@ def test_an_address_a_client_chose_itself_is_not_handed_out(material: dict[str, 
     for conn, client in enumerate(later, 2):
         connect(server, client, conn)
     assert [c.assigned for c in later] == [f"192.168.53.{n}/24" for n in (3, 4, 6, 7)]
+
+
+def test_a_server_that_closes_in_the_handshake_is_a_lost_connection(
+    material: dict[str, Path],
+) -> None:
+    # A plain TCP server (a student's TLS-less submission) closes after the ClientHello.
+    client = make_client(material)
+    assert client.channel.out  # the ClientHello
+    client.data_received(b"", NOW)
+    assert (client.state, client.closed_kind) == ("closed", "eof")
+    assert client.closed_reason == "the peer closed the connection in the handshake"
+
+
+class _HandshakeEndsWith:
+    """An SSLObject whose handshake meets the given error (which one a build raises varies)."""
+
+    def __init__(self, error: ssl.SSLError) -> None:
+        self.error = error
+
+    def do_handshake(self) -> None:
+        raise self.error
+
+    def unwrap(self) -> None:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ssl.SSLEOFError(8, "EOF occurred in violation of protocol"),
+        ssl.SSLZeroReturnError(6, "TLS/SSL connection has been closed (EOF)"),
+    ],
+    ids=["eof-error", "zero-return"],
+)
+def test_either_eof_error_in_the_handshake_means_the_same(
+    material: dict[str, Path], error: ssl.SSLError
+) -> None:
+    client = make_client(material)
+    client.channel.tls = _HandshakeEndsWith(error)  # type: ignore[assignment]
+    client.data_received(b"", NOW)
+    assert (client.closed_kind, client.closed_reason) == (
+        "eof",
+        "the peer closed the connection in the handshake",
+    )

@@ -143,7 +143,9 @@ class TlsChannel:
         except ssl.SSLCertVerificationError as exc:
             why = explain_verification(exc, self.server_hostname)
             raise ChannelClosed(why.kind, why.message) from exc
-        except ssl.SSLEOFError as exc:
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
+            # The same event, an EOF in the handshake, comes as either error depending on the
+            # Python build (Debian's 3.11.2 raises SSLZeroReturnError, 3.11.7 SSLEOFError).
             raise ChannelClosed("eof", "the peer closed the connection in the handshake") from exc
         except ssl.SSLError as exc:
             raise ChannelClosed("tls", f"TLS handshake failed: {_ssl_reason(exc)}") from exc
