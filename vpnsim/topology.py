@@ -51,6 +51,8 @@ class Lab:
     owner_pid: int | None = None
     programs: list[proc.Program] = field(default_factory=list)
     _rtnl: dict[str, Rtnl] = field(default_factory=dict, repr=False)
+    # Namespaces and probe sockets this process keeps open (closed with the handles).
+    kept: namespace.Kept = field(default_factory=namespace.Kept, repr=False, compare=False)
 
     def __repr__(self) -> str:  # short: Hypothesis prints fixtures in falsifying examples
         return f"Lab({self.name!r}, scenario={self.scenario.name!r})"
@@ -123,11 +125,12 @@ class Lab:
         tmp.replace(self.state_dir / "lab.json")
 
     def close(self) -> None:
-        """Release this process's netlink handles; the lab keeps running."""
+        """Release this process's netlink handles and kept sockets; the lab keeps running."""
         for handle in self._rtnl.values():
             with contextlib.suppress(Exception):
                 handle.close()
         self._rtnl.clear()
+        self.kept.close()
 
     def teardown(self) -> TeardownReport:
         """Kill every process in the lab's namespaces, then remove them. Idempotent."""

@@ -12,7 +12,7 @@ import time
 
 from vpnsim.net import namespace
 from vpnsim.traffic.errors import NoRoute, ProbeFailed
-from vpnsim.traffic.icmp import family_of
+from vpnsim.traffic.icmp import SocketOpener, family_of
 
 MAX_UDP_PAYLOAD = 65507  # 65535 - 20 (IPv4 header) - 8 (UDP header)
 # The IPv6 payload length excludes the 40-byte header: 65535 - 8 (UDP header).
@@ -31,16 +31,26 @@ def _send_failed(what: str, exc: OSError) -> ProbeFailed:
 
 
 def udp_exchange(
-    ns: str, dst: str, port: int, payload: bytes, timeout: float = 2.0, *, src: str = ""
+    ns: str,
+    dst: str,
+    port: int,
+    payload: bytes,
+    timeout: float = 2.0,
+    *,
+    src: str = "",
+    opener: SocketOpener = namespace.socket_in,
 ) -> bytes:
     """Send one datagram from namespace `ns` and return the first datagram that comes back
-    from `dst:port`. Raises ProbeFailed if none comes within `timeout`."""
+    from `dst:port`. Raises ProbeFailed if none comes within `timeout`.
+
+    A new socket (a new port) each time: a late reply to an earlier exchange cannot be taken
+    for this one's. `opener` makes it (a `namespace.Handles`' is cheaper)."""
     family = family_of(dst)
     largest = MAX_UDP6_PAYLOAD if family == socket.AF_INET6 else MAX_UDP_PAYLOAD
     if not 0 < len(payload) <= largest:
         raise ValueError(f"UDP payload of {len(payload)} bytes: 1 to {largest}")
     what = f"UDP {len(payload)} bytes from {src or ns} to {_endpoint(dst, port)}"
-    with namespace.socket_in(ns, family, socket.SOCK_DGRAM) as sock:
+    with opener(ns, family, socket.SOCK_DGRAM, 0) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         # connect(): only the peer's datagrams are received, and ICMP errors are reported.
         try:

@@ -10,6 +10,7 @@ the message without its IPv6 header, and fragments a large request itself, as IP
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import itertools
@@ -18,7 +19,7 @@ import select
 import socket
 import struct
 import time
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 
 from vpnsim.net import namespace
@@ -35,6 +36,9 @@ from vpnsim.packets import (
 )
 from vpnsim.packets import ipv6_upper_layer as ipv6_upper_layer  # re-exported
 from vpnsim.traffic.errors import NoRoute, ProbeFailed
+
+# How a socket is made in a namespace: (namespace, family, type, proto) -> socket.
+SocketOpener = Callable[[str, int, int, int], socket.socket]
 
 ECHO_REPLY = ICMP_ECHO_REPLY
 DEST_UNREACHABLE = ICMP_DEST_UNREACHABLE
@@ -132,15 +136,22 @@ def numbered(seqs: list[int], most: int = 20) -> str:
 
 
 def ping(
-    ns: str, dst: str, payload: bytes = b"vpnsim", timeout: float = 2.0, *, src: str = ""
+    ns: str,
+    dst: str,
+    payload: bytes = b"vpnsim",
+    timeout: float = 2.0,
+    *,
+    src: str = "",
+    sock: socket.socket | None = None,
 ) -> EchoReply:
     """One echo request from namespace `ns` to `dst`; the matching reply, or ProbeFailed
     (NoRoute when an ICMP error says the destination is unreachable).
 
     `src` names the sender in messages (a host name); the namespace name by default. An IPv6
     `dst` gets an ICMPv6 echo; the reply's `ttl` is then the hop limit it arrived with.
+    `sock`: an `echo_socket` of `ns` to use (and keep open) instead of a new one.
     """
-    series = ping_series(ns, dst, 1, payload, timeout=timeout, src=src)
+    series = ping_series(ns, dst, 1, payload, timeout=timeout, src=src, sock=sock)
     if 1 in series.errors:
         raise series.errors[1]
     if 1 not in series.replies:
@@ -157,12 +168,15 @@ def ping_series(
     interval: float = 0.0,
     timeout: float = 2.0,
     src: str = "",
+    sock: socket.socket | None = None,
 ) -> EchoSeries:
     """`count` echo requests (seq 1..count, one socket, `interval` s apart) from namespace `ns`
     to `dst`, as `ping -c` sends them; waits up to `timeout` s after the last for the answers.
 
     Ends early once every request is answered (a reply or an ICMP error), so a duplicate
     arriving after that is not counted. Raises NoRoute when the kernel has no route to `dst`.
+    A given `sock` (an `echo_socket` of `ns`, kept open by the caller) is emptied of what
+    earlier series left, then used: each series has its own ident, so nothing older matches.
     """
     if count < 1:
         raise ValueError(f"a series of {count} echo requests: at least 1")
@@ -173,11 +187,15 @@ def ping_series(
         raise ValueError(f"{name} payload of {len(payload)} bytes: at most {limit}")
     ident = next(_idents) & 0xFFFF
     what = _what(dst, payload, src or ns)
+    kept = sock is not None
     replies: dict[int, EchoReply] = {}
     errors: dict[int, ProbeFailed] = {}
     sent_at: dict[int, float] = {}
     duplicates = 0
-    with _echo_socket(ns, v6) as sock:
+    opened = contextlib.nullcontext(sock) if sock is not None else echo_socket(ns, v6)
+    with opened as sock:
+        if kept:
+            _drain(sock)
         receive = _receiver6 if v6 else _receiver4
         request = echo_request6 if v6 else echo_request
         seqs = range(1, count + 1)
@@ -216,23 +234,37 @@ def _what(dst: str, payload: bytes, src: str) -> str:
     return f"{name} echo of {len(payload)} bytes from {src} to {dst}"
 
 
-def _echo_socket(ns: str, v6: bool) -> socket.socket:
-    """A raw ICMP (or ICMPv6) socket in `ns` that lets only echo replies and errors through."""
+def echo_socket(
+    ns: str, v6: bool = False, opener: SocketOpener = namespace.socket_in
+) -> socket.socket:
+    """A raw ICMP (or ICMPv6) socket in `ns` that lets only echo replies and errors through
+    (`opener(ns, family, type, proto)` makes the socket: a `namespace.Handles`' is cheaper)."""
     if v6:
-        sock = namespace.socket_in(ns, socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        sock = opener(ns, socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
         passed = (ICMP6_ECHO_REPLY, ICMP6_DEST_UNREACHABLE, ICMP6_PACKET_TOO_BIG)
         sock.setsockopt(
             socket.IPPROTO_ICMPV6, ICMP6_FILTER, icmp6_filter(*passed, ICMP6_TIME_EXCEEDED)
         )
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
     else:
-        sock = namespace.socket_in(ns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        sock = opener(ns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
         wanted = (1 << ECHO_REPLY) | (1 << DEST_UNREACHABLE) | (1 << TIME_EXCEEDED)
         sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("I", ~wanted & 0xFFFFFFFF))
         # Large payloads are fragmented by the kernel, as `ping -s 3000` does.
         sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DONT)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
     return sock
+
+
+def _drain(sock: socket.socket) -> None:
+    """Throw away what a kept socket received since its last series (replies to others)."""
+    while True:
+        try:
+            sock.recv(65535 + 60, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # a queued ICMP error report about an earlier send: gone now
+            continue
 
 
 def _send(sock: socket.socket, request: bytes, dst: str, what: str) -> None:

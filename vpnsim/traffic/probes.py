@@ -16,7 +16,9 @@ An IPv6 destination ("fd00:60::5") is probed over IPv6: ICMPv6 echo, UDP and TCP
 from __future__ import annotations
 
 import ipaddress
+import socket
 import sys
+import threading
 from pathlib import Path
 
 from vpnsim import proc
@@ -25,7 +27,7 @@ from vpnsim.traffic.echo import ECHO_PORT
 from vpnsim.traffic.errors import ProbeFailed
 from vpnsim.traffic.evidence import EvidenceRecorder, TunnelEnds
 from vpnsim.traffic.exchange import TcpSession, tcp_exchange, udp_exchange
-from vpnsim.traffic.icmp import EchoReply, EchoSeries, ping, ping_series
+from vpnsim.traffic.icmp import EchoReply, EchoSeries, echo_socket, family_of, ping, ping_series
 
 ECHO_READY_TIMEOUT = 10.0
 DEFAULT_TIMEOUT = 2.0
@@ -50,7 +52,9 @@ class Probes:
     ) -> EchoReply:
         """An ICMP echo (ICMPv6 to an IPv6 `dst`) from `host` to `dst`; raises ProbeFailed
         without a matching reply."""
-        return ping(self.lab.ns(host), dst, payload, timeout or self.timeout, src=host)
+        wait = timeout or self.timeout
+        sock = self._echo_socket(host, family_of(dst) == socket.AF_INET6)
+        return ping(self.lab.ns(host), dst, payload, wait, src=host, sock=sock)
 
     def ping_series(
         self,
@@ -64,8 +68,11 @@ class Probes:
         """`count` echo requests from `host` to `dst`, as `ping -c` sends them: which were
         answered, lost, damaged or duplicated (a lossy link is a result, not an error)."""
         wait = timeout or self.timeout
+        sock = self._echo_socket(host, family_of(dst) == socket.AF_INET6)
         ns = self.lab.ns(host)
-        return ping_series(ns, dst, count, payload, interval=interval, timeout=wait, src=host)
+        return ping_series(
+            ns, dst, count, payload, interval=interval, timeout=wait, src=host, sock=sock
+        )
 
     def reaches(self, host: str, dst: str, timeout: float = 1.0) -> bool:
         """Whether an ICMP echo from `host` to `dst` gets its reply."""
@@ -79,7 +86,9 @@ class Probes:
         """Send `payload` from `host` to the echo service at `dst`; returns what came back."""
         self.serve_echo(self._owner(dst))
         wait = timeout or self.timeout
-        return udp_exchange(self.lab.ns(host), dst, ECHO_PORT, payload, wait, src=host)
+        return udp_exchange(
+            self.lab.ns(host), dst, ECHO_PORT, payload, wait, src=host, opener=self._opener
+        )
 
     def tcp(self, host: str, dst: str, payload: bytes, timeout: float | None = None) -> bytes:
         """A TCP connection from `host` to the echo service at `dst`; returns what came back.
@@ -122,6 +131,18 @@ class Probes:
         for program in self.echo.values():
             program.stop()
         self.echo.clear()
+
+    # Probes go through the lab's kept namespaces, and reuse one raw ICMP socket per host and
+    # family: a probe then costs its packets, not ~60 us of entering a namespace.
+    def _opener(self, ns: str, family: int, type: int, proto: int) -> socket.socket:
+        return self.lab.kept.socket_in(ns, family, type, proto)
+
+    def _echo_socket(self, host: str, v6: bool) -> socket.socket:
+        ns = self.lab.ns(host)
+        # One per thread too: a series empties its socket first, which would eat the replies
+        # of a series that another thread runs from the same host.
+        key = ("icmp echo", ns, v6, threading.get_ident())
+        return self.lab.kept.socket(key, lambda: echo_socket(ns, v6, self._opener))
 
     def _owner(self, address: str) -> str:
         owner = self._owners.get(address)
