@@ -111,3 +111,42 @@ def test_the_bench_runs_every_variant_and_the_helps_name_them() -> None:
     for name in REFERENCE_VARIANTS:
         assert name in IMPL_HELP
         assert name in ACCEPTED
+
+
+INNER = """
+def test_inner(request):
+    from vpnsim.pytest.settings import settings_of
+
+    impl = settings_of(request.config).impl
+    print("IMPL", impl.label, impl.is_reference, " ".join(impl.reference_flags))
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "ini"),
+    [
+        (["--vpn-impl", "reference-aead"], "", ""),
+        ([], "reference-aead", ""),
+        ([], "", "vpn_impl = reference-aead"),
+    ],
+    ids=["option", "env", "ini"],
+)
+def test_pytest_takes_a_variant_from_each_of_its_sources(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    env: str,
+    ini: str,
+) -> None:
+    monkeypatch.setenv("VPNSIM_VPN_IMPL", env)
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    pytester.makepyfile(test_inner=INNER)
+
+    result = pytester.runpytest_subprocess("-s", *args)
+
+    assert result.ret == pytest.ExitCode.OK
+    assert any(
+        line.endswith("IMPL reference-aead True --wire aead --psk-file {psk}")
+        for line in result.outlines
+    )
+    assert "vpnsim: implementation under test: reference-aead" in result.outlines
