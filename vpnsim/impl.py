@@ -1,7 +1,9 @@
-"""What VPN implementation to run: the reference tunnel, a SEED submission folder, or commands.
+"""What VPN implementation to run: the reference tunnel (plain, or one of its variants), a SEED
+submission folder, or commands.
 
 Pure data, no kernel access: the CLI and the pytest plugin parse `--vpn-impl` with this before
-anything heavy is imported (`vpnsim.vpn` runs an implementation in a lab).
+anything heavy is imported (`vpnsim.vpn` runs an implementation in a lab, and writes the PSK
+file an AEAD variant names).
 """
 
 from __future__ import annotations
@@ -16,6 +18,21 @@ from vpnsim.model import TunnelSpec
 
 SEED_CLIENT = "tun_client.py"
 SEED_SERVER = "tun_server.py"
+# In a variant's flags: the path of the running tunnel's PSK file (`vpn.write_psk` makes one).
+PSK_FILE = "{psk}"
+AEAD_FLAGS = ("--wire", "aead", "--psk-file", PSK_FILE)
+# The reference tunnel's variants by name -> the flags both ends get (see
+# `python -m vpnsim.tunnel --help`). `vpnsim bench tunnels` runs the same table as contenders.
+REFERENCE_VARIANTS: dict[str, tuple[str, ...]] = {
+    "reference": (),
+    "reference-aead": AEAD_FLAGS,
+    "reference-offload": ("--offload",),
+    "reference-aead-offload": (*AEAD_FLAGS, "--offload"),
+}
+ACCEPTED = (
+    f"{', '.join(REFERENCE_VARIANTS)}, a folder with {SEED_CLIENT} and {SEED_SERVER}, "
+    "or client=CMD / server=CMD"
+)
 
 
 class ImplementationError(UsageError):
@@ -24,35 +41,61 @@ class ImplementationError(UsageError):
 
 @dataclass(frozen=True)
 class TunnelImpl:
-    """How to start each end: argv per side (None: the reference, built from the lab's spec)."""
+    """How to start each end: argv per side (None: the reference, built from the lab's spec,
+    with `reference_flags` added: a variant's)."""
 
     label: str
     client_argv: tuple[str, ...] | None = None
     server_argv: tuple[str, ...] | None = None
     cwd: Path | None = None
+    reference_flags: tuple[str, ...] = ()
 
     @property
     def is_reference(self) -> bool:
         return self.client_argv is None and self.server_argv is None
 
-    def argv(self, side: str, spec: TunnelSpec) -> tuple[str, ...]:
+    @property
+    def needs_psk(self) -> bool:
+        """A reference end runs in AEAD mode: the tunnel needs a PSK file of its own."""
+        return PSK_FILE in self.reference_flags and (
+            self.client_argv is None or self.server_argv is None
+        )
+
+    @property
+    def client_speaks_first(self) -> bool:
+        """The reference client sends at once (an AEAD handshake), not only when traffic
+        comes: it must start once the lab is whole and the server listens."""
+        return self.client_argv is None and "aead" in self.reference_flags
+
+    def argv(self, side: str, spec: TunnelSpec, psk_file: Path | None = None) -> tuple[str, ...]:
+        """The command of `side`; `psk_file` is the tunnel's PSK (required by `needs_psk`)."""
         given = self.client_argv if side == "client" else self.server_argv
-        return given if given is not None else reference_argv(side, spec)
+        if given is not None:
+            return given
+        if self.reference_flags and spec.mode != "tun":
+            raise ImplementationError(
+                f"--vpn-impl {self.label}: the reference's AEAD and offload modes are TUN "
+                f"only, and this scenario's tunnel is mode {spec.mode!r}"
+            )
+        if PSK_FILE in self.reference_flags and psk_file is None:
+            raise ValueError(f"{self.label}: the tunnel's PSK file is needed to start it")
+        flags = tuple(str(psk_file) if f == PSK_FILE else f for f in self.reference_flags)
+        return (*reference_argv(side, spec), *flags)
 
     @classmethod
     def parse(cls, values: list[str]) -> TunnelImpl:
-        """Accepts `reference`; a folder with the SEED lab's tun_client.py and tun_server.py;
-        or `client=CMD` and/or `server=CMD` (the other side stays the reference)."""
-        if not values or values == ["reference"]:
+        """Accepts `reference` or one of its variants (REFERENCE_VARIANTS); a folder with the
+        SEED lab's tun_client.py and tun_server.py; or `client=CMD` and/or `server=CMD` (the
+        other side stays the plain reference)."""
+        if not values:
             return REFERENCE
+        if len(values) == 1 and values[0] in VARIANTS:
+            return VARIANTS[values[0]]
         if len(values) == 1 and "=" not in values[0]:
             folder = Path(values[0]).resolve()
             missing = [n for n in (SEED_CLIENT, SEED_SERVER) if not (folder / n).is_file()]
             if not folder.is_dir() or missing:
-                raise ImplementationError(
-                    f"--vpn-impl {values[0]}: expected 'reference', a folder with "
-                    f"{SEED_CLIENT} and {SEED_SERVER}, or client=CMD / server=CMD"
-                )
+                raise ImplementationError(f"--vpn-impl {values[0]}: expected {ACCEPTED}")
             python = ("python3", "-u")
             return cls(
                 label=str(folder),
@@ -65,7 +108,8 @@ class TunnelImpl:
             side, sep, command = value.partition("=")
             if not sep or side not in ("client", "server") or not command.strip():
                 raise ImplementationError(
-                    f"--vpn-impl {value!r}: expected client=CMD or server=CMD"
+                    f"--vpn-impl {value!r}: with several values, each is client=CMD or "
+                    f"server=CMD; one value alone is {ACCEPTED}"
                 )
             sides[side] = tuple(shlex.split(command))
         return cls(
@@ -75,7 +119,11 @@ class TunnelImpl:
         )
 
 
-REFERENCE = TunnelImpl(label="reference")
+VARIANTS = {
+    name: TunnelImpl(label=name, reference_flags=flags)
+    for name, flags in REFERENCE_VARIANTS.items()
+}
+REFERENCE = VARIANTS["reference"]
 
 
 def reference_argv(side: str, spec: TunnelSpec) -> tuple[str, ...]:

@@ -3,13 +3,22 @@
 Readiness is the same for every implementation, since students name their TUN freely: a TUN
 device (found by type; a TAP when the spec's mode is "tap") is up with an address; the server
 has bound its UDP port; the client has routed the private networks into its TUN.
+
+The reference's AEAD variants (`reference-aead`, `impl.REFERENCE_VARIANTS`) are ready by the
+same observations, and they mean a session: the AEAD client adds its routes only once its
+first handshake is done (`tunnel.__main__`). For that handshake to be answered at once, not
+after a retry, its client starts only when the server is ready (`client_speaks_first`).
+Each such tunnel gets a fresh PSK file of its own in the lab's state folder (`write_psk`).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
+import secrets
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from vpnsim import proc
@@ -36,6 +45,7 @@ class RunningTunnel:
     server_tun: str = ""
     ready_seconds: float = 0.0
     launched_at: float = 0.0  # time.monotonic() when both ends were started
+    psk_file: Path | None = None  # both ends' PSK (AEAD variants of the reference)
 
     def __repr__(self) -> str:  # short: Hypothesis prints fixtures in falsifying examples
         return f"RunningTunnel(lab={self.lab.name!r}, impl={self.impl.label!r})"
@@ -50,7 +60,7 @@ class RunningTunnel:
     def start_client(self, timeout: float = READY_TIMEOUT) -> float:
         """Start the client again (a new process, a new source port); seconds until ready."""
         start = time.monotonic()
-        self.client = _start_side(self.lab, self.impl, self.spec, "client")
+        self.client = _start_side(self.lab, self.impl, self.spec, "client", self.psk_file)
         self.client_tun = wait_client_ready(self.lab, self.spec, self.client, timeout)
         return time.monotonic() - start
 
@@ -66,7 +76,7 @@ class RunningTunnel:
     def start_server(self, timeout: float = READY_TIMEOUT) -> float:
         """Start the server again; seconds until ready. It relearns clients from their packets."""
         start = time.monotonic()
-        self.server = _start_side(self.lab, self.impl, self.spec, "server")
+        self.server = _start_side(self.lab, self.impl, self.spec, "server", self.psk_file)
         self.server_tun = wait_server_ready(self.lab, self.spec, self.server, timeout)
         return time.monotonic() - start
 
@@ -97,25 +107,65 @@ def start_tunnel(
     return wait_tunnel_ready(launch_tunnel(lab, impl), timeout)
 
 
-def launch_tunnel(lab: Lab, impl: TunnelImpl = REFERENCE) -> RunningTunnel:
-    """Start server and client without waiting for them (`wait_tunnel_ready` does)."""
+@dataclass
+class LaunchedTunnel:
+    """A tunnel's ends started and not yet waited for. `client` is None while it waits for
+    the server to be ready (`TunnelImpl.client_speaks_first`)."""
+
+    lab: Lab
+    impl: TunnelImpl
+    spec: TunnelSpec
+    server: proc.Program
+    client: proc.Program | None
+    psk_file: Path | None
+    launched_at: float
+
+
+def launch_tunnel(lab: Lab, impl: TunnelImpl = REFERENCE) -> LaunchedTunnel:
+    """Start server and client without waiting for them (`wait_tunnel_ready` does); a client
+    that speaks first is left for `wait_tunnel_ready` to start."""
     spec = lab.scenario.tunnel
     if spec is None:
         raise ValueError(f"scenario {lab.scenario.name} has no tunnel")
     launched_at = time.monotonic()
-    server = _start_side(lab, impl, spec, "server")
-    client = _start_side(lab, impl, spec, "client")
-    return RunningTunnel(lab, impl, spec, client, server, launched_at=launched_at)
+    psk_file = write_psk(lab) if impl.needs_psk else None
+    server = _start_side(lab, impl, spec, "server", psk_file)
+    client = None
+    if not impl.client_speaks_first:
+        client = _start_side(lab, impl, spec, "client", psk_file)
+    return LaunchedTunnel(lab, impl, spec, server, client, psk_file, launched_at)
 
 
-def wait_tunnel_ready(tunnel: RunningTunnel, timeout: float = READY_TIMEOUT) -> RunningTunnel:
-    """Wait until both ends of a launched tunnel are ready; `ready_seconds` counts from the
-    launch."""
-    lab, spec = tunnel.lab, tunnel.spec
-    tunnel.server_tun = wait_server_ready(lab, spec, tunnel.server, timeout)
-    tunnel.client_tun = wait_client_ready(lab, spec, tunnel.client, timeout)
-    tunnel.ready_seconds = time.monotonic() - tunnel.launched_at
-    return tunnel
+def wait_tunnel_ready(launched: LaunchedTunnel, timeout: float = READY_TIMEOUT) -> RunningTunnel:
+    """Wait until both ends of a launched tunnel are ready (starting a client that waited for
+    the server); `ready_seconds` counts from the launch."""
+    lab, spec, impl = launched.lab, launched.spec, launched.impl
+    server_tun = wait_server_ready(lab, spec, launched.server, timeout)
+    client = launched.client or _start_side(lab, impl, spec, "client", launched.psk_file)
+    client_tun = wait_client_ready(lab, spec, client, timeout)
+    return RunningTunnel(
+        lab,
+        impl,
+        spec,
+        client,
+        launched.server,
+        client_tun,
+        server_tun,
+        ready_seconds=time.monotonic() - launched.launched_at,
+        launched_at=launched.launched_at,
+        psk_file=launched.psk_file,
+    )
+
+
+def write_psk(lab: Lab) -> Path:
+    """A fresh random PSK file for one tunnel, 0600 from its creation, in the lab's own state
+    folder (removed with the lab: `topology.destroy`), never in a shared place."""
+    lab.state_dir.mkdir(parents=True, exist_ok=True)
+    path = lab.state_dir / f"tunnel-{secrets.token_hex(4)}.psk"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(secrets.token_hex(32) + "\n")
+    return path
 
 
 def build_with_tunnel(
@@ -127,9 +177,10 @@ def build_with_tunnel(
     """`build_lab(scenario)` then `start_tunnel`, in less time: the reference tunnel's ends
     start as soon as their namespaces exist, so their interpreters come up while the links
     are built. (The reference configures only its own TUN and sends nothing until traffic
-    comes; an implementation under test starts once the lab is whole, as in the SEED lab.)
-    On any failure the lab is removed."""
-    launched: list[RunningTunnel] = []
+    comes; an implementation under test starts once the lab is whole, as in the SEED lab.
+    An AEAD reference client handshakes at once: it starts once the lab is whole and its
+    server, started early, is ready.) On any failure the lab is removed."""
+    launched: list[LaunchedTunnel] = []
 
     def launch(lab: Lab) -> None:
         launched.append(launch_tunnel(lab, impl))
@@ -167,10 +218,12 @@ def find_tunnel(lab: Lab) -> FoundTunnel | None:
     return FoundTunnel(lab, spec, client.name, server.name)
 
 
-def _start_side(lab: Lab, impl: TunnelImpl, spec: TunnelSpec, side: str) -> proc.Program:
+def _start_side(
+    lab: Lab, impl: TunnelImpl, spec: TunnelSpec, side: str, psk_file: Path | None
+) -> proc.Program:
     host = spec.client if side == "client" else spec.server
     stem = f"{side}-{int(time.time() * 1000) % 10**8}"
-    return lab.start(host, impl.argv(side, spec), log_name=stem, cwd=impl.cwd)
+    return lab.start(host, impl.argv(side, spec, psk_file), log_name=stem, cwd=impl.cwd)
 
 
 def _device_mode(spec: TunnelSpec) -> Literal["tun", "tap"]:

@@ -35,7 +35,8 @@ def test_inner(request):
         (
             ["--vpn-impl=no/such/folder"],
             "",
-            "ERROR: --vpn-impl: --vpn-impl no/such/folder: expected 'reference', a folder with ",
+            "ERROR: --vpn-impl: --vpn-impl no/such/folder: expected reference, reference-aead, "
+            "reference-offload, reference-aead-offload, a folder with ",
         ),
     ],
 )

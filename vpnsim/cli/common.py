@@ -15,9 +15,12 @@ if TYPE_CHECKING:
     from vpnsim.impl import TunnelImpl
     from vpnsim.topology import Lab
 
+# The reference's variants are impl.REFERENCE_VARIANTS (not imported here: `vpnsim --help` stays
+# light; a unit test keeps the two the same).
 IMPL_HELP = (
-    "the implementation under test: reference (default), a folder with tun_client.py and "
-    "tun_server.py, or client=CMD / server=CMD (repeatable)"
+    "the implementation under test: reference (default), reference-aead, reference-offload, "
+    "reference-aead-offload, a folder with tun_client.py and tun_server.py, or client=CMD / "
+    "server=CMD (repeatable)"
 )
 
 # A string: argparse's class is subscriptable for the type checker only.

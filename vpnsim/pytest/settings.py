@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from vpnsim.impl import ImplementationError, TunnelImpl
+from vpnsim.impl import ACCEPTED, ImplementationError, TunnelImpl
 
 ENV_IMPL = "VPNSIM_VPN_IMPL"
 PCAP_CHOICES = ("failed", "off")
@@ -36,9 +36,8 @@ def add_options(parser: pytest.Parser) -> None:
         action="append",
         default=None,
         metavar="VALUE",
-        help="tunnel implementation under test: 'reference' (default), a folder with "
-        "tun_client.py and tun_server.py, or client=CMD / server=CMD (repeatable). "
-        f"Also: env {ENV_IMPL}, ini vpn_impl.",
+        help=f"tunnel implementation under test: {ACCEPTED} (repeatable); default "
+        f"reference. Also: env {ENV_IMPL}, ini vpn_impl.",
     )
     parser.addini("vpn_impl", "default tunnel implementation under test", default="reference")
     group.addoption(

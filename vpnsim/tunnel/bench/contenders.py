@@ -6,7 +6,8 @@ routes 192.168.60.0/24 into it and one ping has gone through (a handshake is not
 
 - `reference`, `reference-aead`: vpnsim's own tunnel (`python -m vpnsim.tunnel`), plain
   (the SEED wire: one raw IP packet per datagram) and AEAD (`--wire aead`); `*-offload`
-  adds the TCP super-packet fast path (`--offload`, see `vpnsim.tunnel.offload`);
+  adds the TCP super-packet fast path (`--offload`, see `vpnsim.tunnel.offload`). Their
+  names and flags are `impl.REFERENCE_VARIANTS`, the names `--vpn-impl` takes;
 - `openvpn-gcm`: OpenVPN 2.x in TLS peer-to-peer mode, AES-256-GCM data channel, certificates
   from `vpnsim.pki`;
 - `wireguard-go`: the userspace WireGuard, configured with `wg` and netlink;
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vpnsim import pki, proc
-from vpnsim.impl import TunnelImpl, reference_argv
+from vpnsim.impl import PSK_FILE, REFERENCE_VARIANTS, TunnelImpl, reference_argv
 from vpnsim.model import TunnelSpec
 from vpnsim.seed import seed_tunnel
 from vpnsim.topology import Lab
@@ -36,7 +37,6 @@ from vpnsim.vpn import start_tunnel
 CLIENT_ADDRESS = "10.9.0.5"
 READY_TIMEOUT = 15.0
 VXLAN_ID = 42
-AEAD = ("--wire", "aead", "--psk-file", "{psk}")
 
 
 @dataclass
@@ -70,14 +70,14 @@ def _warm_up(lab: Lab, what: str) -> None:
 
 
 def reference(label: str, *flags: str) -> Starter:
-    """vpnsim's tunnel with `flags` on both ends ("{psk}" becomes a fresh PSK file)."""
+    """vpnsim's tunnel with `flags` on both ends (PSK_FILE becomes a fresh PSK file)."""
 
     def start(lab: Lab, work: Path, profile: Path | None) -> Started:
         spec = _spec()
         psk = work / "bench.psk"
         if not psk.exists():
             psk.write_text(secrets.token_hex(32))
-        given = tuple(str(psk) if f == "{psk}" else f for f in flags)
+        given = tuple(str(psk) if f == PSK_FILE else f for f in flags)
 
         def argv(side: str) -> tuple[str, ...]:
             base = reference_argv(side, spec)
@@ -241,10 +241,7 @@ def kernel_vxlan(lab: Lab, work: Path, profile: Path | None) -> Started:
 
 
 CONTENDERS: dict[str, Starter] = {
-    "reference": reference("reference"),
-    "reference-aead": reference("reference-aead", *AEAD),
-    "reference-offload": reference("reference-offload", "--offload"),
-    "reference-aead-offload": reference("reference-aead-offload", *AEAD, "--offload"),
+    **{name: reference(name, *flags) for name, flags in REFERENCE_VARIANTS.items()},
     "openvpn-gcm": openvpn_gcm,
     "wireguard-go": wireguard_go,
     "kernel": kernel_vxlan,
