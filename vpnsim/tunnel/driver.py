@@ -21,8 +21,16 @@ from vpnsim.tunnel.protocol import Address, Deliver, Endpoint, Send
 # Packets handled per readiness event before looking at the other side again: bursts (a
 # fragmented 64 KiB datagram is 45 packets) flow without starving the opposite direction.
 BATCH = 64
+# `run` reads on past the packet select announced only after a large one (a fragment, a TCP
+# segment of a bulk transfer: more are likely queued). After a small one (a ping, an ACK) it
+# goes back to select: the read that would only find the queue empty costs a system call and
+# an exception, ~16 us of CPU per packet here, and a ping's round trip crosses four of them.
+BURST_HINT = 1000
 # How often idle clients are expired when no traffic wakes the loop.
 TICK = 1.0
+# How often `run` lets the endpoint's timers act while traffic flows (AEAD handshake retries
+# and rekeys are counted in seconds).
+TIMER_INTERVAL = 0.01
 SOCKET_BUFFER = 4 * 1024 * 1024
 
 
@@ -58,10 +66,9 @@ class UdpTransport:
 
     def recvfrom(self) -> tuple[bytes, Address] | None:
         try:
-            data, addr = self.sock.recvfrom(65535)
+            return self.sock.recvfrom(65535)  # AF_INET: the address is (host, port)
         except BlockingIOError:
             return None
-        return data, (addr[0], addr[1])
 
     def sendto(self, data: bytes, addr: Address) -> None:
         self.sock.sendto(data, addr)
@@ -110,9 +117,46 @@ class Driver:
             self._send(due)
 
     def run(self) -> None:
-        """The select loop, until a signal handler raises out of it."""
+        """The select loop, until a signal handler raises out of it.
+
+        `step` spelled out as one compact loop, with what it touches bound to locals and the
+        endpoint's timers looked at every TIMER_INTERVAL rather than at every wake-up. Each
+        wake-up runs on cold caches (the process slept in select): the less code and the
+        fewer objects a packet meets, the sooner it is on its way. On this 2-core VM this took
+        a ping's CPU per tunnel hop from about 130 to about 85 us (a naive loop: 75 us)."""
+        endpoint, clock = self.endpoint, self.clock
+        from_tun, from_transport = endpoint.packet_from_tun, endpoint.datagram_received
+        tun_read, recvfrom = self.tun.read, self.transport.recvfrom
+        send, deliver = self._send, self._deliver
+        tun_fd, transport_fd = self.tun.fileno(), self.transport.fileno()
+        fds = [tun_fd, transport_fd]
+        next_timers = 0.0
         while True:
-            self.step(TICK)
+            now = clock()
+            if now >= next_timers:
+                if due := endpoint.expire(now):
+                    send(due)
+                next_timers = now + TIMER_INTERVAL
+            readable = select.select(fds, [], [], TICK)[0]
+            if not readable:
+                continue
+            now = clock()
+            if tun_fd in readable:
+                for _ in range(BATCH):
+                    packet = tun_read()
+                    if packet is None:
+                        break
+                    send(from_tun(packet, now))
+                    if len(packet) < BURST_HINT:
+                        break
+            if transport_fd in readable:
+                for _ in range(BATCH):
+                    received = recvfrom()
+                    if received is None:
+                        break
+                    deliver(from_transport(received[0], received[1], now))
+                    if len(received[0]) < BURST_HINT:
+                        break
 
     def run_until(self, done: Callable[[], bool], seconds: float, tick: float = 0.05) -> bool:
         """The loop with short waits (timers fire on time) until `done()` or `seconds` have
@@ -136,9 +180,9 @@ class Driver:
             self.transport_readable()
 
     def _send(self, actions: Sequence[Send]) -> None:
-        for action in actions:
+        for datagram, addr in actions:
             try:
-                self.transport.sendto(action.datagram, action.addr)
+                self.transport.sendto(datagram, addr)
             except OSError as exc:  # unreachable peer, full buffer: drop, count, go on
                 self.errors[f"send: {exc.strerror or exc}"] += 1
 

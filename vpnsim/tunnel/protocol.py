@@ -21,7 +21,7 @@ import ipaddress
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from vpnsim.errors import PacketError
 from vpnsim.packets import IPAddress as IPAddress  # re-exported: the tunnel's names
@@ -62,16 +62,15 @@ def address_view(raw: RawAddress) -> IPAddress:
     return ipaddress.ip_address(raw)
 
 
-@dataclass(frozen=True)
-class Send:
+# Actions are named tuples: one is made per packet, and a tuple is the cheapest object to make.
+class Send(NamedTuple):
     """Send `datagram` to `addr` over the outer (UDP) transport."""
 
     datagram: bytes
     addr: Address
 
 
-@dataclass(frozen=True)
-class Deliver:
+class Deliver(NamedTuple):
     """Write `packet` to the TUN device."""
 
     packet: bytes
@@ -119,7 +118,7 @@ class ClientProtocol:
 
     def check(self, data: bytes) -> None:
         """Raises PacketError unless `data` is a whole IP packet (a frame, in TAP mode)."""
-        inner_addresses(data)
+        raw_addresses(data)
 
     def expire(self, now: float) -> None:
         """Nothing times out on the client; here so both ends share one interface."""
