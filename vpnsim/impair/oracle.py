@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
+from vpnsim.errors import UsageError
 from vpnsim.impair.spec import Fate, Impairment
 
 if TYPE_CHECKING:
@@ -44,8 +45,8 @@ AEAD_REPLAY_WINDOW = 2048
 VNET_TRAILER = 10  # the offload wire's virtio_net_hdr, after the inner packet
 
 
-class Unpredictable(ValueError):
-    """A fate whose outcome the model cannot tell (damage where nothing checks it)."""
+class Unpredictable(UsageError):
+    """Asked for a fate whose outcome the model cannot tell (damage nothing checks)."""
 
 
 @dataclass(frozen=True)
