@@ -29,6 +29,7 @@ from vpnsim.grade.rubric import RubricError
 from vpnsim.grade.sandbox import JailError
 from vpnsim.grade.workcopy import SubmissionTooLarge
 from vpnsim.impair.control import WireGone
+from vpnsim.impair.oracle import Unpredictable
 from vpnsim.impair.spec import ImpairmentError
 from vpnsim.impl import ImplementationError
 from vpnsim.model import ScenarioError
@@ -76,6 +77,7 @@ BRANCHES = {
         CourseError,
         ReportError,
         UnknownLab,
+        Unpredictable,
     ],
     Finding: [
         ProgramFailed,
