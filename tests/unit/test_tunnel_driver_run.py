@@ -1,7 +1,8 @@
 """`Driver.run`, the loop the real tunnel runs, over real descriptors without root: a datagram
 socketpair stands in for the TUN (one packet per read, as a TUN gives them) and a loopback UDP
-socket is the outer transport. Bursts of mixed sizes, small ones among them (after which the
-loop goes back to select instead of reading on), arrive whole and in order both ways."""
+socket is the outer transport. Both of its loops, the one-to-one (plain mode) and the general
+one: bursts of mixed sizes, small ones among them (after which the loop goes back to select
+instead of reading on), arrive whole and in order both ways."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 from vpnsim.net.buffers import enlarge
 from vpnsim.testing import ipv4_packet
 from vpnsim.tunnel.driver import BATCH, BURST_HINT, Driver, UdpTransport
-from vpnsim.tunnel.protocol import Address, ClientProtocol, Send
+from vpnsim.tunnel.protocol import Address, ClientProtocol, Deliver, OneToOneEndpoint, Send
 
 STOP = ipv4_packet("192.168.53.99", "192.168.60.5", b"stop the loop")
 WAIT = 10.0  # a bound for a failing test only: every wait ends on the packet's arrival
@@ -54,10 +55,29 @@ class Stopped(Exception):
 
 
 class StoppableClient(ClientProtocol):
-    def packet_from_tun(self, packet: bytes, now: float) -> list[Send]:
+    """Plain mode's client: `run` takes its one-to-one loop."""
+
+    def route_from_tun(self, packet: bytes, now: float) -> Address:
         if packet == STOP:
             raise Stopped
-        return super().packet_from_tun(packet, now)
+        return super().route_from_tun(packet, now)
+
+
+class ActionsClient:
+    """The same client seen only through actions (as AEAD endpoints are): `run`'s general loop."""
+
+    def __init__(self, server: Address) -> None:
+        self.plain = StoppableClient(server)
+        self.stats = self.plain.stats
+
+    def packet_from_tun(self, packet: bytes, now: float) -> list[Send]:
+        return self.plain.packet_from_tun(packet, now)
+
+    def datagram_received(self, data: bytes, addr: Address, now: float) -> list[Deliver]:
+        return self.plain.datagram_received(data, addr, now)
+
+    def expire(self, now: float) -> None:
+        self.plain.expire(now)
 
 
 def _packets(count: int, seed: int) -> list[bytes]:
@@ -68,8 +88,13 @@ def _packets(count: int, seed: int) -> list[bytes]:
     return [ipv4_packet("192.168.53.99", "192.168.60.5", rng.randbytes(size)) for size in sizes]
 
 
-@pytest.fixture
-def running() -> Iterator[tuple[socket.socket, socket.socket, Address]]:
+Running = tuple[socket.socket, socket.socket, Address]
+
+
+@pytest.fixture(params=["one-to-one", "actions"])
+def running(
+    request: pytest.FixtureRequest,
+) -> Iterator[tuple[socket.socket, socket.socket, Address]]:
     """(the kernel's end of the TUN double, the peer's UDP socket, the loop's UDP address)"""
     loop_end, kernel_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -78,7 +103,10 @@ def running() -> Iterator[tuple[socket.socket, socket.socket, Address]]:
     # the whole burst (past rmem_max: the suite runs as root).
     enlarge(peer, 1 << 24)
     transport = UdpTransport(("127.0.0.1", 0))
-    driver = Driver(StoppableClient(peer.getsockname()), SocketTun(loop_end), transport)
+    client = StoppableClient if request.param == "one-to-one" else ActionsClient
+    endpoint = client(peer.getsockname())
+    assert isinstance(endpoint, OneToOneEndpoint) == (request.param == "one-to-one")
+    driver = Driver(endpoint, SocketTun(loop_end), transport)
     ended: list[BaseException] = []
 
     def loop() -> None:
@@ -116,7 +144,7 @@ def _receive(sock: socket.socket, count: int) -> list[bytes]:
 
 
 def test_a_burst_from_the_tun_leaves_whole_and_in_order(
-    running: tuple[socket.socket, socket.socket, Address],
+    running: Running,
 ) -> None:
     kernel_end, peer, _ = running
     burst = _packets(3 * BATCH, seed=1)
@@ -126,7 +154,7 @@ def test_a_burst_from_the_tun_leaves_whole_and_in_order(
 
 
 def test_a_burst_from_the_server_reaches_the_tun_whole_and_in_order(
-    running: tuple[socket.socket, socket.socket, Address],
+    running: Running,
 ) -> None:
     kernel_end, peer, loop_address = running
     burst = _packets(3 * BATCH, seed=2)

@@ -21,7 +21,7 @@ import ipaddress
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, NamedTuple, Protocol, TypeVar
+from typing import Generic, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from vpnsim.errors import PacketError
 from vpnsim.packets import IPAddress as IPAddress  # re-exported: the tunnel's names
@@ -99,22 +99,31 @@ class ClientProtocol:
     stats: Stats = field(default_factory=Stats)
 
     def packet_from_tun(self, packet: bytes, now: float) -> list[Send]:
-        self.stats.tun_packets += 1
-        self.stats.sent += 1
-        return [Send(packet, self.server)]
+        return [Send(packet, self.route_from_tun(packet, now))]
 
     def datagram_received(self, data: bytes, addr: Address, now: float) -> list[Deliver]:
+        return [Deliver(data)] if self.accept(data, addr, now) else []
+
+    def route_from_tun(self, packet: bytes, now: float) -> Address:
+        """Where a TUN packet goes (packet_from_tun without an action object): the server."""
+        stats = self.stats
+        stats.tun_packets += 1
+        stats.sent += 1
+        return self.server
+
+    def accept(self, data: bytes, addr: Address, now: float) -> bool:
+        """Whether a datagram goes to the TUN: an IP packet from our server."""
         if addr != self.server:
             self.stats.foreign += 1
-            return []
+            return False
         try:
             self.check(data)
         except PacketError:
             self.stats.malformed += 1
-            return []
+            return False
         self.stats.received += 1
         self.stats.delivered += 1
-        return [Deliver(data)]
+        return True
 
     def check(self, data: bytes) -> None:
         """Raises PacketError unless `data` is a whole IP packet (a frame, in TAP mode)."""
@@ -190,15 +199,19 @@ class LearningServer(ABC, Generic[Key]):
         """Whom a packet or frame for `destination` goes to when no client owns it."""
 
     def datagram_received(self, data: bytes, addr: Address, now: float) -> list[Deliver]:
+        return [Deliver(data)] if self.accept(data, addr, now) else []
+
+    def accept(self, data: bytes, addr: Address, now: float) -> bool:
+        """Whether a datagram goes to the device (a packet or frame); learns its source."""
         try:
             source, _destination = self.keys(data)
         except PacketError:
             self.stats.malformed += 1
-            return []
+            return False
         self.table.heard(addr, now, source)
         self.stats.received += 1
         self.stats.delivered += 1
-        return [Deliver(data)]
+        return True
 
     def packet_from_tun(self, packet: bytes, now: float) -> list[Send]:
         """Route one packet (a frame, in TAP mode) read from the device."""
@@ -249,6 +262,42 @@ class ServerProtocol(LearningServer[RawAddress]):
     def unowned(self, destination: RawAddress) -> list[Address]:
         only = self.table.only_client()
         return [] if only is None else [only]
+
+    def packet_from_tun(self, packet: bytes, now: float) -> list[Send]:
+        peer = self.route_from_tun(packet, now)
+        return [] if peer is None else [Send(packet, peer)]
+
+    def route_from_tun(self, packet: bytes, now: float) -> Address | None:
+        """The client a TUN packet goes to (an IP packet has one destination), or None."""
+        stats = self.stats
+        stats.tun_packets += 1
+        try:
+            _source, destination = raw_addresses(packet)
+        except PacketError:
+            stats.malformed += 1
+            return None
+        owner = self.table.routes.get(destination)
+        if owner is None:
+            owner = self.table.only_client()
+            if owner is None:
+                stats.no_route += 1
+                return None
+        stats.sent += 1
+        return owner
+
+
+@runtime_checkable
+class OneToOneEndpoint(Protocol):
+    """An endpoint that sends each TUN packet to at most one peer, gives each datagram to the
+    device or drops it, and never answers or sends on its own: plain IP mode (both ends) and
+    the TAP client. `Driver.run` moves its packets without making action objects."""
+
+    @property
+    def stats(self) -> Stats: ...
+
+    def route_from_tun(self, packet: bytes, now: float) -> Address | None: ...
+    def accept(self, data: bytes, addr: Address, now: float) -> bool: ...
+    def expire(self, now: float) -> None: ...
 
 
 class Endpoint(Protocol):
