@@ -62,3 +62,22 @@ def test_the_subcommand_mounts_under_a_bench_parser_and_refuses_unknown_contende
     assert args.rounds == 1
     assert args.run(args) == 2
     assert "unknown strongswan" in capsys.readouterr().err
+
+
+def test_a_png_that_cannot_be_drawn_is_refused_before_any_round(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import vpnsim.tunnel.bench.report as report
+    import vpnsim.tunnel.bench.rounds as rounds
+
+    def no_rounds(*args: object) -> None:
+        raise AssertionError("the rounds ran although the PNG could not be drawn")
+
+    monkeypatch.setattr(report.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(rounds, "run_rounds", no_rounds)
+    parser = argparse.ArgumentParser(prog="vpnsim bench")
+    cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["tunnels", "--impl", "reference", "--png", str(tmp_path / "t.png")])
+    assert args.run(args) == 2
+    needs = "needs matplotlib (pip install 'vpnsim[bench]', or `nox -s bench`)"
+    assert capsys.readouterr().err == f"--png {tmp_path / 't.png'}: {needs}\n"

@@ -61,7 +61,14 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vpnsim.tunnel.bench.contenders import CONTENDERS, missing_programs
-    from vpnsim.tunnel.bench.report import summarize, table, write_json, write_png
+    from vpnsim.tunnel.bench.report import (
+        PNG_NEEDS,
+        can_write_png,
+        summarize,
+        table,
+        write_json,
+        write_png,
+    )
     from vpnsim.tunnel.bench.rounds import run_rounds
 
     names = [n.strip() for n in args.impl.split(",") if n.strip()]
@@ -69,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
     if unknown or not names:
         known = ", ".join(CONTENDERS)
         print(f"--impl: unknown {', '.join(unknown) or '(none)'}; known: {known}", file=sys.stderr)
+        return 2
+    if args.png is not None and not can_write_png():
+        print(f"--png {args.png}: {PNG_NEEDS}", file=sys.stderr)
         return 2
     missing = missing_programs(names)
     if missing:

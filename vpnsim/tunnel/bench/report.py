@@ -3,11 +3,14 @@ written as JSON, a text table and a PNG chart."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import statistics
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from vpnsim.errors import HarnessError
 
 # The figures of a row, in table order, with their units for the text table and the chart.
 FIGURES = {
@@ -103,6 +106,14 @@ def table(summary: list[dict[str, Any]]) -> str:
 CHART = ("tcp_mbit_s", "cpu_ms_per_mb", "ping_ms", "udp_kpps_64", "udp_kpps_1400", "ready_s")
 
 
+PNG_NEEDS = "needs matplotlib (pip install 'vpnsim[bench]', or `nox -s bench`)"
+
+
+def can_write_png() -> bool:
+    """Whether --png can be honoured: asked before the rounds, not after minutes of them."""
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def write_png(path: Path, summary: list[dict[str, Any]], title: str) -> None:
     """One bar chart per figure, medians with min-max whiskers (needs matplotlib:
     `pip install vpnsim[bench]`)."""
@@ -112,7 +123,7 @@ def write_png(path: Path, summary: list[dict[str, Any]], title: str) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt  # type: ignore[import-not-found, unused-ignore]
     except ImportError as exc:
-        raise RuntimeError(f"--png {path}: needs matplotlib (pip install 'vpnsim[bench]')") from exc
+        raise HarnessError(f"--png {path}: {PNG_NEEDS}") from exc
     names = [s["impl"] for s in summary]
     figure, axes = plt.subplots(2, 3, figsize=(13, 7), constrained_layout=True)
     for ax, key in zip(axes.flat, CHART, strict=True):
