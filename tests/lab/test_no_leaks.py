@@ -347,3 +347,24 @@ def test_a_killed_run_leaves_its_lab_and_vpnsim_clean_removes_it(inner: InnerRun
     )
     assert not proc.is_alive(tunnel.client_pid) and not proc.is_alive(tunnel.server_pid)
     assert inner.left_behind() == {}
+
+
+def test_clean_of_named_labs_touches_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`vpnsim clean LAB` removes that lab only: not a killed grader's work copy (a run beside
+    it may be inspecting it), which plain `vpnsim clean` removes."""
+    import argparse
+
+    from vpnsim.cli.maintenance import _clean
+    from vpnsim.grade import workcopy
+
+    monkeypatch.setattr(workcopy, "WORK_ROOT", tmp_path)
+    stale = tmp_path / f"sub-abc123.{2**22 + 1}"  # above the kernel's PID limit: never alive
+    stale.mkdir()
+
+    assert _clean(argparse.Namespace(labs=["no-such-lab"], all=False)) == 0
+
+    assert capsys.readouterr().out == "removed 0 lab(s)\n"
+    assert stale.is_dir()
+    assert workcopy.remove_stale(tmp_path) == [stale]  # what plain `vpnsim clean` does

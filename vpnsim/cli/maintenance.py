@@ -57,11 +57,13 @@ def _clean(args: argparse.Namespace) -> int:
     for name in labs:
         destroy(name)
     print(f"removed {len(labs)} lab(s){': ' + ', '.join(labs) if labs else ''}")
-    from vpnsim.grade.workcopy import WORK_ROOT, remove_stale
+    if args.labs:  # asked for these labs only: nothing else of the machine's is touched
+        return 0
+    from vpnsim.grade import workcopy
 
-    copies = remove_stale(WORK_ROOT)
+    copies = workcopy.remove_stale(workcopy.WORK_ROOT)
     if copies:
-        print(f"removed {len(copies)} work copies of killed graders under {WORK_ROOT}")
+        print(f"removed {len(copies)} work copies of killed graders under {workcopy.WORK_ROOT}")
     return 0
 
 
