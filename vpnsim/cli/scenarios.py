@@ -63,6 +63,8 @@ def _run(args: argparse.Namespace) -> int:
 
     loaded = [load_file(given) for given in args.scenarios]  # every file valid before any lab
     impl = impl_of(args)
+    for scenario in loaded:  # and runnable by the implementation: refused before any lab
+        impl.check_tunnel(scenario.scenario.tunnel, scenario.label)
     preflight()
     from vpnsim.scenario.runner import ScenarioRun
 
