@@ -67,16 +67,22 @@ class TunnelImpl:
         comes: it must start once the lab is whole and the server listens."""
         return self.client_argv is None and "aead" in self.reference_flags
 
+    def check_tunnel(self, spec: TunnelSpec | None, scenario: str | None = None) -> None:
+        """ImplementationError if this cannot run `spec` (of `scenario`, named to the user):
+        front ends call it before they build a lab, `argv` again as an end starts."""
+        if spec is not None and self.reference_flags and spec.mode != "tun":
+            which = f"scenario {scenario}'s tunnel" if scenario else "this scenario's tunnel"
+            raise ImplementationError(
+                f"--vpn-impl {self.label}: the reference's AEAD and offload modes are TUN "
+                f"only, and {which} is mode {spec.mode!r}"
+            )
+
     def argv(self, side: str, spec: TunnelSpec, psk_file: Path | None = None) -> tuple[str, ...]:
         """The command of `side`; `psk_file` is the tunnel's PSK (required by `needs_psk`)."""
         given = self.client_argv if side == "client" else self.server_argv
         if given is not None:
             return given
-        if self.reference_flags and spec.mode != "tun":
-            raise ImplementationError(
-                f"--vpn-impl {self.label}: the reference's AEAD and offload modes are TUN "
-                f"only, and this scenario's tunnel is mode {spec.mode!r}"
-            )
+        self.check_tunnel(spec)
         if PSK_FILE in self.reference_flags and psk_file is None:
             raise ValueError(f"{self.label}: the tunnel's PSK file is needed to start it")
         flags = tuple(str(psk_file) if f == PSK_FILE else f for f in self.reference_flags)

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from vpnsim.cli.common import Subcommands, add_impl_option, impl_of
-from vpnsim.errors import HarnessError
+from vpnsim.errors import HarnessError, UsageError
 from vpnsim.features import preflight
 
 
@@ -22,8 +23,19 @@ def add_parser(sub: Subcommands) -> None:
     add_impl_option(demo)
     demo.set_defaults(run=_demo)
 
-    bench = sub.add_parser("bench", help="measure lab start-up, teardown and probe rates")
-    _bench_options(bench)
+    bench = sub.add_parser(
+        "bench",
+        help="lab start-up, teardown and probe rates; `bench framework`: against Mininet; "
+        "`bench tunnels`: the reference tunnel against others",
+        description="Without WHAT: lab start-up, teardown and probe rates. A WHAT takes its "
+        "own options, after its name (`vpnsim bench framework --rounds 3`).",
+    )
+    # Their own dests: a WHAT's options of the same names would overwrite them unseen.
+    bench.add_argument("--json", dest="overview_json", metavar="FILE", help=JSON_HELP)
+    bench.add_argument(
+        "--rounds", dest="overview_rounds", type=int, metavar="N",
+        help=f"rounds (default {OVERVIEW_ROUNDS})",
+    )  # fmt: skip
     bench.set_defaults(run=_bench)
     benches = bench.add_subparsers(metavar="WHAT")
     framework = benches.add_parser(
@@ -35,11 +47,39 @@ def add_parser(sub: Subcommands) -> None:
     from vpnsim.tunnel.bench import cli as tunnels_bench  # stdlib-only until a bench runs
 
     tunnels_bench.add_parser(benches)
+    for what in benches.choices.values():
+        what.set_defaults(run=_refusing_overview_options(what.get_default("run")))
+
+
+JSON_HELP = "also write the figures as JSON"
+OVERVIEW_ROUNDS = 5
 
 
 def _bench_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", metavar="FILE", help=JSON_HELP)
+    parser.add_argument(
+        "--rounds", type=int, default=OVERVIEW_ROUNDS, metavar="N",
+        help=f"rounds (default {OVERVIEW_ROUNDS})",
+    )  # fmt: skip
+
+
+def _refusing_overview_options(run: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
+    """`vpnsim bench --rounds 3 framework` would run framework's default rounds: refused."""
+
+    def checked(args: argparse.Namespace) -> int:
+        given = [
+            f"--{name}"
+            for name in ("json", "rounds")
+            if getattr(args, f"overview_{name}") is not None
+        ]
+        if given:
+            raise UsageError(
+                f"vpnsim bench {' '.join(given)} before a WHAT: give a WHAT's options after "
+                "its name (`vpnsim bench framework --rounds 3`)"
+            )
+        return run(args)
+
+    return checked
 
 
 def _clean(args: argparse.Namespace) -> int:
@@ -79,7 +119,8 @@ def _bench(args: argparse.Namespace) -> int:
     preflight()
     from vpnsim.bench.overview import run_bench
 
-    return run_bench(rounds=args.rounds, json_path=args.json)
+    rounds = OVERVIEW_ROUNDS if args.overview_rounds is None else args.overview_rounds
+    return run_bench(rounds=rounds, json_path=args.overview_json)
 
 
 def _bench_framework(args: argparse.Namespace) -> int:

@@ -12,7 +12,14 @@ from vpnsim.features import preflight
 
 
 def add_parser(sub: Subcommands) -> None:
-    run = sub.add_parser("run", help="build scenarios, run their checks, print a verdict each")
+    run = sub.add_parser(
+        "run",
+        help="build scenarios, run their checks, print a verdict each",
+        description="Build each scenario as a lab, run its checks in file order and print a "
+        "PASS or FAIL each (a failure with what was expected, what was seen and its evidence). "
+        "Every file, and --vpn-impl against every tunnel, is checked before any lab is built. "
+        "Exit status: 0 all passed, 1 a check failed, 2 a usage or harness error.",
+    )
     run.add_argument(
         "scenarios", nargs="+", metavar="SCENARIO", help="scenario files (.toml) or shipped names"
     )
@@ -63,6 +70,8 @@ def _run(args: argparse.Namespace) -> int:
 
     loaded = [load_file(given) for given in args.scenarios]  # every file valid before any lab
     impl = impl_of(args)
+    for scenario in loaded:  # and runnable by the implementation: refused before any lab
+        impl.check_tunnel(scenario.scenario.tunnel, scenario.label)
     preflight()
     from vpnsim.scenario.runner import ScenarioRun
 

@@ -27,6 +27,13 @@ EXIT_OK = 0
 EXIT_HARNESS = 2  # the harness failed on some submission: its row says why; regrade it
 
 
+MERGE_DESCRIPTION = (
+    "Join the JSON reports of a course's shards (`vpnsim grade --shard I/N --json FILE`) into "
+    "one. The shards must share the lab and the rubric and grade each submission once; the "
+    "evidence paths become relative to the merged report's folder."
+)
+
+
 def add_parser(sub: Any) -> None:
     grade = sub.add_parser(
         "grade",
@@ -34,7 +41,11 @@ def add_parser(sub: Any) -> None:
         description="Grade SEED VPN lab submissions: each folder holds tun_client.py and "
         "tun_server.py (--lab tls: tls_client.py and tls_server.py), or a vpnsim.toml naming "
         "what to run. A folder of such folders grades them all. `vpnsim grade merge A.json "
-        "B.json ...` joins shard reports instead.",
+        "B.json ...` joins shard reports instead (`vpnsim grade merge --help`).",
+        add_help=False,  # -h below: `grade merge --help` is merge's help, not grade's
+    )
+    grade.add_argument(
+        "-h", "--help", action=_GradeHelp, nargs=0, help="show this help message and exit"
     )
     grade.add_argument("paths", nargs="+", metavar="SUBMISSION", help="submission folders")
     grade.add_argument(
@@ -43,10 +54,7 @@ def add_parser(sub: Any) -> None:
         "tls (the TLS/SSL VPN lab)",
     )  # fmt: skip
     grade.add_argument("--jobs", "-j", type=int, default=1, help="submissions at once")
-    grade.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="reports and evidence")
-    grade.add_argument("--json", metavar="FILE", help="JSON report")
-    grade.add_argument("--junit", metavar="FILE", help="JUnit XML report")
-    grade.add_argument("--html", metavar="FILE", help="HTML report (class page)")
+    _add_report_options(grade)
     grade.add_argument("--rubric", metavar="FILE", help="points per task (TOML)")
     grade.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
@@ -64,6 +72,43 @@ def add_parser(sub: Any) -> None:
         help="a live bar (terminal) or a line per submission (auto: bar on a terminal, not in CI)",
     )  # fmt: skip
     grade.set_defaults(run=run)
+
+
+def _add_report_options(parser: argparse.ArgumentParser) -> None:
+    """Where reports go: the same options for grading and for merging."""
+    parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="reports and evidence")
+    parser.add_argument("--json", metavar="FILE", help="JSON report")
+    parser.add_argument("--junit", metavar="FILE", help="JUnit XML report")
+    parser.add_argument("--html", metavar="FILE", help="HTML report (class page)")
+
+
+def merge_parser(prog: str) -> argparse.ArgumentParser:
+    """`vpnsim grade merge`'s usage and options, for its help: the grade parser parses its
+    command line (`merge` is its first SUBMISSION), so the options here are the ones it
+    reads for a merge."""
+    merge = argparse.ArgumentParser(prog=f"{prog} merge", description=MERGE_DESCRIPTION)
+    merge.add_argument("reports", nargs="+", metavar="REPORT.json", help="shard JSON reports")
+    _add_report_options(merge)
+    return merge
+
+
+class _GradeHelp(argparse.Action):
+    """-h/--help: merge's help after `merge`, grade's otherwise."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        # argparse has consumed the positionals before the -h when it gets here.
+        paths = getattr(namespace, "paths", None) or []
+        if paths[:1] == ["merge"]:
+            merge_parser(parser.prog).print_help()
+        else:
+            parser.print_help()
+        parser.exit()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from vpnsim.errors import HarnessError
+from vpnsim.errors import HarnessError, UsageError
 from vpnsim.model import ScenarioError
 from vpnsim.proc import ProgramFailed
 from vpnsim.pytest.settings import lab_registry, settings_of
@@ -56,8 +56,9 @@ class LabFactory:
         confined: frozenset[str] = frozenset(),
     ) -> ScenarioLab:
         """A lab of `scenario` (name, path or Scenario) with its wires and programs, and the
-        tunnel `impl` if given. A scenario or harness problem, or a program that fails to
-        start, fails the test that asked (no traceback: the message says it all)."""
+        tunnel `impl` if given. A scenario, option or harness problem (an `impl` the
+        scenario's tunnel cannot run is refused before anything is built), or a program that
+        fails to start, fails the test that asked (no traceback: the message says it all)."""
         from vpnsim.scenario.bringup import bring_up
         from vpnsim.topology import new_lab_name
 
@@ -68,10 +69,13 @@ class LabFactory:
                 scenario, impl, name=name, log_dir=self._base / name, owner_pid=os.getpid(),
                 confined=confined,
             )  # fmt: skip
-        except (HarnessError, ScenarioError, ProgramFailed) as exc:
-            pytest.fail(str(exc), pytrace=False)
-        self._labs.append(up)
-        return up
+        except (HarnessError, UsageError, ProgramFailed) as exc:  # ScenarioError too
+            failure = str(exc)
+        else:
+            self._labs.append(up)
+            return up
+        # Failed outside the except: pytest would print the error it handles above its own.
+        pytest.fail(failure, pytrace=False)
 
     def build(
         self,
@@ -130,10 +134,13 @@ def vpn_tunnel(
     client and server (U and server in the SEED lab)."""
     from vpnsim.scenario.shipped import resolve
 
+    failure: str | None = None
     try:
         loaded = resolve(vpnsim_scenario)
     except ScenarioError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        failure = str(exc)
+    if failure is not None:  # outside the except, as in `LabFactory.bring_up`
+        pytest.fail(failure, pytrace=False)
     if loaded.scenario.tunnel is None:
         pytest.fail(f"scenario {loaded.label} has no [tunnel]: vpn_tunnel needs one", pytrace=False)
     up = vpnsim_labs.bring_up(loaded, settings_of(request.config).impl)

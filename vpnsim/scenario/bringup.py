@@ -118,9 +118,12 @@ def bring_up(
     """Build `scenario` (a name, a file, or a Scenario) as a lab, write its names and TLS
     files, wire its impairments, start its before-tunnel programs (unless `programs` is
     False: the caller starts them, e.g. to report a failure per check) and, with `impl`, the
-    tunnel: its tunnel-phase programs, then `impl` on its [tunnel]. On any failure the lab is
-    removed first."""
+    tunnel: its tunnel-phase programs, then `impl` on its [tunnel]. An `impl` that cannot run
+    that tunnel is refused (ImplementationError) before anything is built; on any later
+    failure the lab is removed first."""
     loaded = resolve(scenario)
+    if impl is not None:
+        impl.check_tunnel(loaded.scenario.tunnel, loaded.label)
     if impl is not None and _nothing_before_the_tunnel(loaded, programs):
         # The tunnel's ends may come up while the links are built (vpn.build_with_tunnel).
         lab, tunnel = build_with_tunnel(

@@ -79,9 +79,11 @@ class ScenarioRun:
 
     def up(self) -> CheckContext:
         """Bring the lab up and start its programs (once); harness faults propagate, and
-        leave no lab (a next `up()` would build another one)."""
+        leave no lab (a next `up()` would build another one). An implementation the
+        scenario's tunnel cannot run is refused first (ImplementationError), with no lab."""
         if self._context is not None:
             return self._context
+        self.impl.check_tunnel(self.loaded.scenario.tunnel, self.loaded.label)
         name = new_lab_name(self.loaded.scenario.name[:20])
         up = bring_up(
             self.loaded,

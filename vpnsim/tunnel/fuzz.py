@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import random
-import secrets
 import socket
 import struct
 import sys
@@ -34,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vpnsim.impl import TunnelImpl, reference_argv
+from vpnsim.impl import REFERENCE_VARIANTS, TunnelImpl
 from vpnsim.net import namespace
 from vpnsim.seed import seed_tunnel
 from vpnsim.topology import Lab, build_lab, new_lab_name
@@ -47,12 +46,15 @@ from vpnsim.vpn import RunningTunnel, start_tunnel
 V = "192.168.60.5"
 SERVER = ("10.9.0.11", 9090)
 CLIENT_ADDRESS = "10.9.0.5"
-AEAD = ("--wire", "aead", "--psk-file", "{psk}")
+# Each mode's reference variant: its flags are the variants table's (impl.REFERENCE_VARIANTS).
+MODE_VARIANTS = {
+    "plain": "reference",
+    "aead": "reference-aead",
+    "plain-offload": "reference-offload",
+    "aead-offload": "reference-aead-offload",
+}
 MODES: dict[str, tuple[str, ...]] = {
-    "plain": (),
-    "aead": AEAD,
-    "plain-offload": ("--offload",),
-    "aead-offload": (*AEAD, "--offload"),
+    mode: REFERENCE_VARIANTS[variant] for mode, variant in MODE_VARIANTS.items()
 }
 # What the ends count as dropped input (plain mode has only `malformed` and `foreign`).
 DROPS = ("malformed", "unauthentic", "replayed", "unknown_index", "unexpected", "foreign")
@@ -102,25 +104,13 @@ def vnet_like(rng: random.Random) -> bytes:
     )
 
 
-def reference_impl(flags: Sequence[str], psk_file: Path) -> TunnelImpl:
-    spec = seed_tunnel().tunnel
-    assert spec is not None
-    given = tuple(str(psk_file) if f == "{psk}" else f for f in flags)
-    return TunnelImpl(
-        label=" ".join(("reference", *given)),
-        client_argv=(*reference_argv("client", spec), *given),
-        server_argv=(*reference_argv("server", spec), *given),
-    )
-
-
 def start_reference_lab(log_dir: Path, tag: str, flags: Sequence[str]) -> tuple[Lab, RunningTunnel]:
-    """A SEED lab with the reference tunnel started with `flags` ("{psk}": a fresh PSK file)."""
-    psk_file = log_dir / "lab.psk"
-    psk_file.write_text(secrets.token_hex(32) + "\n")
-    psk_file.chmod(0o600)
+    """A SEED lab with the reference tunnel started with `flags` (a MODES value): as any
+    variant starts, with a fresh PSK file of the lab's own, 0600, when they name one."""
+    impl = TunnelImpl(label=" ".join(("reference", *flags)), reference_flags=tuple(flags))
     lab = build_lab(seed_tunnel(), name=new_lab_name(tag), log_dir=log_dir, owner_pid=os.getpid())
     try:
-        return lab, start_tunnel(lab, reference_impl(flags, psk_file), timeout=20)
+        return lab, start_tunnel(lab, impl, timeout=20)
     except BaseException:
         lab.teardown()
         raise

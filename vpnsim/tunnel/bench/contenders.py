@@ -32,7 +32,7 @@ from vpnsim.seed import seed_tunnel
 from vpnsim.topology import Lab
 from vpnsim.traffic.probes import Probes
 from vpnsim.tunnel.bench.measure import BenchError, V
-from vpnsim.vpn import start_tunnel
+from vpnsim.vpn import start_tunnel, write_psk
 
 CLIENT_ADDRESS = "10.9.0.5"
 READY_TIMEOUT = 15.0
@@ -70,13 +70,12 @@ def _warm_up(lab: Lab, what: str) -> None:
 
 
 def reference(label: str, *flags: str) -> Starter:
-    """vpnsim's tunnel with `flags` on both ends (PSK_FILE becomes a fresh PSK file)."""
+    """vpnsim's tunnel with `flags` on both ends (PSK_FILE becomes a fresh PSK file: 0600
+    from its creation, in the lab's state folder, removed when the contender stops)."""
 
     def start(lab: Lab, work: Path, profile: Path | None) -> Started:
         spec = _spec()
-        psk = work / "bench.psk"
-        if not psk.exists():
-            psk.write_text(secrets.token_hex(32))
+        psk = write_psk(lab) if PSK_FILE in flags else None
         given = tuple(str(psk) if f == PSK_FILE else f for f in flags)
 
         def argv(side: str) -> tuple[str, ...]:
@@ -87,12 +86,27 @@ def reference(label: str, *flags: str) -> Starter:
             return (*base, *given)
 
         impl = TunnelImpl(label=label, client_argv=argv("client"), server_argv=argv("server"))
+
+        def stop() -> None:
+            try:
+                tunnel.stop()
+            finally:
+                if psk is not None:
+                    psk.unlink(missing_ok=True)
+
         started = time.monotonic()
-        tunnel = start_tunnel(lab, impl, READY_TIMEOUT)
-        _warm_up(lab, label)
-        return Started(
-            (tunnel.client.pid, tunnel.server.pid), time.monotonic() - started, tunnel.stop
-        )
+        try:
+            tunnel = start_tunnel(lab, impl, READY_TIMEOUT)
+        except BaseException:
+            if psk is not None:
+                psk.unlink(missing_ok=True)
+            raise
+        try:
+            _warm_up(lab, label)
+        except BaseException:
+            stop()
+            raise
+        return Started((tunnel.client.pid, tunnel.server.pid), time.monotonic() - started, stop)
 
     return start
 
