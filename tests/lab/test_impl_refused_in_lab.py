@@ -87,3 +87,28 @@ def test_the_fixtures_fail_with_one_line_naming_option_and_scenario(
     for noise in ("Traceback", "ImplementationError", "raise ", "vpnsim/impl.py"):
         assert noise not in output, noise
     assert labs_logging_under(basetemp) == []
+
+
+def test_a_scenario_files_checks_fail_with_the_refusal_alone(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "400")
+    tap = pytester.path / "seed-tap.toml"
+    tap.write_text(Path(TAP_LABEL).read_text())
+    checks = len(load_file("seed-tap").checks)
+    basetemp = pytester.path / "basetemp"
+
+    result = pytester.runpytest_subprocess(
+        f"--basetemp={basetemp}", "-p", "no:cacheprovider", "--vpn-impl", "reference-aead",
+        "-o", "vpnsim_scenarios=*.toml", str(tap),
+    )  # fmt: skip
+
+    result.assert_outcomes(failed=checks)
+    label = load_file(tap).label
+    refusal = REFUSAL.replace(TAP_LABEL, label)
+    failures = "\n".join(result.outlines).split(" FAILURES ")[1].split(" short test summary ")[0]
+    assert [line for line in failures.splitlines() if not line.startswith(("=", "_"))] == (
+        [refusal] * checks
+    )
+    assert "Traceback" not in "\n".join(result.outlines)
+    assert labs_logging_under(basetemp) == []

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from vpnsim.errors import UsageError
 from vpnsim.pytest.settings import lab_registry, settings_of
 
 if TYPE_CHECKING:
@@ -99,6 +100,8 @@ class CheckItem(pytest.Function):
     ) -> Any:
         if isinstance(excinfo.value, CheckFailed):
             return "\n".join(line.strip() for line in excinfo.value.verdict.lines()[1:])
+        if isinstance(excinfo.value, UsageError):  # e.g. --vpn-impl the scenario cannot take
+            return str(excinfo.value)
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
