@@ -9,7 +9,10 @@ recorded: a second Ctrl-C must not break off the teardown the first one started.
 
 from __future__ import annotations
 
+import inspect
 import signal
+import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -60,9 +63,27 @@ def _handle(signum: int, frame: FrameType | None) -> None:
     _received.append(signum)
     if not first or not _armed[0]:  # already unwinding (let the teardown finish), or idle
         return
+    _quiet_abandoned_coroutines()
     for callback in list(_on_interrupt):
         callback()
     raise Interrupted(signum)
+
+
+def _quiet_abandoned_coroutines() -> None:
+    """The exception raised in the middle of a netlink call (pyroute2 runs an asyncio event
+    loop inside) abandons its coroutine, and the loop if it was being made. Collected later,
+    they complain: never awaited, loop closed, loop half made. Expected once interrupted, so
+    not shown; anything else still is."""
+    warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
+    sys.unraisablehook = _unraisable
+
+
+def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    thing = unraisable.object
+    module = getattr(thing, "__module__", None) or ""
+    if inspect.iscoroutine(thing) or module.startswith("asyncio"):
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def raise_on_signals(armed: bool = True) -> None:

@@ -68,6 +68,17 @@ class Grading:
             time.sleep(0.01)
         raise AssertionError(f"no jail of the run within {WAIT:g} s")
 
+    def wait_for_lab(self) -> str:
+        """Wait until the run's first lab is being built; returns it."""
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.stderr.read_text()
+            labs = self._seen(None)
+            if labs:
+                return labs[0]
+            time.sleep(0.001)
+        raise AssertionError(f"no lab of the run within {WAIT:g} s")
+
     def _seen(self, submission: str | None) -> list[str]:
         under = self.out / "artifacts" / (submission or "")
         labs = labs_logging_under(under)
@@ -151,6 +162,19 @@ def test_a_grading_stopped_midway_leaves_nothing_and_says_so(
     assert f"hostile_hang  ERROR  not graded (interrupted by {name})\n" in stdout
     assert stdout.endswith(
         f"reports (partial): {grading.out}/report.json, {grading.out}/index.html\n"
+    )
+
+
+def test_a_grading_stopped_while_it_builds_its_first_lab_leaves_nothing(tmp_path: Path) -> None:
+    grading = Grading(tmp_path, ("correct", "hostile_hang"))
+    grading.wait_for_lab()  # its state is written before its first namespace is made
+    os.kill(grading.process.pid, signal.SIGTERM)
+    returncode, _, stderr = grading.finish()
+    assert returncode == 143, stderr
+    assert grading.left() == {}
+    assert stderr.endswith(
+        "vpnsim grade: interrupted by SIGTERM: 0 of 2 submissions graded, the others not; "
+        "nothing left behind\n"
     )
 
 
