@@ -203,12 +203,13 @@ def _in_parallel(
         events: queue.Queue[Event] = manager.Queue()
         while remaining:
             workers: dict[int, BaseProcess] = {}
+            futures: dict[Path, Future[dict[str, Any]]] = {}
             with ProcessPoolExecutor(jobs, context, initializer=_worker_started) as pool:
-                futures: dict[Path, Future[dict[str, Any]]] = {
-                    path: pool.submit(_worker, str(path), names[path], options, events, grade)
-                    for path in remaining
-                }
-                try:
+                try:  # from the first submit: the pool's exit would wait for all submitted
+                    for path in remaining:
+                        futures[path] = pool.submit(
+                            _worker, str(path), names[path], options, events, grade
+                        )
                     pending = set(futures.values())
                     while pending:
                         workers.update(_workers_of(pool))
@@ -216,8 +217,8 @@ def _in_parallel(
                         pending = {f for f in pending if not f.done()}
                     _relay(events, relay, timeout=0)
                 except KeyboardInterrupt:
+                    workers.update(_workers_of(pool))  # before the shutdown forgets them
                     pool.shutdown(wait=False, cancel_futures=True)
-                    workers.update(_workers_of(pool))
                     graders.update(workers)
                     stop_workers(workers.values())
                     _collect(futures, results)
