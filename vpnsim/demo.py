@@ -6,6 +6,7 @@ for byte, TUN counters, datagrams captured on the server's outer link.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -26,7 +27,9 @@ EXIT_FINDING = 1
 def run_demo(impl: TunnelImpl, out: Callable[[str], None] = print) -> int:
     """Run the demo, printing what it does; 0 if the tunnel works as the lab expects."""
     started = time.monotonic()
-    up = bring_up("seed-tunnel")  # the tunnel comes later: first, U must not reach V
+    # The tunnel comes later: first, U must not reach V. Owned, so `vpnsim clean` leaves it
+    # alone and an interrupted demo removes it (cli.main).
+    up = bring_up("seed-tunnel", owner_pid=os.getpid())
     lab = up.lab
     try:
         out(f"lab {lab.name}: the SEED VPN tunneling lab, in {time.monotonic() - started:.2f} s")

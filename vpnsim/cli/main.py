@@ -3,6 +3,10 @@
 Harness problems (not root, unknown lab or host, a bad scenario or flag) print one line saying
 what to do and exit 2; a failing program under test exits 1 with its stderr. Nothing is left
 behind on either path.
+
+A command that owns labs while it runs (`run`, `demo`, `grade`: `set_defaults(owns_labs=True)`)
+handles SIGTERM like Ctrl-C: the exception unwinds its teardowns, what a signal amid one left
+is removed after, and it exits 128+N (130, 143) saying whether anything was left behind.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from vpnsim import interrupt
 from vpnsim.cli.common import EXIT_FINDING, EXIT_USAGE
 from vpnsim.errors import Finding, VpnsimError
 from vpnsim.proc import ProgramFailed
@@ -44,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return EXIT_USAGE
+    owns_labs = getattr(args, "owns_labs", False)
+    if owns_labs:
+        interrupt.raise_on_signals()
     try:
         return int(args.run(args))
     except ProgramFailed as exc:
@@ -55,8 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VpnsimError as exc:  # the harness's or the user's: one line saying what to do
         print(f"vpnsim: error: {exc}", file=sys.stderr)
         return exc.exit_status
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:
+        if owns_labs:
+            _after_interrupt(exc)
+        return interrupt.exit_status(exc)
     except BrokenPipeError:  # `vpnsim lab status NAME | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -73,3 +83,20 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for module in dict.fromkeys(chosen):
         importlib.import_module(module).add_parser(sub)
     return parser
+
+
+def _after_interrupt(exc: KeyboardInterrupt) -> None:
+    """Remove the labs this process still owns (a signal amid a teardown breaks it off) and
+    say whether anything is left."""
+    from vpnsim.leaks import labs_owned_by, leftovers
+    from vpnsim.topology import destroy
+
+    mine = labs_owned_by([os.getpid()])
+    for lab in mine:
+        destroy(lab)
+    left = leftovers(mine)
+    print(
+        f"vpnsim: {interrupt.Interrupted(interrupt.signal_of(exc))}: "
+        + (f"LEFT BEHIND: {left}" if left else "nothing left behind"),
+        file=sys.stderr,
+    )

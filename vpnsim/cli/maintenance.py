@@ -21,7 +21,7 @@ def add_parser(sub: Subcommands) -> None:
 
     demo = sub.add_parser("demo", help="bring the SEED lab up, show the tunnel working, tear down")
     add_impl_option(demo)
-    demo.set_defaults(run=_demo)
+    demo.set_defaults(run=_demo, owns_labs=True)
 
     bench = sub.add_parser(
         "bench",

@@ -26,7 +26,7 @@ def add_parser(sub: Subcommands) -> None:
     add_impl_option(run)
     run.add_argument("--keep", action="store_true", help="leave each lab up after its checks")
     run.add_argument("--artifacts", metavar="DIR", help="logs and evidence (default: a temp dir)")
-    run.set_defaults(run=_run)
+    run.set_defaults(run=_run, owns_labs=True)
 
     validate = sub.add_parser("validate", help="check scenario files (no root needed)")
     validate.add_argument(

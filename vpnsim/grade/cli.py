@@ -9,6 +9,11 @@ vpnsim's grade extra plus `--requirements FILE`), never the grader's own. Before
 built, the preflight (`vpnsim.grade.preflight`) checks that it has every module the
 submissions import; when it lacks one, the command says what to install, exits 2 and grades
 nothing.
+
+Stopped midway (SIGTERM, as CI runners, `timeout`, systemd and Kubernetes do, or Ctrl-C), it
+stops its workers, which tear their labs and jails down; removes whatever a killed one left;
+writes the reports of what was graded (the rest marked "not graded (interrupted by ...)");
+says whether anything was left behind; and exits 143 (SIGTERM) or 130 (SIGINT).
 """
 
 from __future__ import annotations
@@ -16,10 +21,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vpnsim.grade.registry import DEFAULT_LAB, LABS, lab_tasks
 from vpnsim.grade.report import GradeReport
+
+if TYPE_CHECKING:  # imported by `run` only: `grade merge` needs no grading
+    from vpnsim.grade.course import CourseInterrupted
 
 DEFAULT_OUT = "vpnsim-grade"
 DEFAULT_TIMEOUT = 120.0
@@ -71,7 +79,7 @@ def add_parser(sub: Any) -> None:
         "--progress", choices=["auto", "bar", "lines"], default="auto",
         help="a live bar (terminal) or a line per submission (auto: bar on a terminal, not in CI)",
     )  # fmt: skip
-    grade.set_defaults(run=run)
+    grade.set_defaults(run=run, owns_labs=True)
 
 
 def _add_report_options(parser: argparse.ArgumentParser) -> None:
@@ -117,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     from vpnsim.features import preflight
 
     preflight()
-    from vpnsim.grade.course import CourseError, Shard, discover, grade_course
+    from vpnsim.grade.course import CourseError, CourseInterrupted, Shard, discover, grade_course
     from vpnsim.grade.environment import ensure_environment, find_environment
     from vpnsim.grade.grader import GradeOptions
     from vpnsim.grade.jail import JailLimits
@@ -147,14 +155,35 @@ def run(args: argparse.Namespace) -> int:
     )
     count = len(shard.take(paths)) if shard else len(paths)
     live = {"auto": None, "bar": True, "lines": False}[args.progress]
-    with ProgressDisplay(count, live=live, task_ids=lab_tasks(args.lab).ids) as display:
-        report = grade_course(
-            paths, options, jobs=args.jobs, shard=shard, listener=display, environment=environment
-        )
+    try:
+        with ProgressDisplay(count, live=live, task_ids=lab_tasks(args.lab).ids) as display:
+            report = grade_course(
+                paths, options, jobs=args.jobs, shard=shard, listener=display,
+                environment=environment,
+            )  # fmt: skip
+    except CourseInterrupted as stopped:
+        return _interrupted(stopped, args, out, report_dir)
     written = _write(report, args, out, report_dir)
     _summary(report)
     print("reports: " + ", ".join(str(p) for p in written))
     return _exit_status(report)
+
+
+def _interrupted(
+    stopped: CourseInterrupted, args: argparse.Namespace, out: Path, report_dir: Path
+) -> int:
+    """The reports of what was graded before the signal, and one line on what is left."""
+    written = _write(stopped.report, args, out, report_dir)
+    _summary(stopped.report)
+    print("reports (partial): " + ", ".join(str(p) for p in written))
+    total = len(stopped.report.submissions)
+    left = f"LEFT BEHIND: {'; '.join(stopped.left)}" if stopped.left else "nothing left behind"
+    print(
+        f"vpnsim grade: {stopped}: {stopped.graded} of {total} submission"
+        f"{'s' if total != 1 else ''} graded, the others not; {left}",
+        file=sys.stderr,
+    )
+    return stopped.exit_status
 
 
 def _merge(args: argparse.Namespace, reports: list[Path]) -> int:

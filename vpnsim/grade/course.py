@@ -9,6 +9,11 @@ A harness fault while grading one submission (an exception of the grader's own, 
 process that died) does not stop the course: that submission gets an error row (its
 `error` says what failed, it has no task verdicts: nothing the student did was judged), the
 others are graded, and `vpnsim grade` exits with status 2 at the end.
+
+Told to stop (SIGTERM, Ctrl-C: `vpnsim.interrupt`), a course stops every worker, waits for
+them to tear their labs and jails down (a bounded time, then they are killed), removes what
+any of them left (`vpnsim.grade.stopping`) and raises `CourseInterrupted` with what was
+graded so far; the other submissions are marked not graded.
 """
 
 from __future__ import annotations
@@ -23,14 +28,18 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing.managers import SyncManager
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from vpnsim import interrupt
 from vpnsim.errors import UsageError
 from vpnsim.grade.environment import StudentEnvironment, ensure_environment
 from vpnsim.grade.grade_one import grade_submission
 from vpnsim.grade.grader import GradeOptions, Progress, labs_at_once
 from vpnsim.grade.report import GradeReport, SubmissionResult, unique
+from vpnsim.grade.stopping import left_behind, remove_left_by, stop_workers
 from vpnsim.grade.submission import CONFIG, SCRIPTS, Submission, load_submission
 from vpnsim.grade.tasks import Verdict
 
@@ -47,6 +56,20 @@ TRACEBACK_FILE = "harness-error.txt"  # in the submission's artifacts folder
 
 class CourseError(UsageError, ValueError):
     """Bad arguments to `vpnsim grade`: a shard spec, a path that is not there."""
+
+
+class CourseInterrupted(interrupt.Interrupted):
+    """The course was told to stop: `report` has the submissions graded before, the others
+    as not graded; `left` is what could not be removed (empty: nothing left behind)."""
+
+    def __init__(self, signum: int, report: GradeReport, left: list[str]) -> None:
+        super().__init__(signum)
+        self.report = report
+        self.left = left
+
+    @property
+    def graded(self) -> int:
+        return sum(1 for sub in self.report.submissions if not sub.error)
 
 
 @dataclass(frozen=True)
@@ -127,12 +150,26 @@ def grade_course(
     names = unique_names(chosen)
     report = GradeReport(options.lab, options.rubric, shard=str(shard or ""))
     notify = listener or (lambda event: None)
-    if jobs <= 1:
+    results: dict[Path, SubmissionResult] = {}
+    graders = {os.getpid()}  # the processes whose labs and jails these are
+    try:
+        if jobs <= 1:
+            for path in chosen:
+                with interrupt.armed():
+                    results[path] = _grade(path, names[path], options, notify, grade)
+        else:
+            _in_parallel(chosen, names, options, jobs, notify, grade, results, graders)
+    except KeyboardInterrupt as exc:
+        # What a signal amid a teardown broke off, and what killed workers left.
+        removed = remove_left_by(graders, options.artifacts_root)
+        left = left_behind(removed, graders, options.artifacts_root)
+        why = f"not graded ({interrupt.Interrupted(interrupt.signal_of(exc))})"
         for path in chosen:
-            report.submissions.append(_grade(path, names[path], options, notify, grade))
-    else:
-        report.submissions = _in_parallel(chosen, names, options, jobs, notify, grade)
-    report.submissions.sort(key=lambda s: s.path)
+            if path not in results:
+                results[path] = _not_graded(path, names[path], options, why)
+        report.submissions = sorted(results.values(), key=lambda s: s.path)
+        raise CourseInterrupted(interrupt.signal_of(exc), report, left) from exc
+    report.submissions = sorted(results.values(), key=lambda s: s.path)
     return report
 
 
@@ -143,8 +180,11 @@ def _in_parallel(
     jobs: int,
     notify: Listener,
     grade: Grader,
-) -> list[SubmissionResult]:
-    results: dict[Path, SubmissionResult] = {}
+    results: dict[Path, SubmissionResult],
+    graders: set[int],
+) -> None:
+    """Grade `paths` in worker processes into `results`; every worker's PID goes into
+    `graders`. Told to stop, it stops the workers before the exception goes on."""
     started: set[str] = set()  # submissions a worker began (their start event came)
 
     def relay(event: Event) -> None:
@@ -155,19 +195,36 @@ def _in_parallel(
     # spawn: a worker must not inherit the parent's threads (progress display, captures).
     context = multiprocessing.get_context("spawn")
     remaining = list(paths)
-    with context.Manager() as manager:
+    # The event queue's server ignores SIGINT and SIGTERM: a Ctrl-C reaching the whole process
+    # group must not take the queue from workers that are still tearing their labs down.
+    manager = SyncManager(ctx=context)
+    manager.start(interrupt.ignore_signals)
+    with manager:
         events: queue.Queue[Event] = manager.Queue()
         while remaining:
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-                futures: dict[Path, Future[dict[str, Any]]] = {
-                    path: pool.submit(_worker, str(path), names[path], options, events, grade)
-                    for path in remaining
-                }
-                pending = set(futures.values())
-                while pending:
-                    _relay(events, relay, timeout=0.1)
-                    pending = {f for f in pending if not f.done()}
-                _relay(events, relay, timeout=0)
+            workers: dict[int, BaseProcess] = {}
+            futures: dict[Path, Future[dict[str, Any]]] = {}
+            with ProcessPoolExecutor(jobs, context, initializer=_worker_started) as pool:
+                try:  # from the first submit: the pool's exit would wait for all submitted
+                    for path in remaining:
+                        futures[path] = pool.submit(
+                            _worker, str(path), names[path], options, events, grade
+                        )
+                    pending = set(futures.values())
+                    while pending:
+                        workers.update(_workers_of(pool))
+                        _relay(events, relay, timeout=0.1)
+                        pending = {f for f in pending if not f.done()}
+                    _relay(events, relay, timeout=0)
+                except KeyboardInterrupt:
+                    workers.update(_workers_of(pool))  # before the shutdown forgets them
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    graders.update(workers)
+                    stop_workers(workers.values())
+                    _collect(futures, results)
+                    raise
+            graders.update(workers)
+            remove_left_by(workers, options.artifacts_root)  # what a killed worker left
             retry = []
             for path, future in futures.items():
                 try:
@@ -179,14 +236,35 @@ def _in_parallel(
                         results[path] = _failed(path, names[path], options, notify, exc)
                     else:
                         retry.append((path, exc))
-                except Exception as exc:  # a result that did not come back whole
+                except BaseException as exc:  # a result that did not come back whole; a
+                    # worker told to stop on its own (KeyboardInterrupt) while this one goes on
                     results[path] = _failed(path, names[path], options, notify, exc)
             if len(retry) == len(remaining):  # no worker began any: a new pool would not either
                 for path, broken in retry:
                     results[path] = _failed(path, names[path], options, notify, broken)
                 retry = []
             remaining = [path for path, _ in retry]
-    return [results[path] for path in paths]
+
+
+def _workers_of(pool: ProcessPoolExecutor) -> dict[int, BaseProcess]:
+    # The pool's own record of its processes (no public API names them): to stop them, and
+    # to find by their PIDs what one that was killed left.
+    return dict(pool._processes or {})
+
+
+def _collect(
+    futures: dict[Path, Future[dict[str, Any]]], results: dict[Path, SubmissionResult]
+) -> None:
+    """The results of the submissions that were graded whole."""
+    for path, future in futures.items():
+        if future.done() and not future.cancelled() and future.exception() is None:
+            results[path] = SubmissionResult.from_dict(future.result())
+
+
+def _worker_started() -> None:
+    """A worker's set-up: told to stop (SIGTERM from the parent, or a Ctrl-C reaching the
+    process group), it unwinds the grading in progress and grades no more."""
+    interrupt.raise_on_signals(armed=False)
 
 
 def _relay(events: queue.Queue[Event], notify: Listener, timeout: float) -> None:
@@ -253,7 +331,29 @@ def harness_error(exc: BaseException) -> str:
     return f"the grader failed (not the submission): {what}"
 
 
+def _not_graded(path: Path, name: str, options: GradeOptions, why: str) -> SubmissionResult:
+    """The row of a submission the course stopped before its grading was whole."""
+    folder = options.artifacts_root / name
+    return SubmissionResult(
+        path=str(path),
+        name=name,
+        tasks={},
+        score=0.0,
+        max_score=options.rubric.total,
+        artifacts=os.path.relpath(folder.resolve(), options.report_dir.resolve()),
+        error=why,
+    )
+
+
 def _worker(
     path: str, name: str, options: GradeOptions, events: queue.Queue[Event], grade: Grader
 ) -> dict[str, Any]:
-    return _grade(Path(path), name, options, events.put, grade).to_dict()
+    try:
+        with interrupt.armed():  # told to stop before: grade no more
+            return _grade(Path(path), name, options, events.put, grade).to_dict()
+    except KeyboardInterrupt:
+        # The teardowns have run; a signal amid one may have broken it off. (The parent
+        # removes all this too, after the worker ended; done here, it ends sooner.)
+        with contextlib.suppress(Exception):
+            remove_left_by([os.getpid()], options.artifacts_root)
+        raise
