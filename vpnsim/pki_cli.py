@@ -37,8 +37,11 @@ def add_parser(sub: Any) -> None:
     issue.add_argument("--client", action="store_true", help="for client authentication")
     issue.set_defaults(run=_issue)
     user = actions.add_parser("user", help="add or replace a user in a shadow-format file")
-    user.add_argument("name")
-    user.add_argument("--shadow", type=Path, required=True, metavar="FILE")
+    user.add_argument("name", help="the user name to add (or whose password to change)")
+    user.add_argument(
+        "--shadow", type=Path, required=True, metavar="FILE",
+        help="the user file, in /etc/shadow's format (made if missing)",
+    )  # fmt: skip
     user.add_argument("--password-file", type=Path, help="else asked without echo")
     user.set_defaults(run=_user)
 

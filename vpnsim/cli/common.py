@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 IMPL_HELP = (
     "the implementation under test: reference (default), reference-aead, reference-offload, "
     "reference-aead-offload, a folder with tun_client.py and tun_server.py, or client=CMD / "
-    "server=CMD (repeatable)"
+    "server=CMD (repeatable); the reference's variants run TUN scenarios only"
 )
+LAB_NAME_HELP = "the lab's name, as `lab up` printed it (`lab list` shows them)"
 
 # A string: argparse's class is subscriptable for the type checker only.
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"

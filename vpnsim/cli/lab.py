@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING
 
 from vpnsim import proc
 from vpnsim.cli import lab_impair, lab_probe
-from vpnsim.cli.common import EXIT_FINDING, Subcommands, add_impl_option, attach, impl_of
+from vpnsim.cli.common import (
+    EXIT_FINDING,
+    LAB_NAME_HELP,
+    Subcommands,
+    add_impl_option,
+    attach,
+    impl_of,
+)
 from vpnsim.errors import HarnessError
 from vpnsim.features import preflight
 from vpnsim.seed import DEFAULT_SCENARIO
@@ -35,14 +42,14 @@ def add_parser(sub: Subcommands) -> None:
     up.set_defaults(run=_up)
 
     status = lab.add_parser("status", help="hosts, interfaces, routes and programs of a lab")
-    status.add_argument("name")
+    status.add_argument("name", help=LAB_NAME_HELP)
     status.set_defaults(run=_status)
 
     list_ = lab.add_parser("list", help="names of the labs on this machine")
     list_.set_defaults(run=_list)
 
     exec_ = lab.add_parser("exec", help="run a command on a host; exits with its status")
-    exec_.add_argument("name")
+    exec_.add_argument("name", help=LAB_NAME_HELP)
     exec_.add_argument("host")
     exec_.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ...")
     exec_.set_defaults(run=_exec)
@@ -51,7 +58,7 @@ def add_parser(sub: Subcommands) -> None:
     lab_impair.add_parser(lab)
 
     capture = lab.add_parser("capture", help="capture a host's link to a pcap file")
-    capture.add_argument("name")
+    capture.add_argument("name", help=LAB_NAME_HELP)
     capture.add_argument("link", help="HOST:IFNAME as `lab status` prints it, e.g. U:eth0")
     capture.add_argument("file", help="the pcap file to write (tcpdump -r, Wireshark)")
     capture.add_argument("--duration", type=float, help="seconds (default: until Ctrl-C)")
@@ -59,12 +66,12 @@ def add_parser(sub: Subcommands) -> None:
     capture.set_defaults(run=_capture)
 
     shell = lab.add_parser("shell", help="an interactive shell on a host")
-    shell.add_argument("name")
+    shell.add_argument("name", help=LAB_NAME_HELP)
     shell.add_argument("host")
     shell.set_defaults(run=_shell)
 
     down = lab.add_parser("down", help="stop a lab's programs and remove its namespaces")
-    down.add_argument("name")
+    down.add_argument("name", help=LAB_NAME_HELP)
     down.set_defaults(run=_down)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from vpnsim.cli.common import Subcommands, attach
+from vpnsim.cli.common import LAB_NAME_HELP, Subcommands, attach
 from vpnsim.errors import HarnessError
 from vpnsim.impair.spec import Impairment, add_cli_flags
 
@@ -17,7 +17,7 @@ def add_parser(lab: Subcommands) -> None:
         description="Put a seeded userspace wire on a link and set its impairment: the same "
         "seed and traffic give the same packet fates. Without flags, show its counters.",
     )
-    impair.add_argument("name")
+    impair.add_argument("name", help=LAB_NAME_HELP)
     impair.add_argument("link", help="HOST:IFNAME as `lab status` prints it, e.g. U:eth0")
     add_cli_flags(impair)
     what = impair.add_mutually_exclusive_group()

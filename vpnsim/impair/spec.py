@@ -406,11 +406,16 @@ def add_cli_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--burst", metavar="P,R[,LB[,LG]]", help="Gilbert-Elliott loss instead of --loss"
     )
-    parser.add_argument("--delay", type=float, default=0.0, metavar="MS")
-    parser.add_argument("--jitter", type=float, default=0.0, metavar="MS")
-    parser.add_argument("--dup", type=float, default=0.0, metavar="P")
-    parser.add_argument("--reorder", type=float, default=0.0, metavar="P")
-    parser.add_argument("--corrupt", type=float, default=0.0, metavar="P")
+    parser.add_argument("--delay", type=float, default=0.0, metavar="MS", help="added delay")
+    parser.add_argument(
+        "--jitter", type=float, default=0.0, metavar="MS", help="delay +- MS, uniform (reorders)"
+    )
+    parser.add_argument("--dup", type=float, default=0.0, metavar="P", help="duplicate chance")
+    parser.add_argument(
+        "--reorder", type=float, default=0.0, metavar="P",
+        help="chance a packet is held back to go after the next one",
+    )  # fmt: skip
+    parser.add_argument("--corrupt", type=float, default=0.0, metavar="P", help="corrupt chance")
     parser.add_argument(
         "--corrupt-bytes", metavar="A-B", help="corrupt only bytes A..B of the IP packet"
     )
@@ -422,4 +427,7 @@ def add_cli_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--schedule", metavar="EVENTS", help="named packets, e.g. 3:drop,7:drop,5:dup"
     )
-    parser.add_argument("--direction", choices=("both", "out", "in"), default="both")
+    parser.add_argument(
+        "--direction", choices=("both", "out", "in"), default="both",
+        help="out: packets the host sends on the link; in: packets it receives (default both)",
+    )  # fmt: skip
