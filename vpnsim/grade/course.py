@@ -302,15 +302,7 @@ def _failed(
         text = "".join(traceback.format_exception(exc))
         (folder / TRACEBACK_FILE).write_text(f"{error}\n\n{text}")
     notify((name, HARNESS_ERROR, Verdict(None, error)))
-    return SubmissionResult(
-        path=str(path),
-        name=name,
-        tasks={},
-        score=0.0,
-        max_score=options.rubric.total,
-        artifacts=os.path.relpath(folder.resolve(), options.report_dir.resolve()),
-        error=error,
-    )
+    return _not_graded(path, name, options, error)
 
 
 def harness_error(exc: BaseException) -> str:
@@ -332,7 +324,8 @@ def harness_error(exc: BaseException) -> str:
 
 
 def _not_graded(path: Path, name: str, options: GradeOptions, why: str) -> SubmissionResult:
-    """The row of a submission the course stopped before its grading was whole."""
+    """The row of a submission with no verdicts: the harness failed on it, or the course
+    stopped before its grading was whole; `why` says which."""
     folder = options.artifacts_root / name
     return SubmissionResult(
         path=str(path),
