@@ -9,13 +9,12 @@ recorded: a second Ctrl-C must not break off the teardown the first one started.
 
 from __future__ import annotations
 
-import inspect
 import signal
 import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from types import FrameType
+from types import CoroutineType, FrameType
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -81,7 +80,7 @@ def _quiet_abandoned_coroutines() -> None:
 def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
     thing = unraisable.object
     module = getattr(thing, "__module__", None) or ""
-    if inspect.iscoroutine(thing) or module.startswith("asyncio"):
+    if isinstance(thing, CoroutineType) or module.startswith("asyncio"):
         return
     sys.__unraisablehook__(unraisable)
 

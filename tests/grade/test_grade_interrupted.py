@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from vpnsim.grade.stopping import work_copies
+from vpnsim.grade.workcopy import copies_of
 from vpnsim.leaks import jail_cgroups, labs_logging_under, leftovers
 from vpnsim.net import namespace
 from vpnsim.topology import NS_PREFIX, owner_of
@@ -98,7 +98,7 @@ class Grading:
         late = labs_logging_under(self.out)  # built after the last look
         if late:
             left["labs logging under the run"] = late
-        copies = work_copies(self.graders)
+        copies = copies_of(self.graders)
         if copies:
             left["work copies"] = [str(copy) for copy in copies]
         running = [pid for pid in self.graders if _running(pid)]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import time
 from collections.abc import Collection, Iterable
@@ -23,9 +22,9 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from vpnsim.grade.cgroups import jail_cleanup
-from vpnsim.grade.sandbox import MNT_DETACH, libc
-from vpnsim.grade.workcopy import WORK_ROOT
+from vpnsim.grade.workcopy import copies_of, remove_copy
 from vpnsim.leaks import jail_cgroups, labs_logging_under, labs_owned_by, leftovers
+from vpnsim.proc import is_alive
 from vpnsim.topology import destroy
 
 # Seconds a worker has to remove its labs and jails once told to stop: a check in progress
@@ -64,16 +63,9 @@ def remove_left_by(pids: Collection[int], under: Path) -> list[str]:
         destroy(lab)  # kills the jails' supervisors: their cgroups stay, empty
         for cgroup in jail_cgroups(lab):
             jail_cleanup(cgroup.name)
-    for copy in work_copies(pids):
-        libc.umount2(bytes(copy), MNT_DETACH)
-        shutil.rmtree(copy, ignore_errors=True)
+    for copy in copies_of(pids):
+        remove_copy(copy)
     return labs
-
-
-def work_copies(pids: Collection[int], root: Path = WORK_ROOT) -> list[Path]:
-    """The submissions' work copies graders `pids` made (named <name>-<token>.<pid>)."""
-    found = root.glob("*.*") if root.is_dir() else []
-    return sorted(p for p in found if p.name.rsplit(".", 1)[1] in {str(pid) for pid in pids})
 
 
 def left_behind(labs: Iterable[str], pids: Collection[int], under: Path) -> list[str]:
@@ -83,19 +75,10 @@ def left_behind(labs: Iterable[str], pids: Collection[int], under: Path) -> list
     labs = list(labs)
     left = [item for found in leftovers(labs).values() for item in found]
     left += [f"lab {lab}" for lab in _labs(pids, under) if lab not in labs]
-    left += [f"work copy {copy}" for copy in work_copies(pids)]
-    left += [f"grader pid {pid}" for pid in pids if pid != os.getpid() and _running(pid)]
+    left += [f"work copy {copy}" for copy in copies_of(pids)]
+    left += [f"grader pid {pid}" for pid in pids if pid != os.getpid() and is_alive(pid)]
     return left
 
 
 def _labs(pids: Collection[int], under: Path) -> list[str]:
     return sorted(set(labs_owned_by(pids)) & set(labs_logging_under(under)))
-
-
-def _running(pid: int) -> bool:
-    """Whether `pid` is a live process (a zombie, dead but not reaped yet, is not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"

@@ -11,7 +11,7 @@ import contextlib
 import errno
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from vpnsim.errors import Finding, HarnessError
@@ -34,14 +34,33 @@ def folder_name(name: str, token: str) -> str:
 def remove_stale(root: Path = WORK_ROOT) -> list[Path]:
     """Unmount and remove the work copies under `root` whose grader no longer runs."""
     removed = []
-    for folder in sorted(root.glob("*.*")) if root.is_dir() else []:
-        pid = folder.name.rsplit(".", 1)[1]
+    for folder in _copies(root):
+        pid = _grader_pid(folder)
         if not pid.isdigit() or Path(f"/proc/{pid}").exists():
             continue
-        libc.umount2(bytes(folder), MNT_DETACH)
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_copy(folder)
         removed.append(folder)
     return removed
+
+
+def copies_of(pids: Collection[int], root: Path = WORK_ROOT) -> list[Path]:
+    """The work copies graders `pids` made (see `folder_name`)."""
+    wanted = {str(pid) for pid in pids}
+    return [folder for folder in _copies(root) if _grader_pid(folder) in wanted]
+
+
+def remove_copy(folder: Path) -> None:
+    """Unmount and remove one work copy whose grader is gone."""
+    libc.umount2(bytes(folder), MNT_DETACH)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _copies(root: Path) -> list[Path]:
+    return sorted(root.glob("*.*")) if root.is_dir() else []
+
+
+def _grader_pid(folder: Path) -> str:
+    return folder.name.rsplit(".", 1)[1]
 
 
 @contextlib.contextmanager
