@@ -28,6 +28,7 @@ REFERENCE_VARIANTS: dict[str, tuple[str, ...]] = {
     "reference-aead": AEAD_FLAGS,
     "reference-offload": ("--offload",),
     "reference-aead-offload": (*AEAD_FLAGS, "--offload"),
+    "reference-gso": ("--gso",),
 }
 ACCEPTED = (
     f"{', '.join(REFERENCE_VARIANTS)}, a folder with {SEED_CLIENT} and {SEED_SERVER}, "
@@ -73,7 +74,7 @@ class TunnelImpl:
         if spec is not None and self.reference_flags and spec.mode != "tun":
             which = f"scenario {scenario}'s tunnel" if scenario else "this scenario's tunnel"
             raise ImplementationError(
-                f"--vpn-impl {self.label}: the reference's AEAD and offload modes are TUN "
+                f"--vpn-impl {self.label}: the reference's AEAD, offload and GSO modes are TUN "
                 f"only, and {which} is mode {spec.mode!r}"
             )
 

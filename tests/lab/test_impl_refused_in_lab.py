@@ -17,7 +17,7 @@ pytestmark = pytest.mark.lab
 
 TAP_LABEL = load_file("seed-tap").label
 REFUSAL = (
-    "--vpn-impl reference-aead: the reference's AEAD and offload modes are TUN only, and "
+    "--vpn-impl reference-aead: the reference's AEAD, offload and GSO modes are TUN only, and "
     f"scenario {TAP_LABEL}'s tunnel is mode 'tap'"
 )
 

@@ -32,7 +32,7 @@ def namespaces_made(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def refusal(variant: str) -> str:
     return (
-        f"--vpn-impl {variant}: the reference's AEAD and offload modes are TUN only, and "
+        f"--vpn-impl {variant}: the reference's AEAD, offload and GSO modes are TUN only, and "
         f"scenario {TAP.label}'s tunnel is mode 'tap'"
     )
 

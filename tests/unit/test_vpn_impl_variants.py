@@ -26,12 +26,13 @@ SPEC = seed_tunnel().tunnel
 assert SPEC is not None
 
 
-def test_the_table_names_exactly_the_four_reference_tunnels() -> None:
+def test_the_table_names_exactly_the_five_reference_tunnels() -> None:
     assert REFERENCE_VARIANTS == {
         "reference": (),
         "reference-aead": ("--wire", "aead", "--psk-file", "{psk}"),
         "reference-offload": ("--offload",),
         "reference-aead-offload": ("--wire", "aead", "--psk-file", "{psk}", "--offload"),
+        "reference-gso": ("--gso",),
     }
 
 
@@ -52,10 +53,11 @@ def test_each_variants_argv_is_one_the_reference_tunnel_accepts(name: str) -> No
     for side in ("client", "server"):
         argv = impl.argv(side, SPEC, Path(__file__))
         args = parse_args(argv[3:])  # after `python -m vpnsim.tunnel`
-        assert (args.side, args.wire, args.offload) == (
+        assert (args.side, args.wire, args.offload, args.gso) == (
             side,
             "aead" if "aead" in name else "plain",
             "offload" in name,
+            "gso" in name,
         )
 
 
@@ -67,6 +69,7 @@ def test_only_the_aead_variants_need_a_psk_and_have_a_client_that_speaks_first()
         "reference-aead": True,
         "reference-offload": False,
         "reference-aead-offload": True,
+        "reference-gso": False,
     }
     assert needs == first == expected
 
@@ -91,7 +94,7 @@ def test_an_unknown_name_is_refused_listing_every_accepted_form(value: str) -> N
     message = str(refused.value)
     assert message == (
         f"--vpn-impl {value}: expected reference, reference-aead, reference-offload, "
-        "reference-aead-offload, a folder with tun_client.py and tun_server.py, "
+        "reference-aead-offload, reference-gso, a folder with tun_client.py and tun_server.py, "
         "or client=CMD / server=CMD"
     )
 

@@ -3,6 +3,11 @@
 Frames are read by a background thread into memory (both directions: the socket sees what the
 interface receives and what it sends), so a long capture does not overflow the socket buffer.
 `stop()` drains what is left: a frame that crossed the link before `stop()` is in the capture.
+
+On veth links a UDP GSO run (one `sendmsg` with UDP_SEGMENT, `tunnel.gso`) crosses as one
+buffer and reaches AF_PACKET whole, like a TSO segment on a real NIC; `split_udp_runs=True`
+reads each frame's virtio_net_hdr and records the datagrams the run stands for, as a socket
+without UDP_GRO would receive them.
 """
 
 from __future__ import annotations
@@ -19,13 +24,24 @@ from pathlib import Path
 
 from vpnsim.net import namespace
 from vpnsim.net.buffers import enlarge
-from vpnsim.packets import ETH_HEADER, ETH_P_IP, IPPROTO_UDP, UDP_HEADER, parse_udp_header
+from vpnsim.packets import (
+    ETH_HEADER,
+    ETH_P_IP,
+    IPPROTO_UDP,
+    UDP_HEADER,
+    checksum,
+    parse_udp_header,
+)
 
 ETH_P_ALL = 0x0003
 LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101  # TUN devices: IP packets with no link header
 ARPHRD_NONE = 65534
 SNAPLEN = 65535
+SOL_PACKET = 263
+PACKET_VNET_HDR = 15
+VNET_HDR = struct.Struct("<BBHHHH")  # flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
+GSO_UDP_L4 = 5
 
 
 @dataclass(frozen=True)
@@ -50,8 +66,11 @@ class UdpDatagram:
 class Capture:
     """Frames crossing interface `ifname` of namespace `ns`, from `start()` to `stop()`."""
 
-    def __init__(self, ns: str, ifname: str, keep: int | None = None) -> None:
-        """`keep`: only the newest `keep` frames are kept (a ring, for always-on captures)."""
+    def __init__(
+        self, ns: str, ifname: str, keep: int | None = None, split_udp_runs: bool = False
+    ) -> None:
+        """`keep`: only the newest `keep` frames are kept (a ring, for always-on captures);
+        `split_udp_runs`: a UDP GSO run is recorded as its datagrams."""
         self.ns = ns
         self.ifname = ifname
         self.keep = keep
@@ -59,6 +78,9 @@ class Capture:
         self._sock = namespace.socket_in(
             ns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)
         )
+        self._vnet = split_udp_runs
+        if split_udp_runs:
+            self._sock.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)
         enlarge(self._sock, 8 << 20)  # frames wait here while the test process is busy
         self._sock.bind((ifname, ETH_P_ALL))
         self._sock.setblocking(False)
@@ -75,7 +97,7 @@ class Capture:
     def _drain(self) -> None:
         while True:
             try:
-                data, addr = self._sock.recvfrom(SNAPLEN)
+                data, addr = self._sock.recvfrom(SNAPLEN + VNET_HDR.size)
             except BlockingIOError:
                 return
             except OSError as exc:  # the interface went away (a killed client's TUN)
@@ -83,7 +105,14 @@ class Capture:
                     raise
                 self.gone = True
                 return
-            self.frames.append(Frame(time.time(), data, addr[2] == socket.PACKET_OUTGOING))
+            outgoing, now = addr[2] == socket.PACKET_OUTGOING, time.time()
+            if self._vnet:
+                header, data = data[: VNET_HDR.size], data[VNET_HDR.size :]
+                _flags, gso_type, _hdr_len, gso_size, _start, _offset = VNET_HDR.unpack(header)
+                if gso_type == GSO_UDP_L4 and self.linktype == LINKTYPE_ETHERNET:
+                    self.frames += [Frame(now, f, outgoing) for f in udp_run_frames(data, gso_size)]
+                    continue
+            self.frames.append(Frame(now, data, outgoing))
             if self.keep is not None and len(self.frames) >= 2 * self.keep:
                 del self.frames[: -self.keep]  # trimmed in batches: amortised O(1) a frame
 
@@ -137,6 +166,33 @@ def ipv4_packet(data: bytes, linktype: int = LINKTYPE_ETHERNET) -> bytes | None:
     if len(data) < ETH_HEADER or struct.unpack_from("!H", data, 12)[0] != ETH_P_IP:
         return None
     return data[ETH_HEADER:]
+
+
+def udp_run_frames(frame: bytes, segment: int) -> list[bytes]:
+    """The Ethernet frames a UDP/IPv4 GSO run stands for: its payload cut every `segment`
+    bytes, each piece behind copies of the run's headers with lengths, IP ID and both
+    checksums made as the kernel makes them when it cuts the run. Anything else: as it is."""
+    ip = frame[ETH_HEADER:]
+    if len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] != IPPROTO_UDP or segment <= 0:
+        return [frame]
+    ihl = (ip[0] & 0x0F) * 4
+    payload = ip[ihl + UDP_HEADER :]
+    if ihl < 20 or len(payload) <= segment:
+        return [frame]
+    ident = struct.unpack_from("!H", ip, 4)[0]
+    frames = []
+    for index, start in enumerate(range(0, len(payload), segment)):
+        piece = payload[start : start + segment]
+        header = bytearray(ip[:ihl])
+        struct.pack_into("!HH", header, 2, ihl + UDP_HEADER + len(piece), (ident + index) & 0xFFFF)
+        struct.pack_into("!H", header, 10, 0)
+        struct.pack_into("!H", header, 10, checksum(header))
+        udp = bytearray(ip[ihl : ihl + UDP_HEADER])
+        struct.pack_into("!HH", udp, 4, UDP_HEADER + len(piece), 0)
+        pseudo = ip[12:20] + struct.pack("!BBH", 0, IPPROTO_UDP, len(udp) + len(piece))
+        struct.pack_into("!H", udp, 6, checksum(pseudo + udp + piece) or 0xFFFF)
+        frames.append(frame[:ETH_HEADER] + bytes(header) + bytes(udp) + piece)
+    return frames
 
 
 def parse_udp(frame: bytes, linktype: int = LINKTYPE_ETHERNET) -> UdpDatagram | None:

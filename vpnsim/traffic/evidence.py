@@ -173,7 +173,7 @@ class EvidenceRecorder:
         tunnel, spec = self.tunnel, self.tunnel.spec
         lab = tunnel.lab
         self._outer = outer_interface(lab, spec.server, spec.server_address)
-        self._capture = Capture(lab.ns(spec.server), self._outer)
+        self._capture = Capture(lab.ns(spec.server), self._outer, split_udp_runs=True)
         self._before = self._counters()
         return self
 

@@ -9,6 +9,8 @@
                not SEED-compatible, TUN only)
     fast: add --offload to both (TCP super-packets per datagram, `tunnel.offload`; not
           SEED-compatible, TUN only; with plain or aead)
+    batched: add --gso to either or both (UDP GSO/GRO runs, `tunnel.gso`; the wire stays
+          SEED's, the TUN MTU drops to 1472; TUN mode, plain wire)
 
 Each end creates its TUN (a TAP with --mode tap: Ethernet frames, one per datagram), gives it
 the address, brings it up, adds the routes, binds its UDP socket and forwards until SIGTERM or
@@ -29,6 +31,7 @@ from types import FrameType
 
 from vpnsim.tunnel.driver import Driver, TunDevice, UdpTransport
 from vpnsim.tunnel.frames import FrameClientProtocol, FrameServerProtocol
+from vpnsim.tunnel.gso import GSO_TUN_MTU, GsoTransport
 from vpnsim.tunnel.netconf import Netconf
 from vpnsim.tunnel.offload import GSO_MAX_SIZE, OffloadTun
 from vpnsim.tunnel.protocol import Address, ClientProtocol, Endpoint, ServerProtocol
@@ -66,6 +69,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "both ends need it: not SEED-compatible",
     )
     parser.add_argument(
+        "--gso",
+        action="store_true",
+        help="UDP GSO/GRO: runs of datagrams per system call (`tunnel.gso`); the wire stays "
+        f"SEED's, the TUN MTU defaults to {GSO_TUN_MTU}; TUN mode, plain wire",
+    )
+    parser.add_argument(
         "--psk-file", type=Path, help="pre-shared key of --wire aead (16+ secret bytes)"
     )
     parser.add_argument(
@@ -91,6 +100,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.offload and args.mode != "tun":
         parser.error("--offload needs --mode tun")
+    if args.gso and (args.mode != "tun" or args.wire != "plain" or args.offload):
+        parser.error("--gso needs --mode tun and --wire plain, without --offload")
     if args.side == "client" and not args.server:
         parser.error("the client needs --server ADDRESS")
     if args.wire == "aead" and (args.psk_file is None or args.mode != "tun"):
@@ -131,6 +142,19 @@ def _first_handshake(driver: Driver, endpoint: Endpoint) -> None:
     driver.run_until(lambda: client.current is not None, FIRST_HANDSHAKE_WAIT)
 
 
+def _gso_state(transport: UdpTransport) -> str:
+    """What the start line says of --gso: on, or which half this kernel lacks."""
+    if not isinstance(transport, GsoTransport):
+        return ""
+    counters = transport.counters
+    missing = [
+        name
+        for name, has in (("UDP_SEGMENT", counters.segment), ("UDP_GRO", counters.gro))
+        if not has
+    ]
+    return f" gso (this kernel lacks {' and '.join(missing)})" if missing else " gso"
+
+
 class Stopped(Exception):
     """Raised by the SIGTERM/SIGINT handler: it interrupts a blocking select at once."""
 
@@ -149,7 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return tls_main.main(given)
     args = parse_args(given)
     tun: TunDevice
-    gso_max_size = None
+    gso_max_size, mtu = None, args.mtu
+    if args.gso and mtu is None:
+        mtu = GSO_TUN_MTU  # every datagram the kernel cuts from a run must fit the link
     if args.offload:
         gso_max_size = GSO_MAX_SIZE
         tun = OffloadTun(args.tun_name or "tun%d")
@@ -157,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         tun = TunFile(args.tun_name or f"{args.mode}%d", args.mode)
     gateways = {gateway.version: str(gateway) for gateway in args.gateway}
     server = None if args.side == "server" else (args.server, args.port)
-    transport = UdpTransport(("0.0.0.0", args.port if server is None else 0))
+    bind = ("0.0.0.0", args.port if server is None else 0)
+    transport = GsoTransport(bind) if args.gso else UdpTransport(bind)
     endpoint = _endpoint(args, server)
     driver = Driver(endpoint, tun, transport)
     signal.signal(signal.SIGTERM, _stop)
@@ -166,19 +193,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         with Netconf() as netconf:
             for cidr in args.tun_address:
                 netconf.add_address(tun.name, cidr)
-            netconf.set_up(tun.name, args.mtu, gso_max_size)
+            netconf.set_up(tun.name, mtu, gso_max_size)
             if args.wire == "aead" and server is not None:
                 _first_handshake(driver, endpoint)
             for cidr in args.route:
                 version = ipaddress.ip_network(cidr).version
                 netconf.add_route(cidr, tun.name, gateways.get(version))
         addresses = " ".join(args.tun_address)
-        wire = f"{args.wire}{' offload' if args.offload else ''}"
+        wire = f"{args.wire}{' offload' if args.offload else ''}{_gso_state(transport)}"
         print(f"{args.side}: {tun.name} {addresses} up, udp port {args.port}, {wire}", flush=True)
         driver.run()
     report = {"side": args.side, "tun": tun.name, **vars(endpoint.stats), "errors": driver.errors}
     if isinstance(tun, OffloadTun):
         report["offload"] = tun.report()
+    if isinstance(transport, GsoTransport):
+        report["gso"] = transport.report()
     print(json.dumps(report), flush=True)
     return 0
 

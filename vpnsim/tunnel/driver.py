@@ -12,7 +12,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from vpnsim.errors import PacketError
 from vpnsim.net.buffers import enlarge
@@ -50,6 +50,14 @@ class DatagramTransport(Protocol):
     def fileno(self) -> int: ...
     def recvfrom(self) -> tuple[bytes, Address] | None: ...
     def sendto(self, data: bytes, addr: Address) -> None: ...
+
+
+@runtime_checkable
+class RunTransport(DatagramTransport, Protocol):
+    """A transport that sends and receives runs of datagrams per system call (`tunnel.gso`)."""
+
+    def send_runs(self, sends: Sequence[tuple[bytes, Address]]) -> list[OSError]: ...
+    def receive_run(self) -> tuple[list[bytes], Address] | None: ...
 
 
 class UdpTransport:
@@ -125,6 +133,8 @@ class Driver:
         fewer objects a packet meets, the sooner it is on its way. A one-to-one endpoint
         (plain mode) is asked only where a packet goes, with no action objects."""
         if isinstance(self.endpoint, OneToOneEndpoint):
+            if isinstance(self.transport, RunTransport):
+                return self._run_in_runs(self.endpoint, self.transport)
             return self._run_one_to_one(self.endpoint)
         endpoint, clock = self.endpoint, self.clock
         from_tun, from_transport = endpoint.packet_from_tun, endpoint.datagram_received
@@ -199,6 +209,51 @@ class Driver:
                         except OSError as exc:  # the kernel refused the packet: count, go on
                             errors[f"tun write: {exc.strerror or exc}"] += 1
                     if len(data) < BURST_HINT:
+                        break
+
+    def _run_in_runs(self, endpoint: OneToOneEndpoint, transport: RunTransport) -> None:
+        """`run` for a one-to-one endpoint over a transport of runs (`--gso`): what a TUN
+        burst routes leaves in as few system calls as the kernel takes, and a run received
+        is cut into its datagrams, each checked and written alone."""
+        route, accept, clock = endpoint.route_from_tun, endpoint.accept, self.clock
+        tun_read, tun_write = self.tun.read, self.tun.write
+        send_runs, receive_run = transport.send_runs, transport.receive_run
+        errors = self.errors
+        tun_fd, transport_fd = self.tun.fileno(), transport.fileno()
+        fds = [tun_fd, transport_fd]
+        now, next_timers = clock(), 0.0
+        while True:
+            if now >= next_timers:
+                endpoint.expire(now)
+                next_timers = now + TICK
+            readable = select.select(fds, [], [], TICK)[0]
+            now = clock()
+            if tun_fd in readable:
+                sends: list[tuple[bytes, Address]] = []
+                for _ in range(BATCH):
+                    packet = tun_read()
+                    if packet is None:
+                        break
+                    peer = route(packet, now)
+                    if peer is not None:
+                        sends.append((packet, peer))
+                    if len(packet) < BURST_HINT:
+                        break
+                for exc in send_runs(sends):  # unreachable peer, full buffer: count, go on
+                    errors[f"send: {exc.strerror or exc}"] += 1
+            if transport_fd in readable:
+                for _ in range(BATCH):
+                    received = receive_run()
+                    if received is None:
+                        break
+                    datagrams, addr = received
+                    for data in datagrams:
+                        if accept(data, addr, now):
+                            try:
+                                tun_write(data)
+                            except OSError as exc:  # the kernel refused it: count, go on
+                                errors[f"tun write: {exc.strerror or exc}"] += 1
+                    if len(datagrams) == 1 and len(datagrams[0]) < BURST_HINT:
                         break
 
     def run_until(self, done: Callable[[], bool], seconds: float, tick: float = 0.05) -> bool:

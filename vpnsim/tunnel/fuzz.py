@@ -52,6 +52,7 @@ MODE_VARIANTS = {
     "aead": "reference-aead",
     "plain-offload": "reference-offload",
     "aead-offload": "reference-aead-offload",
+    "plain-gso": "reference-gso",
 }
 MODES: dict[str, tuple[str, ...]] = {
     mode: REFERENCE_VARIANTS[variant] for mode, variant in MODE_VARIANTS.items()
