@@ -10,7 +10,7 @@
     fast: add --offload to both (TCP super-packets per datagram, `tunnel.offload`; not
           SEED-compatible, TUN only; with plain or aead)
     batched: add --gso to either or both (UDP GSO/GRO runs, `tunnel.gso`; the wire stays
-          SEED's, the TUN MTU drops to 1472; TUN mode, plain wire)
+          SEED's, the client's TUN MTU drops to 1472; TUN mode, plain wire)
 
 Each end creates its TUN (a TAP with --mode tap: Ethernet frames, one per datagram), gives it
 the address, brings it up, adds the routes, binds its UDP socket and forwards until SIGTERM or
@@ -72,7 +72,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--gso",
         action="store_true",
         help="UDP GSO/GRO: runs of datagrams per system call (`tunnel.gso`); the wire stays "
-        f"SEED's, the TUN MTU defaults to {GSO_TUN_MTU}; TUN mode, plain wire",
+        f"SEED's, the client's TUN MTU defaults to {GSO_TUN_MTU}; TUN mode, plain wire",
     )
     parser.add_argument(
         "--psk-file", type=Path, help="pre-shared key of --wire aead (16+ secret bytes)"
@@ -174,8 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(given)
     tun: TunDevice
     gso_max_size, mtu = None, args.mtu
-    if args.gso and mtu is None:
-        mtu = GSO_TUN_MTU  # every datagram the kernel cuts from a run must fit the link
+    if args.gso and mtu is None and args.side == "client":
+        mtu = GSO_TUN_MTU  # its TCP's segments then fit a run's datagrams (see tunnel.gso)
     if args.offload:
         gso_max_size = GSO_MAX_SIZE
         tun = OffloadTun(args.tun_name or "tun%d")

@@ -8,8 +8,12 @@ each, as late as it can (through veth and bridge a run stays one buffer). Receiv
 asks for `UDP_GRO`: such a run arrives in one `recvmsg` with its segment size, and is cut here.
 A peer without `--gso` sees ordinary datagrams, and sends them: the wire does not change.
 
-A datagram cut by the kernel must fit the path MTU unfragmented, so the TUN's MTU goes down to
-what fits (`GSO_TUN_MTU`). A kernel without UDP GSO or GRO (before Linux 4.18 and 5.0) is
+A datagram cut from a run must cross the link unfragmented (`MAX_SEGMENT`); a longer one goes
+alone, and the kernel fragments it as in plain mode. So the client's TUN MTU goes down to what
+fits (`GSO_TUN_MTU`): its TCP then advertises an MSS whose segments fit, and both directions
+run. The server's TUN keeps its MTU: a packet forwarded from its LAN with DF set (a UDP reply
+from V) is never refused at the TUN (path MTU discovery would drop the first one), it crosses
+as one fragmented datagram. A kernel without UDP GSO or GRO (before Linux 4.18 and 5.0) is
 detected when the socket is made: then every packet is its own `sendto` or `recvfrom`, and the
 end's report says which half was missing.
 """
@@ -30,7 +34,8 @@ UDP_SEGMENT = 103  # <linux/udp.h>; the socket module does not name them
 UDP_GRO = 104
 MAX_SEGMENTS = 64  # UDP_MAX_SEGMENTS of older kernels (newer allow 128)
 MAX_RUN_BYTES = 65000  # a run is one UDP datagram until the kernel cuts it: < 65507 bytes
-GSO_TUN_MTU = 1472  # 1500-byte links, less the outer IPv4 and UDP headers: nothing fragments
+MAX_SEGMENT = 1472  # 1500-byte links, less the outer IPv4 and UDP headers: nothing fragments
+GSO_TUN_MTU = MAX_SEGMENT  # the client's TUN with --gso: every packet fits one datagram
 _SIZE = struct.Struct("=H")  # UDP_SEGMENT's cmsg: the segment size, a native u16
 _GRO_CMSG_SPACE = socket.CMSG_SPACE(4)  # UDP_GRO's cmsg on receive: the segment size, an int
 RECEIVE_SIZE = 65535
@@ -51,7 +56,7 @@ class Run:
 def runs(sends: Sequence[tuple[bytes, Address]]) -> list[Run]:
     """Cut `sends` (datagram, peer), in order, into the fewest runs the kernel accepts: a run
     ends at a new peer, at a datagram longer than the run's first, after a shorter one, and
-    at MAX_SEGMENTS or MAX_RUN_BYTES."""
+    at MAX_SEGMENTS or MAX_RUN_BYTES; a datagram over MAX_SEGMENT is a run of its own."""
     found: list[Run] = []
     current: list[bytes] = []
     addr: Address | None = None
@@ -61,6 +66,7 @@ def runs(sends: Sequence[tuple[bytes, Address]]) -> list[Run]:
         if current and (
             peer != addr
             or length > size
+            or size > MAX_SEGMENT
             or len(current[-1]) < size  # the run's short last datagram is in
             or len(current) == MAX_SEGMENTS
             or total + length > MAX_RUN_BYTES
