@@ -26,6 +26,7 @@ import struct
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 from vpnsim.tunnel.driver import UdpTransport
 from vpnsim.tunnel.protocol import Address
@@ -41,8 +42,7 @@ _GRO_CMSG_SPACE = socket.CMSG_SPACE(4)  # UDP_GRO's cmsg on receive: the segment
 RECEIVE_SIZE = 65535
 
 
-@dataclass(frozen=True)
-class Run:
+class Run(NamedTuple):
     """Datagrams for one peer sent in one system call: all `segment` bytes but the last."""
 
     datagrams: tuple[bytes, ...]
