@@ -18,8 +18,9 @@ nox.options.reuse_existing_virtualenvs = True
 RUFF = "ruff==0.17.6"
 MYPY = "mypy==2.4.1"
 # Student-style programs (and `vpnsim lab exec`) call `ip`; grading needs it in every host.
-# tcpdump reads back the pcap files vpnsim writes (a unit test checks they parse).
-DEBIAN_PACKAGES = {"ip": "iproute2", "tcpdump": "tcpdump"}
+# tcpdump reads back the pcap files vpnsim writes (a unit test checks they parse). gdb holds a
+# jail's process at the entry of a blocking call, where a signal must not be lost.
+DEBIAN_PACKAGES = {"ip": "iproute2", "tcpdump": "tcpdump", "gdb": "gdb"}
 # `vpnsim bench framework` measures Mininet (Linux-bridge switches, no controller) beside vpnsim.
 MININET_PACKAGES = {"mn": "mininet", "brctl": "bridge-utils"}
 # The TLS grading corpus holds a C submission built with `make` against OpenSSL and libcrypt

@@ -85,14 +85,20 @@ class Jails:
         return self.start_argv(["python3", "-c", code, *args], host, limits, cgroup_root)
 
     def start_argv(
-        self, argv: list[str], host: str, limits: JailLimits, cgroup_root: Path | None
+        self,
+        argv: list[str],
+        host: str,
+        limits: JailLimits,
+        cgroup_root: Path | None,
+        wrapper: tuple[str, ...] = (),
     ) -> proc.Program:
+        """`wrapper`: a command that ends by exec'ing its arguments, the jail's command."""
         name = f"{self.lab.name}-{secrets.token_hex(3)}"
         self.names.append(name)
         jailed = jailed_argv(
             argv, self.workdir, limits, name, cgroup_root=cgroup_root, view=_view()
         )
-        program = self.lab.start(host, jailed, log_name=name, cwd=self.workdir)
+        program = self.lab.start(host, [*wrapper, *jailed], log_name=name, cwd=self.workdir)
         self.programs.append(program)
         return program
 

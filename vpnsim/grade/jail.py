@@ -23,6 +23,12 @@ removes the cgroup and exits with the program's status (128+N if it was killed b
 like a shell). Killing the supervisor kills the jail (init has PR_SET_PDEATHSIG);
 `jail_cleanup` then removes the cgroup.
 
+A forwarded signal is never lost: it kills the supervisor before it has handlers, ends the
+jail before the program starts, or reaches the program. Python runs a handler only between
+bytecodes, so one caught just before a blocking call would wait with it: init keeps these
+signals blocked and takes them with sigwaitinfo; the supervisor's select() also watches a
+signal wakeup fd.
+
 Standard library only: it starts in front of every student program.
 """
 
@@ -102,6 +108,7 @@ EXIT_NOT_FOUND = 127
 WATCHDOG_INTERVAL = 0.02  # seconds between process counts when no pids cgroup limits them
 DRAIN_SECONDS = 2.0  # after init's exit, for the killed programs' last output
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+INIT_SIGNALS = (*FORWARDED_SIGNALS, signal.SIGCHLD)  # blocked in init all its life
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PR_SET_PDEATHSIG = 1
 
@@ -266,18 +273,16 @@ def _say(message: str) -> None:
 
 
 def _init(
-    request: JailRequest,
-    mechanism: Mechanism,
-    dirs: Sequence[Path],
-    parent_alive: int,
-    forwarder: _Forwarder,
-    userns: int,
+    request: JailRequest, mechanism: Mechanism, dirs: Sequence[Path], parent_alive: int, userns: int
 ) -> NoReturn:
     """pid 1 of the jail's pid namespace: sandbox, start the program, reap, forward.
 
-    It keeps the supervisor's signal handlers (pid 1 ignores signals it has no handler for)
-    and forwarder, which keeps what the supervisor forwards until the program runs."""
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
+    The signals it forwards (blocked since the supervisor forked it) and SIGCHLD stay blocked
+    all its life: what the supervisor forwards before the program runs waits in the kernel
+    (a blocked signal is never dropped, not even by pid 1), then `_forward_and_reap` takes
+    each. No Python handler runs here: one runs only between bytecodes, so a signal that came
+    just before a blocking wait() would wait with it, until the program ended by itself."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, INIT_SIGNALS)
     try:
         syscall(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "PR_SET_PDEATHSIG")
         if select.select([parent_alive], [], [], 0)[0]:  # EOF: the supervisor died already
@@ -289,7 +294,6 @@ def _init(
     except (OSError, JailError, ValueError) as exc:
         _say(f"cannot set up the jail: {exc}")
         os._exit(EXIT_JAIL_FAILED)
-    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)  # until each has its own
     program = os.fork()
     if program == 0:
         _exec(request, userns)
@@ -300,12 +304,22 @@ def _init(
     except OSError as exc:
         _say(f"cannot set up the jail: {exc}")
         os._exit(EXIT_JAIL_FAILED)
-    forwarder.forward_to(program)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
+    _forward_and_reap(program)
+
+
+def _forward_and_reap(program: int) -> NoReturn:
+    """init's loop: pass each forwarded signal on to the program, reap every child (orphans
+    of the program are reparented here), and exit with the program's status. sigwaitinfo
+    takes the blocked signals as they come: none can slip in between a check and the wait."""
     while True:
-        pid, status = os.wait()  # orphans of the program are reparented here
-        if pid == program:
-            os._exit(_status_code(status))  # the kernel kills the rest of the namespace
+        sig = signal.sigwaitinfo(INIT_SIGNALS).si_signo
+        if sig != signal.SIGCHLD:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(program, sig)
+            continue
+        while (reaped := os.waitpid(-1, os.WNOHANG))[0]:  # one SIGCHLD for many children
+            if reaped[0] == program:
+                os._exit(_status_code(reaped[1]))  # the kernel kills the rest of the namespace
 
 
 def _exec(request: JailRequest, userns: int) -> NoReturn:
@@ -318,7 +332,7 @@ def _exec(request: JailRequest, userns: int) -> NoReturn:
         os._exit(EXIT_JAIL_FAILED)
     for sig in (*FORWARDED_SIGNALS, signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(sig, signal.SIG_DFL)  # Python ignores SIGPIPE, SIGXFSZ; execve keeps that
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])  # a signal kept for it acts now
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])  # a signal kept for it acts now; SIGCHLD too
     argv = request.argv
     env = student_environment(request.workdir, request.view.bins)
     try:
@@ -376,10 +390,15 @@ class _LogPump:
         self.targets.clear()
 
 
-def _supervise(init: int, request: JailRequest, mechanism: Mechanism, pump: _LogPump) -> int:
+def _supervise(
+    init: int, request: JailRequest, mechanism: Mechanism, pump: _LogPump, wakeup: int
+) -> int:
     """Wait for init while copying the output; kill the jail at the wall time limit or
     (without a pids cgroup) when it has too many processes. Returns init's status as a
-    shell reports it."""
+    shell reports it.
+
+    `wakeup` is the read end of the signal wakeup fd: a signal that comes just before
+    select() makes it return at once, so its handler runs now, not after the next output."""
     limit = request.limits.wall_seconds
     deadline = None if limit is None else time.monotonic() + limit
     watch = mechanism == "rlimit"
@@ -389,7 +408,9 @@ def _supervise(init: int, request: JailRequest, mechanism: Mechanism, pump: _Log
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         if watch:
             timeout = WATCHDOG_INTERVAL if timeout is None else min(timeout, WATCHDOG_INTERVAL)
-        ready = select.select([pidfd, *pump.fds], [], [], timeout)[0]
+        ready = select.select([pidfd, wakeup, *pump.fds], [], [], timeout)[0]
+        if wakeup in ready:
+            _drain(wakeup)
         pump.read(ready)
         if pidfd in ready:
             break
@@ -403,6 +424,12 @@ def _supervise(init: int, request: JailRequest, mechanism: Mechanism, pump: _Log
     status = _status_code(os.waitpid(init, 0)[1])
     pump.drain(DRAIN_SECONDS)
     return status
+
+
+def _drain(fd: int) -> None:
+    with contextlib.suppress(BlockingIOError):
+        while os.read(fd, 4096):
+            pass
 
 
 def _kill_jail(init: int, why: str) -> None:
@@ -481,26 +508,30 @@ def main(args: Sequence[str] | None = None) -> int:
         syscall(libc.unshare(CLONE_NEWPID), "unshare(CLONE_NEWPID)")
         parent_alive, alive = os.pipe()  # init sees EOF on it if the supervisor is gone
         (out_r, out_w), (err_r, err_w) = os.pipe(), os.pipe()
+        wakeup, wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # see below
         init = os.fork()
     except OSError as exc:
         _say(f"cannot set up the jail: {exc}")
         remove_cgroup_dirs(dirs)
         return EXIT_JAIL_FAILED
     if init == 0:
-        for fd in (alive, out_r, err_r):
+        for fd in (alive, out_r, err_r, wakeup, wakeup_w):
             os.close(fd)
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
         os.close(out_w)
         os.close(err_w)
-        _init(request, mechanism, dirs, parent_alive, forwarder, userns)
+        _init(request, mechanism, dirs, parent_alive, userns)
     for fd in (parent_alive, out_w, err_w, userns):
         os.close(fd)
+    # Python runs a handler only between bytecodes: a signal caught just before select()
+    # would wait, unseen, with it. The C handler also writes to this pipe: select() wakes.
+    signal.set_wakeup_fd(wakeup_w, warn_on_full_buffer=False)  # a full pipe wakes it too
     forwarder.forward_to(init)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
     pump = _LogPump({out_r: 1, err_r: 2}, request.limits.log_bytes)
     try:
-        return _supervise(init, request, mechanism, pump)
+        return _supervise(init, request, mechanism, pump, wakeup)
     finally:
         forwarder.target = None  # init is reaped: its pid may be reused
         remove_cgroup_dirs(dirs)
