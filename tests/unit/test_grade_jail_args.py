@@ -4,6 +4,7 @@ files (on fake cgroup roots in tmp dirs), mountinfo and /proc/self/cgroup parsin
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from vpnsim.grade.cgroups import (
     create_cgroups,
 )
 from vpnsim.grade.jail import (
+    FORWARDED_SIGNALS,
     JailLimits,
     JailRequest,
     JailView,
@@ -181,7 +183,13 @@ def test_a_bad_jail_command_line_is_a_value_error(args: list[str], message: str)
 def test_main_reports_a_bad_command_line_as_a_jail_failure(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["--name", "j", "--", "x"]) == 125
+    # main() installs the jail's handlers first: pytest's own come back after (Ctrl-C works).
+    kept = {sig: signal.getsignal(sig) for sig in FORWARDED_SIGNALS}
+    try:
+        assert main(["--name", "j", "--", "x"]) == 125
+    finally:
+        for sig, handler in kept.items():
+            signal.signal(sig, handler)
     assert capfd.readouterr().err == (
         "vpnsim-jail: the following arguments are required: --workdir\n"
     )
