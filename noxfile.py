@@ -85,14 +85,17 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def slow(session: nox.Session) -> None:
     """Meta tests (~1 min): the properties catch two real student bugs and shrink them exactly.
-    Then the tunnel and loss properties once more, through the reference's AEAD variant
-    (~15 s; `tests` runs them through the plain reference)."""
+    Then the tunnel and loss properties once more through each of the reference's variants
+    with a wire of their own, AEAD and GSO (~15 s each; `tests` runs them through the plain
+    reference)."""
     _pytest(session, "slow")
-    session.run(
-        "pytest", "--hypothesis-profile=ci", "-p", "no:cacheprovider", "-m", "lab",
-        "tests/properties/test_tunnel_properties.py", "tests/properties/test_impaired_tunnel.py",
-        "--vpn-impl", "reference-aead",
-    )  # fmt: skip
+    properties = ("tests/properties/test_tunnel_properties.py",
+                  "tests/properties/test_impaired_tunnel.py")  # fmt: skip
+    for variant in ("reference-aead", "reference-gso"):
+        session.run(
+            "pytest", "--hypothesis-profile=ci", "-p", "no:cacheprovider", "-m", "lab",
+            *properties, "--vpn-impl", variant,
+        )  # fmt: skip
 
 
 @nox.session
