@@ -214,6 +214,25 @@ def test_interleaved_tracebacks_of_forked_processes_end_at_the_last_finished_one
     )
 
 
+def test_a_frame_whose_source_line_came_after_the_exception_line_is_passed_over() -> None:
+    # Two children's tracebacks, line by line: the second's frame line is the last before the
+    # first's exception line, and its `os.fork()` comes after it.
+    stderr = (
+        "Traceback (most recent call last):\n"
+        "Traceback (most recent call last):\n"
+        '  File "tun_client.py", line 24, in <module>\n'
+        "    os.fork()\n"
+        '  File "tun_client.py", line 24, in <module>\n'
+        "BlockingIOError: [Errno 11] Resource temporarily unavailable\n"
+        "    os.fork()\n"
+    )
+
+    assert crash_summary(stderr) == (
+        'File "tun_client.py", line 24, in <module>: os.fork()\n'
+        "BlockingIOError: [Errno 11] Resource temporarily unavailable"
+    )
+
+
 def test_a_traceback_cut_before_its_exception_line_still_gives_what_there_is() -> None:
     stderr = 'Traceback (most recent call last):\n  File "tun_server.py", line 9, in <module>\n'
 

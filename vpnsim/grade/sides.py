@@ -56,6 +56,17 @@ class Side:
         return f"{self.who} {how}" + (f": {tail}" if tail else " (nothing on stderr)")
 
 
+def _source_line(lines: list[str]) -> str:
+    return next(
+        (
+            line.strip()
+            for line in lines
+            if line.startswith("    ") and not line.strip().startswith(("File ", "^"))
+        ),
+        "",
+    )
+
+
 def crash_summary(stderr: str) -> str:
     """The few stderr lines a student needs: for a Python traceback, the deepest line of
     their own code and the exception; otherwise the last lines.
@@ -83,16 +94,12 @@ def crash_summary(stderr: str) -> str:
     ]  # fmt: skip
     picked = []
     if own:
-        where = lines[own[-1]].strip()
-        # Its source line: the next indented line that is neither a frame nor a caret line.
-        code = next(
-            (
-                line.strip()
-                for line in lines[own[-1] + 1 : end]
-                if line.startswith("    ") and not line.strip().startswith(("File ", "^"))
-            ),
-            "",
-        )
+        # The deepest own frame whose source line came before the exception line (the next
+        # indented line that is neither a frame nor a caret line): interleaved, a process's
+        # frame line may be the last one there while its source line came after.
+        found = ((i, _source_line(lines[i + 1 : end])) for i in reversed(own))
+        frame, code = next(((i, c) for i, c in found if c), (own[-1], ""))
+        where = lines[frame].strip()
         if code:
             where += f": {code}"
         picked.append(where)
