@@ -7,7 +7,9 @@ interface receives and what it sends), so a long capture does not overflow the s
 On veth links a UDP GSO run (one `sendmsg` with UDP_SEGMENT, `tunnel.gso`) crosses as one
 buffer and reaches AF_PACKET whole, like a TSO segment on a real NIC; `split_udp_runs=True`
 reads each frame's virtio_net_hdr and records the datagrams the run stands for, as a socket
-without UDP_GRO would receive them.
+without UDP_GRO would receive them. The kernel drops, from such a socket only, a frame whose
+GSO kind the header cannot say (a UDP tunnel's or GRE's): leave it off where every frame must
+be seen (the grader's captures, `grade.observe`, never use it).
 """
 
 from __future__ import annotations
