@@ -29,6 +29,7 @@ REFERENCE_VARIANTS: dict[str, tuple[str, ...]] = {
     "reference-offload": ("--offload",),
     "reference-aead-offload": (*AEAD_FLAGS, "--offload"),
     "reference-gso": ("--gso",),
+    "reference-aead-gso": (*AEAD_FLAGS, "--gso"),
 }
 ACCEPTED = (
     f"{', '.join(REFERENCE_VARIANTS)}, a folder with {SEED_CLIENT} and {SEED_SERVER}, "

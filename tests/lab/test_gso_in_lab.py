@@ -1,6 +1,6 @@
-"""`--gso` (reference-gso) in the SEED lab: TCP crosses intact in runs of datagrams, each way in
-fewer system calls than datagrams, and the wire stays SEED's: an end without --gso, on either
-side, receives every datagram as one whole IP packet."""
+"""`--gso` (reference-gso, reference-aead-gso) in the SEED lab: TCP crosses intact in runs of
+datagrams, each way in fewer system calls than datagrams, and the wire stays SEED's: an end
+without --gso, on either side, receives every datagram as one whole IP packet."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from vpnsim.impl import TunnelImpl, reference_argv
 from vpnsim.seed import seed_tunnel
 from vpnsim.topology import build_lab, new_lab_name
 from vpnsim.traffic.probes import Probes
+from vpnsim.tunnel.fuzz import MODES, start_reference_lab
 from vpnsim.vpn import start_tunnel
 
 pytestmark = pytest.mark.lab
@@ -70,3 +71,30 @@ def test_an_end_without_gso_receives_one_whole_ip_packet_per_datagram(
     assert (plain["errors"], plain["malformed"], plain["foreign"]) == ({}, 0, 0)
     # The plain end took each datagram of every run as a whole IP packet: none was refused.
     assert plain["received"] == plain["delivered"] == batched["sent"]
+
+
+def test_the_aead_wire_runs_too(tmp_path: Path) -> None:
+    lab, tunnel = start_reference_lab(tmp_path, "ga", MODES["aead-gso"])
+    try:
+        probes = Probes(lab, tunnel)
+        data = os.urandom(1_000_000)
+        assert probes.tcp("U", V, data, timeout=60) == data
+        assert probes.ping("U", V, b"sealed" * 800).payload == b"sealed" * 800
+        probes.close()
+        assert (tunnel.stop_client(), tunnel.server.stop()) == (0, 0)
+        client, server = (
+            json.loads(e.stdout().splitlines()[-1]) for e in (tunnel.client, tunnel.server)
+        )
+    finally:
+        lab.teardown()
+    for end in (client, server):
+        assert (end["errors"], end["malformed"], end["unauthentic"], end["replayed"]) == (
+            {},
+            0,
+            0,
+            0,
+        )
+        assert end["gso"]["refused"] == 0
+    # Sealed packets of one size are datagrams of one size: they run, both ways.
+    assert client["gso"]["datagrams_in_runs"] > 2 * client["gso"]["runs_sent"] > 0
+    assert server["gso"]["datagrams_from_runs"] > 2 * server["gso"]["runs_received"] > 0

@@ -36,7 +36,8 @@ def test_inner(request):
             ["--vpn-impl=no/such/folder"],
             "",
             "ERROR: --vpn-impl: --vpn-impl no/such/folder: expected reference, reference-aead, "
-            "reference-offload, reference-aead-offload, reference-gso, a folder with ",
+            "reference-offload, reference-aead-offload, reference-gso, reference-aead-gso, a "
+            "folder with ",
         ),
     ],
 )

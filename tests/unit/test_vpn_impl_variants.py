@@ -26,13 +26,14 @@ SPEC = seed_tunnel().tunnel
 assert SPEC is not None
 
 
-def test_the_table_names_exactly_the_five_reference_tunnels() -> None:
+def test_the_table_names_exactly_the_six_reference_tunnels() -> None:
     assert REFERENCE_VARIANTS == {
         "reference": (),
         "reference-aead": ("--wire", "aead", "--psk-file", "{psk}"),
         "reference-offload": ("--offload",),
         "reference-aead-offload": ("--wire", "aead", "--psk-file", "{psk}", "--offload"),
         "reference-gso": ("--gso",),
+        "reference-aead-gso": ("--wire", "aead", "--psk-file", "{psk}", "--gso"),
     }
 
 
@@ -70,6 +71,7 @@ def test_only_the_aead_variants_need_a_psk_and_have_a_client_that_speaks_first()
         "reference-offload": False,
         "reference-aead-offload": True,
         "reference-gso": False,
+        "reference-aead-gso": True,
     }
     assert needs == first == expected
 
@@ -94,7 +96,8 @@ def test_an_unknown_name_is_refused_listing_every_accepted_form(value: str) -> N
     message = str(refused.value)
     assert message == (
         f"--vpn-impl {value}: expected reference, reference-aead, reference-offload, "
-        "reference-aead-offload, reference-gso, a folder with tun_client.py and tun_server.py, "
+        "reference-aead-offload, reference-gso, reference-aead-gso, a folder with tun_client.py "
+        "and tun_server.py, "
         "or client=CMD / server=CMD"
     )
 

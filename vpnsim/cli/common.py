@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 # light; a unit test keeps the two the same).
 IMPL_HELP = (
     "the implementation under test: reference (default), reference-aead, reference-offload, "
-    "reference-aead-offload, reference-gso, a folder with tun_client.py and tun_server.py, or "
-    "client=CMD / server=CMD (repeatable); the reference's variants run TUN scenarios only"
+    "reference-aead-offload, reference-gso, reference-aead-gso, a folder with tun_client.py and "
+    "tun_server.py, or client=CMD / server=CMD (repeatable); the reference's variants run TUN "
+    "scenarios only"
 )
 LAB_NAME_HELP = "the lab's name, as `lab up` printed it (`lab list` shows them)"
 

@@ -134,10 +134,13 @@ class Driver:
         wake-up runs on cold caches (the process slept in select), so the less code and the
         fewer objects a packet meets, the sooner it is on its way. A one-to-one endpoint
         (plain mode) is asked only where a packet goes, with no action objects."""
+        runs = self.transport if isinstance(self.transport, RunTransport) else None
         if isinstance(self.endpoint, OneToOneEndpoint):
-            if isinstance(self.transport, RunTransport):
-                return self._run_in_runs(self.endpoint, self.transport)
+            if runs is not None:
+                return self._run_in_runs(self.endpoint, runs)
             return self._run_one_to_one(self.endpoint)
+        if runs is not None:
+            return self._run_actions_in_runs(runs)
         endpoint, clock = self.endpoint, self.clock
         from_tun, from_transport = endpoint.packet_from_tun, endpoint.datagram_received
         tun_read, recvfrom = self.tun.read, self.transport.recvfrom
@@ -167,6 +170,50 @@ class Driver:
                         break
                     deliver(from_transport(received[0], received[1], now))
                     if len(received[0]) < BURST_HINT:
+                        break
+
+    def _run_actions_in_runs(self, transport: RunTransport) -> None:
+        """`run` over a transport of runs (`--gso` with the AEAD wire): what a TUN burst
+        makes is sent in runs, as in `_run_in_runs`; each datagram of a run received is given
+        to the endpoint alone."""
+        endpoint, clock, errors = self.endpoint, self.clock, self.errors
+        from_tun, from_transport = endpoint.packet_from_tun, endpoint.datagram_received
+        tun_read, receive_run = self.tun.read, transport.receive_run
+        send, deliver, send_runs = self._send, self._deliver, transport.send_runs
+        tun_fd, transport_fd = self.tun.fileno(), transport.fileno()
+        fds = [tun_fd, transport_fd]
+        now, next_timers, last_tun = clock(), 0.0, 0.0
+        while True:
+            if now >= next_timers:
+                if due := endpoint.expire(now):
+                    send(due)
+                next_timers = now + TIMER_INTERVAL
+            readable = select.select(fds, [], [], TICK)[0]
+            now = clock()
+            if tun_fd in readable:
+                read_on, last_tun = now - last_tun < STREAMING, now
+                pending: list[Send] = []
+                for _ in range(BATCH):
+                    packet = tun_read()
+                    if packet is None:
+                        break
+                    pending += from_tun(packet, now)
+                    if len(packet) < BURST_HINT and not read_on:
+                        break
+                if len(pending) > 1:
+                    for failed in send_runs(pending):  # unreachable peer, full buffer: count
+                        errors[f"send: {failed.strerror or failed}"] += 1
+                else:
+                    send(pending)
+            if transport_fd in readable:
+                for _ in range(BATCH):
+                    received = receive_run()
+                    if received is None:
+                        break
+                    datagrams, addr = received
+                    for data in datagrams:
+                        deliver(from_transport(data, addr, now))
+                    if len(datagrams) == 1 and len(datagrams[0]) < BURST_HINT:
                         break
 
     def _run_one_to_one(self, endpoint: OneToOneEndpoint) -> None:

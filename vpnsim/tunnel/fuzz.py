@@ -53,6 +53,7 @@ MODE_VARIANTS = {
     "plain-offload": "reference-offload",
     "aead-offload": "reference-aead-offload",
     "plain-gso": "reference-gso",
+    "aead-gso": "reference-aead-gso",
 }
 MODES: dict[str, tuple[str, ...]] = {
     mode: REFERENCE_VARIANTS[variant] for mode, variant in MODE_VARIANTS.items()

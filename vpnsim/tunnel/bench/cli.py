@@ -29,7 +29,7 @@ def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--impl", default=DEFAULT_IMPLS, metavar="A,B,...",
         help=f"contenders, comma-separated (default {DEFAULT_IMPLS}; also reference-offload, "
-        "reference-aead-offload, reference-gso)",
+        "reference-aead-offload, reference-gso, reference-aead-gso)",
     )  # fmt: skip
     parser.add_argument("--rounds", type=int, default=3, help="rounds (default 3)")
     parser.add_argument("--seconds", type=float, default=5.0, help="iperf3 TCP test length")
