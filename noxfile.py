@@ -86,12 +86,12 @@ def tests(session: nox.Session) -> None:
 def slow(session: nox.Session) -> None:
     """Meta tests (~1 min): the properties catch two real student bugs and shrink them exactly.
     Then the tunnel and loss properties once more through each of the reference's variants
-    with a wire of their own, AEAD and GSO (~15 s each; `tests` runs them through the plain
-    reference)."""
+    with a loop or wire of their own: AEAD, GSO and both (~15 s each; `tests` runs them
+    through the plain reference)."""
     _pytest(session, "slow")
     properties = ("tests/properties/test_tunnel_properties.py",
                   "tests/properties/test_impaired_tunnel.py")  # fmt: skip
-    for variant in ("reference-aead", "reference-gso"):
+    for variant in ("reference-aead", "reference-gso", "reference-aead-gso"):
         session.run(
             "pytest", "--hypothesis-profile=ci", "-p", "no:cacheprovider", "-m", "lab",
             *properties, "--vpn-impl", variant,
