@@ -1,5 +1,5 @@
-"""UDP segmentation offload batches (`--gso`, plain wire): many datagrams per system call, and
-still one raw IP packet per datagram on the wire, as SEED's.
+"""UDP segmentation offload batches (`--gso`, plain or AEAD wire): many datagrams per system
+call, and the same datagrams on the wire (in plain mode SEED's: one raw IP packet each).
 
 Sending, packets read from the TUN in a burst go out in runs: consecutive packets for the same
 peer, all the same size but the last (which may be shorter), are joined and handed to the
@@ -14,8 +14,8 @@ fits (`GSO_TUN_MTU`): its TCP then advertises an MSS whose segments fit, and bot
 run. The server's TUN keeps its MTU: a packet forwarded from its LAN with DF set (a UDP reply
 from V) is never refused at the TUN (path MTU discovery would drop the first one), it crosses
 as one fragmented datagram. A kernel without UDP GSO or GRO (before Linux 4.18 and 5.0) is
-detected when the socket is made: then every packet is its own `sendto` or `recvfrom`, and the
-end's report says which half was missing.
+detected when the socket is made: then every datagram is its own `sendto` (without GSO) or
+receive (without GRO), and the end's report says which half was missing.
 """
 
 from __future__ import annotations
@@ -117,7 +117,11 @@ class GsoTransport(UdpTransport):
         """Send every datagram, runs in one call each; returns the errors of those not sent."""
         failed: list[OSError] = []
         counters = self.counters
-        for run in runs(sends) if counters.segment else ():
+        if not counters.segment:  # this kernel cannot: one call each
+            for datagram, addr in sends:
+                failed += self._sendto(datagram, addr)
+            return failed
+        for run in runs(sends):
             if len(run.datagrams) == 1:
                 failed += self._sendto(run.datagrams[0], run.addr)
                 continue
@@ -138,9 +142,6 @@ class GsoTransport(UdpTransport):
                 continue
             counters.runs_sent += 1
             counters.datagrams_in_runs += len(run.datagrams)
-        if not counters.segment:
-            for datagram, addr in sends:
-                failed += self._sendto(datagram, addr)
         return failed
 
     def receive_run(self) -> tuple[list[bytes], Address] | None:
