@@ -134,13 +134,10 @@ class Driver:
         wake-up runs on cold caches (the process slept in select), so the less code and the
         fewer objects a packet meets, the sooner it is on its way. A one-to-one endpoint
         (plain mode) is asked only where a packet goes, with no action objects."""
-        runs = self.transport if isinstance(self.transport, RunTransport) else None
+        if isinstance(self.transport, RunTransport):
+            return self._run_in_runs(self.transport)
         if isinstance(self.endpoint, OneToOneEndpoint):
-            if runs is not None:
-                return self._run_in_runs(self.endpoint, runs)
             return self._run_one_to_one(self.endpoint)
-        if runs is not None:
-            return self._run_actions_in_runs(runs)
         endpoint, clock = self.endpoint, self.clock
         from_tun, from_transport = endpoint.packet_from_tun, endpoint.datagram_received
         tun_read, recvfrom = self.tun.read, self.transport.recvfrom
@@ -172,10 +169,10 @@ class Driver:
                     if len(received[0]) < BURST_HINT:
                         break
 
-    def _run_actions_in_runs(self, transport: RunTransport) -> None:
-        """`run` over a transport of runs (`--gso` with the AEAD wire): what a TUN burst
-        makes is sent in runs, as in `_run_in_runs`; each datagram of a run received is given
-        to the endpoint alone."""
+    def _run_in_runs(self, transport: RunTransport) -> None:
+        """`run` over a transport of runs (`--gso`, plain or AEAD): what a TUN burst makes
+        leaves in as few system calls as the kernel takes, and each datagram of a run
+        received is given to the endpoint alone."""
         endpoint, clock, errors = self.endpoint, self.clock, self.errors
         from_tun, from_transport = endpoint.packet_from_tun, endpoint.datagram_received
         tun_read, receive_run = self.tun.read, transport.receive_run
@@ -191,6 +188,9 @@ class Driver:
             readable = select.select(fds, [], [], TICK)[0]
             now = clock()
             if tun_fd in readable:
+                # While packets stream in (the TUN woke us within STREAMING), read on to the
+                # end of the burst, small packets too: a run of them is one call (UDP at 64
+                # bytes: 43 -> 68 kpps). Otherwise a small packet is taken alone, as in `run`.
                 read_on, last_tun = now - last_tun < STREAMING, now
                 pending: list[Send] = []
                 for _ in range(BATCH):
@@ -203,7 +203,7 @@ class Driver:
                 if len(pending) > 1:
                     for failed in send_runs(pending):  # unreachable peer, full buffer: count
                         errors[f"send: {failed.strerror or failed}"] += 1
-                else:
+                else:  # a lone packet (a ping): no run to make
                     send(pending)
             if transport_fd in readable:
                 for _ in range(BATCH):
@@ -258,65 +258,6 @@ class Driver:
                         except OSError as exc:  # the kernel refused the packet: count, go on
                             errors[f"tun write: {exc.strerror or exc}"] += 1
                     if len(data) < BURST_HINT:
-                        break
-
-    def _run_in_runs(self, endpoint: OneToOneEndpoint, transport: RunTransport) -> None:
-        """`run` for a one-to-one endpoint over a transport of runs (`--gso`): what a TUN
-        burst routes leaves in as few system calls as the kernel takes, and a run received
-        is cut into its datagrams, each checked and written alone."""
-        route, accept, clock = endpoint.route_from_tun, endpoint.accept, self.clock
-        tun_read, tun_write = self.tun.read, self.tun.write
-        send_runs, receive_run, sendto = (
-            transport.send_runs,
-            transport.receive_run,
-            transport.sendto,
-        )
-        errors = self.errors
-        tun_fd, transport_fd = self.tun.fileno(), transport.fileno()
-        fds = [tun_fd, transport_fd]
-        now, next_timers, last_tun = clock(), 0.0, 0.0
-        while True:
-            if now >= next_timers:
-                endpoint.expire(now)
-                next_timers = now + TICK
-            readable = select.select(fds, [], [], TICK)[0]
-            now = clock()
-            if tun_fd in readable:
-                # While packets stream in (the TUN woke us within STREAMING), read on to the
-                # end of the burst, small packets too: a run of them is one call (UDP at 64
-                # bytes: 43 -> 68 kpps). Otherwise a small packet is taken alone, as in `run`.
-                read_on, last_tun = now - last_tun < STREAMING, now
-                sends: list[tuple[bytes, Address]] = []
-                for _ in range(BATCH):
-                    packet = tun_read()
-                    if packet is None:
-                        break
-                    peer = route(packet, now)
-                    if peer is not None:
-                        sends.append((packet, peer))
-                    if len(packet) < BURST_HINT and not read_on:
-                        break
-                if len(sends) == 1:  # a lone packet (a ping): no run to make
-                    try:
-                        sendto(*sends[0])
-                    except OSError as exc:
-                        errors[f"send: {exc.strerror or exc}"] += 1
-                elif sends:
-                    for failed in send_runs(sends):  # unreachable peer, full buffer: count
-                        errors[f"send: {failed.strerror or failed}"] += 1
-            if transport_fd in readable:
-                for _ in range(BATCH):
-                    received = receive_run()
-                    if received is None:
-                        break
-                    datagrams, addr = received
-                    for data in datagrams:
-                        if accept(data, addr, now):
-                            try:
-                                tun_write(data)
-                            except OSError as exc:  # the kernel refused it: count, go on
-                                errors[f"tun write: {exc.strerror or exc}"] += 1
-                    if len(datagrams) == 1 and len(datagrams[0]) < BURST_HINT:
                         break
 
     def run_until(self, done: Callable[[], bool], seconds: float, tick: float = 0.05) -> bool:
