@@ -13,10 +13,10 @@ import pytest
 
 from vpnsim.impl import TunnelImpl, reference_argv
 from vpnsim.seed import seed_tunnel
-from vpnsim.topology import build_lab, new_lab_name
+from vpnsim.topology import Lab, build_lab, new_lab_name
 from vpnsim.traffic.probes import Probes
 from vpnsim.tunnel.fuzz import MODES, start_reference_lab
-from vpnsim.vpn import start_tunnel
+from vpnsim.vpn import RunningTunnel, start_tunnel
 
 pytestmark = pytest.mark.lab
 
@@ -25,8 +25,22 @@ SPEC = seed_tunnel().tunnel
 assert SPEC is not None
 
 
+def traffic_then_reports(lab: Lab, tunnel: RunningTunnel) -> tuple[dict[str, Any], ...]:
+    """1 MB of TCP U -> V and back and a 5000-byte ping (fragments, one run), then each end's
+    exit report (client, server)."""
+    probes = Probes(lab, tunnel)
+    data = os.urandom(1_000_000)
+    assert probes.tcp("U", V, data, timeout=60) == data
+    assert probes.ping("U", V, b"and a ping" * 500).payload == b"and a ping" * 500
+    probes.close()
+    assert (tunnel.stop_client(), tunnel.server.stop()) == (0, 0)
+    return tuple(
+        json.loads(end.stdout().splitlines()[-1]) for end in (tunnel.client, tunnel.server)
+    )
+
+
 def run_tcp(tmp_path: Path, client_gso: bool, server_gso: bool) -> tuple[dict[str, Any], ...]:
-    """1 MB of TCP U -> V and back, then each end's exit report (client, server)."""
+    """`traffic_then_reports` through plain ends, each with or without --gso."""
 
     def argv(side: str, gso: bool) -> tuple[str, ...]:
         return (*reference_argv(side, SPEC), *(("--gso",) if gso else ()))
@@ -34,17 +48,7 @@ def run_tcp(tmp_path: Path, client_gso: bool, server_gso: bool) -> tuple[dict[st
     impl = TunnelImpl("gso", argv("client", client_gso), argv("server", server_gso))
     lab = build_lab(seed_tunnel(), name=new_lab_name("gs"), log_dir=tmp_path, owner_pid=os.getpid())
     try:
-        tunnel = start_tunnel(lab, impl, timeout=20)
-        probes = Probes(lab, tunnel)
-        data = os.urandom(1_000_000)
-        assert probes.tcp("U", V, data, timeout=60) == data
-        echo = probes.ping("U", V, b"and a ping" * 500)  # 5000 bytes: fragments, one run
-        assert echo.payload == b"and a ping" * 500
-        probes.close()
-        assert (tunnel.stop_client(), tunnel.server.stop()) == (0, 0)
-        return tuple(
-            json.loads(end.stdout().splitlines()[-1]) for end in (tunnel.client, tunnel.server)
-        )
+        return traffic_then_reports(lab, start_tunnel(lab, impl, timeout=20))
     finally:
         lab.teardown()
 
@@ -76,15 +80,7 @@ def test_an_end_without_gso_receives_one_whole_ip_packet_per_datagram(
 def test_the_aead_wire_runs_too(tmp_path: Path) -> None:
     lab, tunnel = start_reference_lab(tmp_path, "ga", MODES["aead-gso"])
     try:
-        probes = Probes(lab, tunnel)
-        data = os.urandom(1_000_000)
-        assert probes.tcp("U", V, data, timeout=60) == data
-        assert probes.ping("U", V, b"sealed" * 800).payload == b"sealed" * 800
-        probes.close()
-        assert (tunnel.stop_client(), tunnel.server.stop()) == (0, 0)
-        client, server = (
-            json.loads(e.stdout().splitlines()[-1]) for e in (tunnel.client, tunnel.server)
-        )
+        client, server = traffic_then_reports(lab, tunnel)
     finally:
         lab.teardown()
     for end in (client, server):
